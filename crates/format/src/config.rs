@@ -1,0 +1,126 @@
+use serde::{Deserialize, Serialize};
+
+use crate::object::{ObjectKind, open_object_aad, seal_object_aad};
+use crate::{Error, Id, MasterKey, Result};
+
+/// Magic bytes that start the `config` object.
+pub const CONFIG_MAGIC: &[u8; 8] = b"LIFEBOAT";
+/// Repository format version written and read by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Content-defined chunking sizes, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    /// Smallest chunk (except a file's last).
+    pub min_size: u32,
+    /// Target average.
+    pub avg_size: u32,
+    /// Largest chunk.
+    pub max_size: u32,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams {
+            min_size: 512 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Repository-wide settings, stored encrypted in `config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Format version; equals the plaintext version in the object's prefix.
+    pub version: u32,
+    /// Random repository id.
+    pub id: Id,
+    /// Chunk sizes.
+    pub chunker: ChunkerParams,
+    /// zstd level for blobs and metadata (0 = no compression).
+    pub compression_level: i32,
+    /// Target size of a pack in bytes.
+    pub pack_size: u32,
+    /// When the repository was created (RFC 3339).
+    pub created: String,
+}
+
+impl Config {
+    /// Read the version from the plaintext prefix, without any key.
+    pub fn peek_version(stored: &[u8]) -> Result<u32> {
+        if stored.len() < 12 {
+            return Err(Error::Truncated {
+                what: "config",
+                needed: 12,
+                actual: stored.len(),
+            });
+        }
+        if &stored[..8] != CONFIG_MAGIC {
+            return Err(crate::error::malformed("config", "not a Lifeboat repository config (bad magic)"));
+        }
+        Ok(u32::from_le_bytes([stored[8], stored[9], stored[10], stored[11]]))
+    }
+
+    /// Encode as `"LIFEBOAT" ‖ version (u32 LE) ‖ envelope(JSON)`; the prefix is
+    /// bound into the envelope as associated data.
+    pub fn encode(&self, key: &MasterKey) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        out.extend_from_slice(CONFIG_MAGIC);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        let json = serde_json::to_vec(self).map_err(|e| crate::error::malformed("config", e))?;
+        let sealed = seal_object_aad(key, ObjectKind::Config, &out, &json, 0)?;
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Decode, refusing any version but [`FORMAT_VERSION`] before decrypting.
+    pub fn decode(key: &MasterKey, stored: &[u8]) -> Result<Config> {
+        let version = Config::peek_version(stored)?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: "repository format",
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let json = open_object_aad(key, ObjectKind::Config, &stored[..12], &stored[12..])?;
+        let cfg: Config = serde_json::from_slice(&json).map_err(|e| crate::error::malformed("config", e))?;
+        if cfg.version != version {
+            return Err(crate::error::malformed("config", "inner and outer versions differ"));
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config {
+            version: FORMAT_VERSION,
+            id: Id([1; 32]),
+            chunker: ChunkerParams::default(),
+            compression_level: 3,
+            pack_size: 16 << 20,
+            created: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn config_round_trip_and_version_refusal() {
+        let k = MasterKey::generate().unwrap();
+        let bytes = cfg().encode(&k).unwrap();
+        assert_eq!(Config::decode(&k, &bytes).unwrap(), cfg());
+        let mut v2 = bytes.clone();
+        v2[8] = 2;
+        match Config::decode(&k, &v2) {
+            Err(Error::UnsupportedVersion { found: 2, supported: 1, .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert!(Config::peek_version(&bad).is_err());
+    }
+}

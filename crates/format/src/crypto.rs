@@ -1,0 +1,173 @@
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::{ENVELOPE_OVERHEAD, Error, Id, NONCE_LEN, Result, TAG_LEN};
+
+/// Length of an encoded master key: data key, id key, chunker seed.
+pub const MASTER_KEY_LEN: usize = 32 + 32 + 8;
+
+/// The repository's master key. Everything in a repository is encrypted
+/// under `data_key`; blob ids are keyed with `id_key`; chunk boundaries
+/// depend on `chunker_seed`. Zeroized on drop and never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct MasterKey {
+    data_key: [u8; 32],
+    id_key: [u8; 32],
+    chunker_seed: u64,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// A new key from the operating system's random source.
+    pub fn generate() -> Result<MasterKey> {
+        let mut bytes = [0u8; MASTER_KEY_LEN];
+        fill_random(&mut bytes)?;
+        let key = MasterKey::from_bytes(&bytes);
+        bytes.zeroize();
+        key
+    }
+
+    /// Decode the 72-byte form (data key ‖ id key ‖ seed as u64 LE).
+    pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey> {
+        if bytes.len() != MASTER_KEY_LEN {
+            return Err(crate::error::malformed(
+                "master key",
+                format!("expected {MASTER_KEY_LEN} bytes, got {}", bytes.len()),
+            ));
+        }
+        let mut data_key = [0u8; 32];
+        let mut id_key = [0u8; 32];
+        let mut seed = [0u8; 8];
+        data_key.copy_from_slice(&bytes[..32]);
+        id_key.copy_from_slice(&bytes[32..64]);
+        seed.copy_from_slice(&bytes[64..72]);
+        Ok(MasterKey {
+            data_key,
+            id_key,
+            chunker_seed: u64::from_le_bytes(seed),
+        })
+    }
+
+    /// The 72-byte form. The caller must zeroize the result.
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut v = zeroize::Zeroizing::new(Vec::with_capacity(MASTER_KEY_LEN));
+        v.extend_from_slice(&self.data_key);
+        v.extend_from_slice(&self.id_key);
+        v.extend_from_slice(&self.chunker_seed.to_le_bytes());
+        v
+    }
+
+    /// Seed for the keyed gear table of the content-defined chunker.
+    pub fn chunker_seed(&self) -> u64 {
+        self.chunker_seed
+    }
+
+    /// Blob id: BLAKE3 keyed with the id key, over the plaintext.
+    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+        Id(*blake3::keyed_hash(&self.id_key, plaintext).as_bytes())
+    }
+
+    /// Encrypt `plaintext` into `nonce ‖ ciphertext ‖ tag`, binding `aad`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(plaintext.len() + ENVELOPE_OVERHEAD);
+        out.resize(NONCE_LEN, 0);
+        fill_random(&mut out[..NONCE_LEN])?;
+        out.extend_from_slice(plaintext);
+        seal_in_place(&self.data_key, aad, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decrypt an envelope made by [`MasterKey::seal`] with the same `aad`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec<u8>> {
+        open_with(&self.data_key, aad, sealed, what)
+    }
+}
+
+/// Encrypts `buf[NONCE_LEN..]` in place under the nonce in `buf[..NONCE_LEN]`
+/// and appends the tag.
+pub(crate) fn seal_in_place(key: &[u8; 32], aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let nonce = XNonce::try_from(&buf[..NONCE_LEN]).map_err(|_| Error::Authentication {
+        what: "nonce".into(),
+    })?;
+    let tag = cipher
+        .encrypt_inout_detached(&nonce, aad, (&mut buf[NONCE_LEN..]).into())
+        .map_err(|_| Error::Authentication {
+            what: "encryption".into(),
+        })?;
+    buf.extend_from_slice(tag.as_slice());
+    Ok(())
+}
+
+pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec<u8>> {
+    if sealed.len() < ENVELOPE_OVERHEAD {
+        return Err(Error::Truncated {
+            what: "encrypted envelope",
+            needed: ENVELOPE_OVERHEAD,
+            actual: sealed.len(),
+        });
+    }
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).map_err(|_| Error::Authentication {
+        what: what.to_string(),
+    })?;
+    let tag_at = sealed.len() - TAG_LEN;
+    let tag = chacha20poly1305::Tag::try_from(&sealed[tag_at..]).map_err(|_| {
+        Error::Authentication {
+            what: what.to_string(),
+        }
+    })?;
+    let mut plain = sealed[NONCE_LEN..tag_at].to_vec();
+    cipher
+        .decrypt_inout_detached(&nonce, aad, plain.as_mut_slice().into(), &tag)
+        .map_err(|_| Error::Authentication {
+            what: what.to_string(),
+        })?;
+    Ok(plain)
+}
+
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| Error::Random(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_tamper() {
+        let k = MasterKey::generate().unwrap();
+        let sealed = k.seal(b"aad", b"hello").unwrap();
+        assert_eq!(sealed.len(), 5 + ENVELOPE_OVERHEAD);
+        assert_eq!(k.open(b"aad", &sealed, "t").unwrap(), b"hello");
+        assert!(k.open(b"other", &sealed, "t").is_err());
+        let mut bad = sealed.clone();
+        bad[NONCE_LEN] ^= 1;
+        assert!(matches!(
+            k.open(b"aad", &bad, "t"),
+            Err(Error::Authentication { .. })
+        ));
+        assert!(matches!(
+            k.open(b"aad", &sealed[..10], "t"),
+            Err(Error::Truncated { .. })
+        ));
+        let other = MasterKey::generate().unwrap();
+        assert!(other.open(b"aad", &sealed, "t").is_err());
+    }
+
+    #[test]
+    fn key_bytes_round_trip_and_debug_is_redacted() {
+        let k = MasterKey::generate().unwrap();
+        let k2 = MasterKey::from_bytes(&k.to_bytes()).unwrap();
+        assert_eq!(k.blob_id(b"x"), k2.blob_id(b"x"));
+        assert_ne!(k.blob_id(b"x"), k.blob_id(b"y"));
+        assert_eq!(format!("{k:?}"), "MasterKey(<redacted>)");
+        assert!(MasterKey::from_bytes(&[0u8; 5]).is_err());
+    }
+}

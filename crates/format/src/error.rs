@@ -1,0 +1,71 @@
+use crate::Id;
+
+/// Errors from decoding, decrypting or validating repository bytes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Authentication failed: wrong key, or the bytes were changed.
+    #[error("authentication failed ({what}): wrong key or the data was modified")]
+    Authentication {
+        /// What was being opened.
+        what: String,
+    },
+    /// The password did not open this key slot.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The bytes are shorter than their encoding requires.
+    #[error("truncated {what}: need at least {needed} bytes, have {actual}")]
+    Truncated {
+        /// What was being decoded.
+        what: &'static str,
+        /// Bytes required.
+        needed: usize,
+        /// Bytes present.
+        actual: usize,
+    },
+    /// The bytes do not follow the encoding.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A format version this build does not understand.
+    #[error("unsupported {what} version {found} (this build reads version {supported})")]
+    UnsupportedVersion {
+        /// Which structure carried the version.
+        what: &'static str,
+        /// The version found.
+        found: u32,
+        /// The version this build supports.
+        supported: u32,
+    },
+    /// Decrypted data does not hash to the id it was stored under.
+    #[error("content of blob {expected} hashes to {actual}")]
+    IdMismatch {
+        /// The id the blob was looked up by.
+        expected: Id,
+        /// The keyed hash of what was found.
+        actual: Id,
+    },
+    /// zstd failed.
+    #[error("compression error: {0}")]
+    Compression(String),
+    /// Key derivation failed (bad parameters).
+    #[error("key derivation: {0}")]
+    Kdf(String),
+    /// The operating system's random source failed.
+    #[error("random number generator failed: {0}")]
+    Random(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn malformed(what: &'static str, reason: impl ToString) -> Error {
+    Error::Malformed {
+        what,
+        reason: reason.to_string(),
+    }
+}

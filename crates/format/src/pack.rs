@@ -1,0 +1,218 @@
+use crate::object::{ObjectKind, open_object, seal_object};
+use crate::{BlobFlags, BlobType, Error, Id, MasterKey, Result, SealedBlob};
+
+/// Magic bytes in every pack trailer.
+pub const PACK_MAGIC: &[u8; 6] = b"LBPACK";
+/// Pack format version written by this build.
+pub const PACK_VERSION: u16 = 1;
+/// `header length (u32 LE) ‖ "LBPACK" ‖ version (u16 LE)`.
+pub const PACK_TRAILER_LEN: usize = 12;
+/// Encoded size of one header entry.
+pub const HEADER_ENTRY_LEN: usize = 1 + 1 + 4 + 4 + 4 + 32;
+/// A header longer than this is rejected as corrupt (about 360k blobs).
+pub const MAX_HEADER_LEN: u32 = 16 << 20;
+
+/// Where one blob sits in a pack, as listed in the pack's encrypted header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackHeaderEntry {
+    /// Data or tree.
+    pub blob_type: BlobType,
+    /// Compression flag.
+    pub flags: BlobFlags,
+    /// Byte offset of the blob's envelope from the start of the pack.
+    pub offset: u32,
+    /// Length of the envelope.
+    pub stored_len: u32,
+    /// Plaintext length.
+    pub raw_len: u32,
+    /// Blob id.
+    pub id: Id,
+}
+
+impl PackHeaderEntry {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.blob_type as u8);
+        out.push(self.flags.0);
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.stored_len.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+        out.extend_from_slice(&self.id.0);
+    }
+
+    fn decode(b: &[u8]) -> Result<PackHeaderEntry> {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&b[14..46]);
+        Ok(PackHeaderEntry {
+            blob_type: BlobType::from_u8(b[0])?,
+            flags: BlobFlags(b[1]).validate()?,
+            offset: u32_at(2),
+            stored_len: u32_at(6),
+            raw_len: u32_at(10),
+            id: Id(id),
+        })
+    }
+}
+
+/// Accumulates sealed blobs of one type into a pack:
+/// `blob envelopes ‖ encrypted header ‖ trailer`.
+#[derive(Debug)]
+pub struct PackBuilder {
+    buf: Vec<u8>,
+    entries: Vec<PackHeaderEntry>,
+    blob_type: BlobType,
+}
+
+impl PackBuilder {
+    /// An empty pack for blobs of `blob_type`, with room for `capacity` bytes.
+    pub fn new(blob_type: BlobType, capacity: usize) -> PackBuilder {
+        PackBuilder {
+            buf: Vec::with_capacity(capacity),
+            entries: Vec::new(),
+            blob_type,
+        }
+    }
+
+    /// Append a blob. Fails if the pack would pass 4 GiB.
+    pub fn add(&mut self, blob: &SealedBlob) -> Result<()> {
+        if blob.blob_type != self.blob_type {
+            return Err(crate::error::malformed("pack", "blob type differs from pack type"));
+        }
+        let offset = u32::try_from(self.buf.len())
+            .map_err(|_| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
+        let stored_len = u32::try_from(blob.bytes.len())
+            .map_err(|_| crate::error::malformed("pack", "blob larger than 4 GiB"))?;
+        offset
+            .checked_add(stored_len)
+            .ok_or_else(|| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
+        self.buf.extend_from_slice(&blob.bytes);
+        self.entries.push(PackHeaderEntry {
+            blob_type: blob.blob_type,
+            flags: blob.flags,
+            offset,
+            stored_len,
+            raw_len: blob.raw_len,
+            id: blob.id,
+        });
+        Ok(())
+    }
+
+    /// Bytes of blob data so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of blobs.
+    pub fn blob_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Blob type of this pack.
+    pub fn blob_type(&self) -> BlobType {
+        self.blob_type
+    }
+
+    /// Seal the header and trailer; returns the pack bytes, its id (BLAKE3
+    /// of those bytes) and the header entries.
+    pub fn finish(mut self, key: &MasterKey) -> Result<(Vec<u8>, Id, Vec<PackHeaderEntry>)> {
+        let mut header = Vec::with_capacity(self.entries.len() * HEADER_ENTRY_LEN);
+        for e in &self.entries {
+            e.encode(&mut header);
+        }
+        let sealed = seal_object(key, ObjectKind::PackHeader, &header, 0)?;
+        let hlen = u32::try_from(sealed.len())
+            .ok()
+            .filter(|l| *l <= MAX_HEADER_LEN)
+            .ok_or_else(|| crate::error::malformed("pack", "header too large"))?;
+        self.buf.extend_from_slice(&sealed);
+        self.buf.extend_from_slice(&hlen.to_le_bytes());
+        self.buf.extend_from_slice(PACK_MAGIC);
+        self.buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
+        let id = Id::of_object(&self.buf);
+        Ok((self.buf, id, self.entries))
+    }
+}
+
+/// Parse the 12-byte trailer at the end of `tail` and return the length of
+/// the encrypted header that precedes it.
+pub fn parse_pack_trailer(tail: &[u8]) -> Result<u32> {
+    if tail.len() < PACK_TRAILER_LEN {
+        return Err(Error::Truncated {
+            what: "pack trailer",
+            needed: PACK_TRAILER_LEN,
+            actual: tail.len(),
+        });
+    }
+    let t = &tail[tail.len() - PACK_TRAILER_LEN..];
+    if &t[4..10] != PACK_MAGIC {
+        return Err(crate::error::malformed("pack trailer", "bad magic"));
+    }
+    let version = u16::from_le_bytes([t[10], t[11]]);
+    if version != PACK_VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: "pack",
+            found: version.into(),
+            supported: PACK_VERSION.into(),
+        });
+    }
+    let hlen = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+    if hlen > MAX_HEADER_LEN {
+        return Err(crate::error::malformed("pack trailer", "header length too large"));
+    }
+    Ok(hlen)
+}
+
+/// Decrypt a pack header and check each entry against the pack's size.
+pub fn decode_pack_header(key: &MasterKey, sealed: &[u8], pack_len: u64) -> Result<Vec<PackHeaderEntry>> {
+    let plain = open_object(key, ObjectKind::PackHeader, sealed)?;
+    if plain.len() % HEADER_ENTRY_LEN != 0 {
+        return Err(crate::error::malformed("pack header", "length is not a whole number of entries"));
+    }
+    let data_end = pack_len.saturating_sub((sealed.len() + PACK_TRAILER_LEN) as u64);
+    plain
+        .chunks_exact(HEADER_ENTRY_LEN)
+        .map(|c| {
+            let e = PackHeaderEntry::decode(c)?;
+            if u64::from(e.offset) + u64::from(e.stored_len) > data_end {
+                return Err(crate::error::malformed("pack header", format!("blob {} lies outside the pack", e.id)));
+            }
+            Ok(e)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal_blob;
+
+    #[test]
+    fn build_and_parse_pack() {
+        let k = MasterKey::generate().unwrap();
+        let mut p = PackBuilder::new(BlobType::Data, 0);
+        let a = seal_blob(&k, BlobType::Data, b"alpha", 3).unwrap();
+        let b = seal_blob(&k, BlobType::Data, &vec![7u8; 5000], 3).unwrap();
+        p.add(&a).unwrap();
+        p.add(&b).unwrap();
+        assert!(p.add(&seal_blob(&k, BlobType::Tree, b"t", 0).unwrap()).is_err());
+        let (bytes, id, entries) = p.finish(&k).unwrap();
+        assert_eq!(id, Id::of_object(&bytes));
+        let hlen = parse_pack_trailer(&bytes).unwrap() as usize;
+        let hstart = bytes.len() - PACK_TRAILER_LEN - hlen;
+        let parsed = decode_pack_header(&k, &bytes[hstart..bytes.len() - PACK_TRAILER_LEN], bytes.len() as u64).unwrap();
+        assert_eq!(parsed, entries);
+        let e = parsed[1];
+        let blob = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+        assert_eq!(crate::open_blob(&k, e.blob_type, &e.id, e.flags, e.raw_len, blob).unwrap(), vec![7u8; 5000]);
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 1] = 9;
+        assert!(matches!(parse_pack_trailer(&bad), Err(Error::UnsupportedVersion { .. })));
+        assert!(parse_pack_trailer(&bytes[..5]).is_err());
+    }
+}

@@ -1,1 +1,299 @@
-//! stub
+//! Chunking for Lifeboat.
+//!
+//! Owns how a byte stream is cut into chunks: content-defined chunking with
+//! FastCDC v2020 over a gear table keyed with the repository's seed (so chunk
+//! boundaries do not reveal content to someone without the key), fixed-size
+//! chunking for block images, and zero-chunk detection. It does not hash,
+//! compress, encrypt or store anything.
+
+use std::io::{self, Read};
+
+use fastcdc::v2020::{FastCDC, Normalization};
+
+/// Chunk size limits accepted by the chunker.
+pub const MIN_CHUNK: usize = fastcdc::v2020::MINIMUM_MIN;
+/// Largest maximum chunk size FastCDC accepts.
+pub const MAX_CHUNK: usize = fastcdc::v2020::MAXIMUM_MAX;
+
+/// Errors from configuring the chunker or reading its source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Sizes outside FastCDC's limits or out of order.
+    #[error("invalid chunk sizes min={min} avg={avg} max={max}: {reason}")]
+    InvalidSizes {
+        /// Minimum.
+        min: usize,
+        /// Average.
+        avg: usize,
+        /// Maximum.
+        max: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Reading the source failed.
+    #[error("reading input: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Content-defined chunker settings: sizes and the keyed seed.
+#[derive(Debug, Clone)]
+pub struct Chunker {
+    min: usize,
+    avg: usize,
+    max: usize,
+    seed: u64,
+    template: FastCDC<'static>,
+}
+
+impl Chunker {
+    /// A chunker with the given sizes (bytes, even) and gear seed.
+    pub fn new(min: usize, avg: usize, max: usize, seed: u64) -> Result<Chunker, Error> {
+        let bad = |reason| Error::InvalidSizes { min, avg, max, reason };
+        if !(min <= avg && avg <= max) {
+            return Err(bad("need min <= avg <= max"));
+        }
+        if min < fastcdc::v2020::MINIMUM_MIN || min > fastcdc::v2020::MINIMUM_MAX {
+            return Err(bad("min outside 64 B..1 MiB"));
+        }
+        if avg < fastcdc::v2020::AVERAGE_MIN || avg > fastcdc::v2020::AVERAGE_MAX {
+            return Err(bad("avg outside 256 B..4 MiB"));
+        }
+        if max < fastcdc::v2020::MAXIMUM_MIN || max > fastcdc::v2020::MAXIMUM_MAX {
+            return Err(bad("max outside 1 KiB..16 MiB"));
+        }
+        if min % 2 != 0 || avg % 2 != 0 || max % 2 != 0 {
+            return Err(bad("sizes must be even"));
+        }
+        let template = FastCDC::with_level_and_seed(&[], min, avg, max, Normalization::Level1, seed);
+        Ok(Chunker { min, avg, max, seed, template })
+    }
+
+    /// Largest chunk this chunker emits.
+    pub fn max_size(&self) -> usize {
+        self.max
+    }
+
+    /// Smallest chunk (except the last of a stream).
+    pub fn min_size(&self) -> usize {
+        self.min
+    }
+
+    /// Target average chunk size.
+    pub fn avg_size(&self) -> usize {
+        self.avg
+    }
+
+    /// The gear seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Length of the first chunk of `data`. When `eof` is false and `data`
+    /// is shorter than the maximum chunk, the answer is only final if it is
+    /// less than `data.len()`; see [`Chunker::next_cut`].
+    fn cut(&self, data: &[u8]) -> usize {
+        let mut c = self.template.clone();
+        let (_, end) = c.rechunk(data).cut(0, data.len());
+        end
+    }
+
+    /// The length of the next chunk at the start of `data`, or `None` if more
+    /// input is needed to decide (`data` shorter than the maximum chunk and
+    /// not at end of input). Gives the same boundaries as chunking the whole
+    /// input at once.
+    pub fn next_cut(&self, data: &[u8], eof: bool) -> Option<usize> {
+        if data.is_empty() {
+            return None;
+        }
+        if !eof && data.len() < self.max {
+            return None;
+        }
+        Some(self.cut(data))
+    }
+
+    /// Chunk boundaries of a complete in-memory input, as (offset, length).
+    pub fn chunks<'a>(&'a self, data: &'a [u8]) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let mut c = self.template.clone();
+        let mut pos = 0usize;
+        std::iter::from_fn(move || {
+            if pos >= data.len() {
+                return None;
+            }
+            let (_, end) = c.rechunk(&data[pos..]).cut(0, data.len() - pos);
+            let start = pos;
+            pos += end;
+            Some((start, end))
+        })
+    }
+
+    /// Chunk a reader, giving owned chunks; boundaries equal [`Chunker::chunks`]
+    /// on the whole input.
+    pub fn stream<R: Read>(&self, reader: R) -> StreamChunker<'_, R> {
+        StreamChunker {
+            chunker: self,
+            reader,
+            buf: Vec::with_capacity(self.max * 2),
+            start: 0,
+            eof: false,
+            failed: false,
+        }
+    }
+}
+
+/// Iterator of chunks from a [`Read`]; see [`Chunker::stream`].
+#[derive(Debug)]
+pub struct StreamChunker<'c, R> {
+    chunker: &'c Chunker,
+    reader: R,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+    failed: bool,
+}
+
+impl<R: Read> StreamChunker<'_, R> {
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let want = self.chunker.max * 2;
+        while !self.eof && self.buf.len() < want {
+            let old = self.buf.len();
+            self.buf.resize(want, 0);
+            match self.reader.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => self.buf.truncate(old + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Iterator for StreamChunker<'_, R> {
+    type Item = Result<Vec<u8>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let avail = &self.buf[self.start..];
+            if let Some(n) = self.chunker.next_cut(avail, self.eof) {
+                let chunk = avail[..n].to_vec();
+                self.start += n;
+                return Some(Ok(chunk));
+            }
+            if self.eof {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.failed = true;
+                return Some(Err(e.into()));
+            }
+        }
+    }
+}
+
+/// Fixed-size chunk boundaries, for block images where content does not
+/// shift: (offset, length) pairs of `size` bytes (the last may be shorter).
+pub fn fixed_chunks(len: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    let size = size.max(1);
+    (0..len.div_ceil(size)).map(move |i| (i * size, size.min(len - i * size)))
+}
+
+/// Whether every byte of `data` is zero. Compares word-sized pieces so it
+/// runs at memory speed; used to skip hashing and storing zero runs.
+pub fn is_zero(data: &[u8]) -> bool {
+    let (head, body, tail) = (
+        &data[..data.len() % 16],
+        &data[data.len() % 16..],
+        &[] as &[u8],
+    );
+    head.iter().all(|b| *b == 0)
+        && tail.is_empty()
+        && body
+            .chunks_exact(16)
+            .all(|c| u128::from_ne_bytes(c.try_into().unwrap_or([1; 16])) == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Vec<u8> {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_matches_whole_input_and_covers_it() {
+        let c = Chunker::new(4096, 16384, 65536, 42).unwrap();
+        let d = data(1_000_000);
+        let whole: Vec<_> = c.chunks(&d).map(|(o, l)| d[o..o + l].to_vec()).collect();
+        assert!(whole.len() > 20);
+        assert_eq!(whole.concat(), d);
+        // A reader that returns odd-sized pieces.
+        struct Dribble<'a>(&'a [u8]);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                let n = b.len().min(self.0.len()).min(7919);
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let streamed: Vec<_> = c.stream(Dribble(&d)).map(|r| r.unwrap()).collect();
+        assert_eq!(streamed, whole);
+        for ch in &whole[..whole.len() - 1] {
+            assert!(ch.len() >= 4096 && ch.len() <= 65536);
+        }
+    }
+
+    #[test]
+    fn seed_changes_boundaries_and_edit_is_local() {
+        let d = data(2_000_000);
+        let a = Chunker::new(4096, 16384, 65536, 1).unwrap();
+        let b = Chunker::new(4096, 16384, 65536, 2).unwrap();
+        let ca: Vec<_> = a.chunks(&d).collect();
+        let cb: Vec<_> = b.chunks(&d).collect();
+        assert_ne!(ca, cb);
+        let mut e = d.clone();
+        e[1_000_000] ^= 0xff;
+        let ce: Vec<_> = a.chunks(&e).collect();
+        let same = ca.iter().filter(|x| ce.contains(x)).count();
+        assert!(same + 3 >= ca.len(), "an edit changes only nearby chunks");
+    }
+
+    #[test]
+    fn sizes_are_validated_and_helpers_work() {
+        assert!(Chunker::new(100, 50, 1000, 0).is_err());
+        assert!(Chunker::new(64, 256, 1 << 30, 0).is_err());
+        assert_eq!(fixed_chunks(10, 4).collect::<Vec<_>>(), vec![(0, 4), (4, 4), (8, 2)]);
+        assert!(is_zero(&[0u8; 1000]));
+        let mut z = vec![0u8; 1000];
+        z[999] = 1;
+        assert!(!is_zero(&z));
+        z[999] = 0;
+        z[3] = 1;
+        assert!(!is_zero(&z));
+        assert!(is_zero(&[]));
+        assert_eq!(Chunker::new(512, 1024, 4096, 0).unwrap().stream(&[][..]).count(), 0);
+    }
+}

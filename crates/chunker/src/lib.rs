@@ -53,13 +53,13 @@ impl Chunker {
         if !(min <= avg && avg <= max) {
             return Err(bad("need min <= avg <= max"));
         }
-        if min < fastcdc::v2020::MINIMUM_MIN || min > fastcdc::v2020::MINIMUM_MAX {
+        if !(fastcdc::v2020::MINIMUM_MIN..=fastcdc::v2020::MINIMUM_MAX).contains(&min) {
             return Err(bad("min outside 64 B..1 MiB"));
         }
-        if avg < fastcdc::v2020::AVERAGE_MIN || avg > fastcdc::v2020::AVERAGE_MAX {
+        if !(fastcdc::v2020::AVERAGE_MIN..=fastcdc::v2020::AVERAGE_MAX).contains(&avg) {
             return Err(bad("avg outside 256 B..4 MiB"));
         }
-        if max < fastcdc::v2020::MAXIMUM_MIN || max > fastcdc::v2020::MAXIMUM_MAX {
+        if !(fastcdc::v2020::MAXIMUM_MIN..=fastcdc::v2020::MAXIMUM_MAX).contains(&max) {
             return Err(bad("max outside 1 KiB..16 MiB"));
         }
         if min % 2 != 0 || avg % 2 != 0 || max % 2 != 0 {
@@ -159,23 +159,30 @@ impl<R: Read> StreamChunker<'_, R> {
             self.start = 0;
         }
         let want = self.chunker.max * 2;
-        while !self.eof && self.buf.len() < want {
-            let old = self.buf.len();
-            self.buf.resize(want, 0);
-            match self.reader.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(old + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
-            }
+        if self.eof || self.buf.len() >= want {
+            return Ok(());
         }
-        Ok(())
+        // Zero the free space once per fill, not once per read: a reader
+        // that returns small pieces (a pipe) would otherwise cost a memset
+        // of up to `want` bytes per read.
+        let mut filled = self.buf.len();
+        self.buf.resize(want, 0);
+        let result = loop {
+            if filled == want {
+                break Ok(());
+            }
+            match self.reader.read(&mut self.buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break Ok(());
+                }
+                Ok(n) => filled = (filled + n).min(want),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.buf.truncate(filled);
+        result
     }
 }
 

@@ -1,1 +1,27 @@
-//! stub
+//! The Lifeboat repository engine.
+//!
+//! Owns [`Repository`]: creating and opening repositories and their key
+//! slots, the backup pipeline (walk → read → chunk → hash → dedup →
+//! compress → encrypt → pack → upload), restore, snapshots, trees, diff and
+//! stats. Byte layouts belong to `lifeboat-format`, storage to
+//! `lifeboat-store`, blob lookup to `lifeboat-index`; this crate composes
+//! them and must not define encodings of its own.
+
+mod backup;
+mod error;
+mod filter;
+mod meta;
+mod repo;
+mod restore;
+mod saver;
+mod walk;
+
+pub use backup::{BackupOptions, BackupReport, BackupSource, EntryError, Progress};
+pub use error::{Error, Result};
+pub use filter::{PathFilter, SnapshotFilter};
+pub use repo::{InitOptions, KeyInfo, Repository};
+pub use restore::{RestoreOptions, RestoreReport};
+pub use walk::{Change, DiffEntry, Stats};
+
+pub use lifeboat_format as format;
+pub use lifeboat_store as store;

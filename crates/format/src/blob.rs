@@ -141,6 +141,9 @@ pub fn open_blob(
     if raw_len > MAX_BLOB_LEN {
         return Err(crate::error::malformed("blob", "length larger than 1 GiB"));
     }
+    // A flag this version does not define could change how the blob must be
+    // decoded, so refuse it rather than ignore it.
+    flags.validate()?;
     let plain = key.open(&blob_aad(blob_type, flags, raw_len, id), stored, "blob")?;
     let data = if flags.compressed() {
         let mut out = Vec::with_capacity(raw_len as usize);

@@ -69,6 +69,9 @@ impl IndexSegment {
                 supported: 1,
             });
         }
+        for e in seg.packs.iter().flat_map(|p| &p.blobs) {
+            e.flags.validate()?;
+        }
         Ok(seg)
     }
 

@@ -1,0 +1,468 @@
+//! Backup: walk sources, chunk, save blobs and trees, write the snapshot.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use lifeboat_format::{BlobType, ContentPart, Id, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind, Timestamp, Tree};
+use rayon::prelude::*;
+
+use crate::filter::PathFilter;
+use crate::meta::{NameCache, node_from_metadata};
+use crate::repo::{hostname, now_rfc3339, username};
+use crate::saver::BlobSaver;
+use crate::{Error, Repository, Result};
+
+/// Chunks sealed in parallel per batch, and the byte cap of one batch.
+const BATCH_CHUNKS: usize = 32;
+const BATCH_BYTES: usize = 64 << 20;
+
+/// What to back up.
+pub enum BackupSource<'a> {
+    /// Files and directories, recursively.
+    Paths(Vec<PathBuf>),
+    /// A stream, stored as one file named `filename`.
+    Stdin {
+        /// Name of the file in the snapshot.
+        filename: String,
+        /// The stream.
+        reader: &'a mut (dyn Read + Send),
+    },
+}
+
+/// Backup settings.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Host name to record (default: this machine's).
+    pub hostname: Option<String>,
+    /// Tags to record.
+    pub tags: Vec<String>,
+    /// Exclude patterns (see [`crate::PathFilter`]).
+    pub excludes: Vec<String>,
+    /// Snapshot time to record instead of now (RFC 3339).
+    pub time: Option<String>,
+    /// Worker threads (default: one per core).
+    pub threads: Option<usize>,
+}
+
+/// An entry that could not be backed up.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EntryError {
+    /// Path of the entry.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The outcome of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The new snapshot's id.
+    pub id: Id,
+    /// The snapshot as written.
+    pub snapshot: Snapshot,
+    /// Entries skipped because they could not be read.
+    pub errors: Vec<EntryError>,
+}
+
+impl BackupReport {
+    /// Whether every entry was backed up.
+    pub fn is_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Live counters for progress display, updated by running operations.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Files finished.
+    pub files: AtomicU64,
+    /// Directories finished.
+    pub dirs: AtomicU64,
+    /// Content bytes processed.
+    pub bytes: AtomicU64,
+    /// Entries that failed.
+    pub errors: AtomicU64,
+    /// Set to ask the operation to stop; it then fails with
+    /// [`Error::Interrupted`] and writes no snapshot.
+    pub cancel: AtomicBool,
+}
+
+struct Walker<'a, 'r> {
+    repo: &'r Repository,
+    saver: &'a BlobSaver<'r>,
+    excludes: PathFilter,
+    names: NameCache,
+    errors: Mutex<Vec<EntryError>>,
+    progress: &'a Progress,
+    failed: AtomicBool,
+    files: AtomicU64,
+    dirs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Lexically absolute form of `p` (no `.`/`..`, symlinks not resolved).
+fn absolute_clean(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+enum VEntry {
+    Real(PathBuf),
+    Virtual(PathBuf, BTreeMap<Vec<u8>, VEntry>),
+}
+
+impl<'a, 'r> Walker<'a, 'r> {
+    fn record(&self, path: &Path, message: String) {
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        e.push(EntryError {
+            path: path.display().to_string(),
+            message,
+        });
+    }
+
+    fn check_stop(&self) -> Result<()> {
+        if self.progress.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    fn fail<T>(&self, e: Error) -> Result<T> {
+        self.failed.store(true, Ordering::Relaxed);
+        Err(e)
+    }
+
+    /// Back up one entry. `Ok(None)`: skipped, error recorded. `Err`: the
+    /// whole backup must stop.
+    fn entry(&self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+        self.check_stop()?;
+        let md = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.record(path, format!("stat: {e}"));
+                return Ok(None);
+            }
+        };
+        let mut node = node_from_metadata(name, path, &md, &self.names);
+        match node.kind {
+            NodeKind::Dir => {
+                node.subtree = Some(self.dir(path)?);
+            }
+            NodeKind::File => match fs::File::open(path) {
+                Ok(f) => match self.content(f) {
+                    Ok(Ok((parts, len))) => {
+                        node.content = parts;
+                        node.size = len;
+                        self.files.fetch_add(1, Ordering::Relaxed);
+                        self.progress.files.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => {
+                        self.record(path, format!("read: {e}"));
+                        return Ok(None);
+                    }
+                    Err(e) => return self.fail(e),
+                },
+                Err(e) => {
+                    self.record(path, format!("open: {e}"));
+                    return Ok(None);
+                }
+            },
+            NodeKind::Symlink => match fs::read_link(path) {
+                Ok(t) => node.symlink_target = Some(t.as_os_str().as_bytes().to_vec()),
+                Err(e) => {
+                    self.record(path, format!("readlink: {e}"));
+                    return Ok(None);
+                }
+            },
+            _ => {}
+        }
+        Ok(Some(node))
+    }
+
+    /// Back up a directory's entries; returns the tree blob id.
+    fn dir(&self, path: &Path) -> Result<Id> {
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        match fs::read_dir(path) {
+            Ok(rd) => {
+                for e in rd {
+                    match e {
+                        Ok(e) => names.push(e.file_name()),
+                        Err(e) => self.record(path, format!("read dir: {e}")),
+                    }
+                }
+            }
+            Err(e) => self.record(path, format!("read dir: {e}")),
+        }
+        names.sort();
+        let nodes: Vec<Option<Node>> = names
+            .par_iter()
+            .map(|n| {
+                let child = path.join(n);
+                if self.excludes.matches(&child) {
+                    return Ok(None);
+                }
+                self.entry(&child, n.as_bytes().to_vec())
+            })
+            .collect::<Result<_>>()?;
+        self.dirs.fetch_add(1, Ordering::Relaxed);
+        self.progress.dirs.fetch_add(1, Ordering::Relaxed);
+        self.save_tree(nodes.into_iter().flatten().collect())
+    }
+
+    fn save_tree(&self, nodes: Vec<Node>) -> Result<Id> {
+        let bytes = Tree::new(nodes).encode().map_err(|e| Error::Internal(e.to_string()))?;
+        match self.saver.save(BlobType::Tree, &bytes) {
+            Ok((id, _)) => Ok(id),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Chunk and save a stream. Outer error: fatal; inner: the source
+    /// could not be read.
+    fn content(&self, reader: impl Read) -> Result<std::io::Result<(Vec<ContentPart>, u64)>> {
+        let mut parts = Vec::new();
+        let mut total = 0u64;
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch_bytes = 0usize;
+        for chunk in self.repo.chunker.stream(reader) {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(lifeboat_chunker::Error::Io(e)) => return Ok(Err(e)),
+                Err(e) => return Ok(Err(std::io::Error::other(e))),
+            };
+            batch_bytes += chunk.len();
+            batch.push(chunk);
+            if batch.len() >= BATCH_CHUNKS || batch_bytes >= BATCH_BYTES {
+                total += self.flush_batch(&mut batch, &mut parts)?;
+                batch_bytes = 0;
+            }
+        }
+        total += self.flush_batch(&mut batch, &mut parts)?;
+        Ok(Ok((parts, total)))
+    }
+
+    fn flush_batch(&self, batch: &mut Vec<Vec<u8>>, parts: &mut Vec<ContentPart>) -> Result<u64> {
+        self.check_stop()?;
+        let saved: Vec<ContentPart> = batch
+            .par_iter()
+            .map(|c| {
+                if lifeboat_chunker::is_zero(c) {
+                    return Ok(ContentPart::Hole { len: c.len() as u64 });
+                }
+                let (id, _) = self.saver.save(BlobType::Data, c)?;
+                Ok(ContentPart::Blob { id, len: c.len() as u32 })
+            })
+            .collect::<Result<_>>()
+            .or_else(|e| self.fail(e))?;
+        let n: u64 = batch.iter().map(|c| c.len() as u64).sum();
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        self.progress.bytes.fetch_add(n, Ordering::Relaxed);
+        parts.extend(saved);
+        batch.clear();
+        Ok(n)
+    }
+
+    fn ventry(&self, name: Vec<u8>, v: &VEntry) -> Result<Option<Node>> {
+        match v {
+            VEntry::Real(p) => self.entry(p, name),
+            VEntry::Virtual(p, children) => {
+                let md = match fs::symlink_metadata(p) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.record(p, format!("stat: {e}"));
+                        return Ok(None);
+                    }
+                };
+                let mut node = node_from_metadata(name, p, &md, &self.names);
+                node.kind = NodeKind::Dir;
+                let mut nodes = Vec::new();
+                for (n, c) in children {
+                    if let Some(node) = self.ventry(n.clone(), c)? {
+                        nodes.push(node);
+                    }
+                }
+                node.subtree = Some(self.save_tree(nodes)?);
+                Ok(Some(node))
+            }
+        }
+    }
+}
+
+fn insert_path(root: &mut BTreeMap<Vec<u8>, VEntry>, abs: &Path) {
+    let comps: Vec<&std::ffi::OsStr> = abs
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let mut map = root;
+    let mut cur = PathBuf::from("/");
+    for (i, c) in comps.iter().enumerate() {
+        cur.push(c);
+        let key = c.as_bytes().to_vec();
+        if i + 1 == comps.len() {
+            map.insert(key, VEntry::Real(cur.clone()));
+            return;
+        }
+        let e = map
+            .entry(key)
+            .or_insert_with(|| VEntry::Virtual(cur.clone(), BTreeMap::new()));
+        match e {
+            VEntry::Real(_) => return, // an ancestor is already backed up whole
+            VEntry::Virtual(_, children) => map = children,
+        }
+    }
+}
+
+impl Repository {
+    /// Back up `source` and write a snapshot. Unreadable entries are skipped
+    /// and listed in the report (and the snapshot's `incomplete`); a failure
+    /// to write to the repository fails the whole backup, and then no
+    /// snapshot is written.
+    pub fn backup(&self, source: BackupSource<'_>, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+        let start = Instant::now();
+        let start_time = now_rfc3339();
+        let excludes = PathFilter::new(&opts.excludes)?;
+        let saver = BlobSaver::new(self);
+        let walker = Walker {
+            repo: self,
+            saver: &saver,
+            excludes,
+            names: NameCache::default(),
+            errors: Mutex::new(Vec::new()),
+            progress,
+            failed: AtomicBool::new(false),
+            files: AtomicU64::new(0),
+            dirs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads.unwrap_or(0))
+            .stack_size(16 << 20)
+            .thread_name(|i| format!("lifeboat-backup-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+
+        let (tree, paths, kind) = match source {
+            BackupSource::Paths(paths) => {
+                if paths.is_empty() {
+                    return Err(Error::InvalidArgument("no paths to back up".into()));
+                }
+                let mut abs = Vec::new();
+                for p in &paths {
+                    let a = absolute_clean(p)?;
+                    if let Err(e) = fs::symlink_metadata(&a) {
+                        return Err(Error::io(&a, e));
+                    }
+                    abs.push(a);
+                }
+                abs.sort();
+                abs.dedup();
+                let tree = pool.install(|| -> Result<Id> {
+                    if abs.iter().any(|a| a == Path::new("/")) {
+                        return walker.dir(Path::new("/"));
+                    }
+                    let mut root = BTreeMap::new();
+                    for a in &abs {
+                        insert_path(&mut root, a);
+                    }
+                    let mut nodes = Vec::new();
+                    for (n, v) in &root {
+                        if let Some(node) = walker.ventry(n.clone(), v)? {
+                            nodes.push(node);
+                        }
+                    }
+                    walker.save_tree(nodes)
+                })?;
+                (tree, abs.iter().map(|a| a.display().to_string()).collect(), SourceKind::Fs)
+            }
+            BackupSource::Stdin { filename, reader } => {
+                if filename.is_empty() || filename.contains('/') || filename == "." || filename == ".." {
+                    return Err(Error::InvalidArgument(format!("invalid stdin file name {filename:?}")));
+                }
+                let tree = pool.install(|| -> Result<Id> {
+                    let (parts, len) = walker
+                        .content(reader)?
+                        .map_err(|e| Error::io("<stdin>", e))?;
+                    let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
+                    node.mode = 0o644;
+                    node.uid = nix::unistd::getuid().as_raw();
+                    node.gid = nix::unistd::getgid().as_raw();
+                    let now = jiff::Timestamp::now();
+                    node.mtime = Timestamp {
+                        sec: now.as_second(),
+                        nsec: now.subsec_nanosecond().max(0) as u32,
+                    };
+                    node.atime = node.mtime;
+                    node.ctime = node.mtime;
+                    node.size = len;
+                    node.links = 1;
+                    node.content = parts;
+                    walker.files.fetch_add(1, Ordering::Relaxed);
+                    walker.save_tree(vec![node])
+                })?;
+                (tree, vec![format!("/{filename}")], SourceKind::Stdin)
+            }
+        };
+        walker.check_stop()?;
+        saver.finish()?;
+        let errors = walker.errors.into_inner().unwrap_or_else(|p| p.into_inner());
+        let files = walker.files.load(Ordering::Relaxed);
+        let bytes = walker.bytes.load(Ordering::Relaxed);
+        let summary = SnapshotSummary {
+            files_new: files,
+            files_changed: 0,
+            files_unchanged: 0,
+            dirs: walker.dirs.load(Ordering::Relaxed),
+            bytes_total: bytes,
+            bytes_read: bytes,
+            bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
+            bytes_stored: saver.stats.bytes_stored.load(Ordering::Relaxed),
+            data_blobs: saver.stats.data_blobs.load(Ordering::Relaxed),
+            tree_blobs: saver.stats.tree_blobs.load(Ordering::Relaxed),
+            errors: errors.len() as u64,
+            start: start_time.clone(),
+            end: now_rfc3339(),
+            duration_secs: start.elapsed().as_secs_f64(),
+        };
+        let snapshot = Snapshot {
+            version: 1,
+            time: opts.time.clone().unwrap_or(start_time),
+            tree,
+            paths,
+            hostname: opts.hostname.clone().unwrap_or_else(hostname),
+            username: username(),
+            tags: opts.tags.clone(),
+            source: kind,
+            source_meta: Default::default(),
+            parent: None,
+            excludes: opts.excludes.clone(),
+            incomplete: errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect(),
+            summary: Some(summary),
+            program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+        };
+        let id = self.save_snapshot(&snapshot)?;
+        Ok(BackupReport { id, snapshot, errors })
+    }
+}

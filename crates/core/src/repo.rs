@@ -1,0 +1,444 @@
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use lifeboat_chunker::Chunker;
+use lifeboat_format::{
+    BlobType, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot, MasterKey, Snapshot, Tree,
+    open_blob,
+};
+use lifeboat_index::{Index, pack_path};
+use lifeboat_store::Backend;
+
+use crate::{Error, Result};
+
+/// Settings for a new repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// argon2id costs for the first key slot.
+    pub kdf: KdfParams,
+    /// zstd level (0 disables compression).
+    pub compression_level: i32,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// Chunk sizes.
+    pub chunker: ChunkerParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::default(),
+            compression_level: 3,
+            pack_size: 16 << 20,
+            chunker: ChunkerParams::default(),
+        }
+    }
+}
+
+/// A key slot as listed by [`Repository::keys`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    /// Slot id.
+    pub id: Id,
+    /// Whether this slot opened the repository.
+    pub current: bool,
+    /// Creation time.
+    pub created: String,
+    /// Host it was made on.
+    pub hostname: String,
+    /// User who made it.
+    pub username: String,
+}
+
+/// An open repository. Cheap to share between threads.
+pub struct Repository {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) key: MasterKey,
+    pub(crate) config: Config,
+    key_id: Id,
+    pub(crate) index: RwLock<Index>,
+    pub(crate) chunker: Chunker,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+pub(crate) fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+pub(crate) fn username() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default()
+}
+
+fn key_path(id: &Id) -> String {
+    format!("keys/{}", id.to_hex())
+}
+
+fn snapshot_path(id: &Id) -> String {
+    format!("snapshots/{}", id.to_hex())
+}
+
+fn random_id() -> Result<Id> {
+    // A repository id needs no key; derive it from a fresh master key's id key.
+    let k = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(k.blob_id(b"lifeboat repository id"))
+}
+
+impl Repository {
+    /// Create a repository in an empty store, protected by `password`.
+    /// Refuses if a repository (a `config` object) is already there.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Repository> {
+        match backend.head("config") {
+            Ok(_) => {
+                return Err(Error::AlreadyInitialized {
+                    location: backend.location(),
+                });
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let chunker = Chunker::new(
+            opts.chunker.min_size as usize,
+            opts.chunker.avg_size as usize,
+            opts.chunker.max_size as usize,
+            0,
+        )
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        drop(chunker);
+        if opts.pack_size < (1 << 20) {
+            return Err(Error::InvalidArgument("pack size must be at least 1 MiB".into()));
+        }
+        let key = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: random_id()?,
+            chunker: opts.chunker,
+            compression_level: opts.compression_level,
+            pack_size: opts.pack_size,
+            created: now_rfc3339(),
+        };
+        let slot = KeySlot::create(&key, password, opts.kdf, now_rfc3339(), hostname(), username())
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let slot_bytes = slot.to_json();
+        let key_id = Id::of_object(&slot_bytes);
+        backend.create(&key_path(&key_id), slot_bytes.into())?;
+        let cfg_bytes = config.encode(&key).map_err(|e| Error::corrupt("config", e))?;
+        match backend.create("config", cfg_bytes.into()) {
+            Ok(()) => {}
+            Err(lifeboat_store::Error::AlreadyExists { .. }) => {
+                let _ = backend.delete(&key_path(&key_id));
+                return Err(Error::AlreadyInitialized {
+                    location: backend.location(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Repository::assemble(backend, key, config, key_id, Index::new())
+    }
+
+    /// Open an existing repository with `password`: checks the format
+    /// version first, then tries each key slot.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let cfg_bytes = match backend.get("config") {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::RepositoryNotFound {
+                    location: backend.location(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version = Config::peek_version(&cfg_bytes).map_err(|e| Error::corrupt("config", e))?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion(lifeboat_format::Error::UnsupportedVersion {
+                what: "repository format",
+                found: version,
+                supported: FORMAT_VERSION,
+            }));
+        }
+        let mut opened = None;
+        let mut last_err = None;
+        for obj in backend.list("keys/")? {
+            let bytes = match backend.get(&obj.path) {
+                Ok(b) => b,
+                Err(e) => {
+                    last_err = Some(Error::from(e));
+                    continue;
+                }
+            };
+            let slot = match KeySlot::from_json(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    last_err = Some(Error::corrupt(obj.path.clone(), e));
+                    continue;
+                }
+            };
+            match slot.open(password) {
+                Ok(k) => {
+                    opened = Some((k, Id::of_object(&bytes)));
+                    break;
+                }
+                Err(lifeboat_format::Error::WrongPassword) => {}
+                Err(e) => last_err = Some(Error::corrupt(obj.path.clone(), e)),
+            }
+        }
+        let Some((key, key_id)) = opened else {
+            return Err(match last_err {
+                Some(e @ Error::Store(_)) => e,
+                _ => Error::WrongPassword,
+            });
+        };
+        let config = Config::decode(&key, &cfg_bytes).map_err(|e| Error::corrupt("config", e))?;
+        let index = Index::load(&backend, &key)?;
+        Repository::assemble(backend, key, config, key_id, index)
+    }
+
+    fn assemble(backend: Arc<dyn Backend>, key: MasterKey, config: Config, key_id: Id, index: Index) -> Result<Repository> {
+        let chunker = Chunker::new(
+            config.chunker.min_size as usize,
+            config.chunker.avg_size as usize,
+            config.chunker.max_size as usize,
+            key.chunker_seed(),
+        )
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok(Repository {
+            backend,
+            key,
+            config,
+            key_id,
+            index: RwLock::new(index),
+            chunker,
+        })
+    }
+
+    /// The repository's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The underlying store.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The master key (for the check and prune crates; never print it).
+    pub fn master_key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// The merged index.
+    pub fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Re-read the index from the store.
+    pub fn reload_index(&self) -> Result<()> {
+        let idx = Index::load(&self.backend, &self.key)?;
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = idx;
+        Ok(())
+    }
+
+    // ---- keys -------------------------------------------------------------
+
+    /// All key slots.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for obj in self.backend.list("keys/")? {
+            let bytes = self.backend.get(&obj.path)?;
+            let id = Id::of_object(&bytes);
+            let slot = KeySlot::from_json(&bytes).map_err(|e| Error::corrupt(obj.path.clone(), e))?;
+            out.push(KeyInfo {
+                id,
+                current: id == self.key_id,
+                created: slot.created,
+                hostname: slot.hostname,
+                username: slot.username,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Add a key slot for another password.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
+        let slot = KeySlot::create(&self.key, password, kdf, now_rfc3339(), hostname(), username())
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let bytes = slot.to_json();
+        let id = Id::of_object(&bytes);
+        self.backend.create(&key_path(&id), bytes.into())?;
+        Ok(id)
+    }
+
+    /// Remove a key slot given by id or unique prefix. The slot in use
+    /// cannot be removed.
+    pub fn remove_key(&self, spec: &str) -> Result<Id> {
+        let keys = self.keys()?;
+        let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.id.to_hex().starts_with(spec)).collect();
+        let k = match matches.as_slice() {
+            [one] => *one,
+            [] => return Err(Error::KeyNotFound(spec.into())),
+            _ => return Err(Error::InvalidArgument(format!("key prefix {spec:?} is ambiguous"))),
+        };
+        if k.current {
+            return Err(Error::KeyInUse(k.id.short()));
+        }
+        self.backend.delete(&key_path(&k.id))?;
+        Ok(k.id)
+    }
+
+    /// Replace the password of the slot in use: add a new slot, then remove
+    /// the old one. Returns the new slot's id.
+    pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<Id> {
+        let new_id = self.add_key(new_password, kdf)?;
+        let old = self.key_id;
+        self.key_id = new_id;
+        self.backend.delete(&key_path(&old))?;
+        Ok(new_id)
+    }
+
+    // ---- snapshots ----------------------------------------------------------
+
+    /// Ids of all snapshots.
+    pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
+        self.backend
+            .list("snapshots/")?
+            .iter()
+            .map(|o| {
+                let name = o.path.trim_start_matches("snapshots/");
+                name.parse().map_err(|e| Error::corrupt(o.path.clone(), e))
+            })
+            .collect()
+    }
+
+    /// Load one snapshot.
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let path = snapshot_path(id);
+        let bytes = self.backend.get(&path)?;
+        if Id::of_object(&bytes) != *id {
+            return Err(Error::corrupt(
+                path,
+                lifeboat_format::Error::Malformed {
+                    what: "snapshot",
+                    reason: "content does not match its name".into(),
+                },
+            ));
+        }
+        Snapshot::decode(&self.key, &bytes).map_err(|e| Error::corrupt(path, e))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let mut out = Vec::new();
+        for id in self.snapshot_ids()? {
+            out.push((id, self.load_snapshot(&id)?));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Store a snapshot. Call only after everything it references is stored
+    /// and indexed.
+    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
+        let bytes = snap
+            .encode(&self.key, self.config.compression_level)
+            .map_err(|e| Error::corrupt("snapshot", e))?;
+        let id = Id::of_object(&bytes);
+        self.backend.put(&snapshot_path(&id), bytes.into())?;
+        Ok(id)
+    }
+
+    /// Remove a snapshot object (its data stays until prune).
+    pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
+        Ok(self.backend.delete(&snapshot_path(id))?)
+    }
+
+    /// Resolve `spec` (`latest`, a full id or a unique prefix) among the
+    /// snapshots that pass `filter`.
+    pub fn find_snapshot(&self, spec: &str, filter: &crate::SnapshotFilter) -> Result<(Id, Snapshot)> {
+        let all: Vec<(Id, Snapshot)> = self
+            .snapshots()?
+            .into_iter()
+            .filter(|(_, s)| filter.matches(s))
+            .collect();
+        if spec == "latest" {
+            return all.into_iter().last().ok_or_else(|| Error::SnapshotNotFound {
+                spec: spec.into(),
+            });
+        }
+        if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::SnapshotNotFound { spec: spec.into() });
+        }
+        let spec_l = spec.to_ascii_lowercase();
+        let mut m: Vec<(Id, Snapshot)> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l)).collect();
+        match m.len() {
+            0 => Err(Error::SnapshotNotFound { spec: spec.into() }),
+            1 => Ok(m.remove(0)),
+            _ => Err(Error::AmbiguousSnapshot {
+                spec: spec.into(),
+                matches: m.iter().map(|(id, _)| id.short()).collect(),
+            }),
+        }
+    }
+
+    // ---- blobs ----------------------------------------------------------------
+
+    /// Read, decrypt and verify a blob.
+    pub fn read_blob(&self, blob_type: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let loc = *self.index().get(id).ok_or(Error::BlobNotFound { blob: *id })?;
+        if loc.blob_type != blob_type {
+            return Err(Error::CorruptBlob {
+                pack: loc.pack,
+                blob: *id,
+                reason: format!("indexed as {:?}, expected {:?}", loc.blob_type, blob_type),
+            });
+        }
+        let start = u64::from(loc.offset);
+        let stored = self
+            .backend
+            .get_range(&pack_path(&loc.pack), start..start + u64::from(loc.stored_len))
+            .map_err(|e| match e {
+                e if e.is_not_found() => Error::CorruptBlob {
+                    pack: loc.pack,
+                    blob: *id,
+                    reason: "pack is missing".into(),
+                },
+                lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
+                    pack: loc.pack,
+                    blob: *id,
+                    reason: format!("pack is truncated ({len} bytes)"),
+                },
+                other => Error::Store(other),
+            })?;
+        open_blob(&self.key, blob_type, id, loc.flags, loc.raw_len, &stored).map_err(|e| Error::CorruptBlob {
+            pack: loc.pack,
+            blob: *id,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Load and decode a tree blob.
+    pub fn load_tree(&self, id: &Id) -> Result<Tree> {
+        let bytes = self.read_blob(BlobType::Tree, id)?;
+        Tree::decode(&bytes).map_err(|e| match e {
+            lifeboat_format::Error::UnsupportedVersion { .. } => Error::UnsupportedVersion(e),
+            e => Error::CorruptBlob {
+                pack: self.index().get(id).map(|l| l.pack).unwrap_or_default(),
+                blob: *id,
+                reason: e.to_string(),
+            },
+        })
+    }
+}

@@ -49,7 +49,12 @@ pub struct Chunker {
 impl Chunker {
     /// A chunker with the given sizes (bytes, even) and gear seed.
     pub fn new(min: usize, avg: usize, max: usize, seed: u64) -> Result<Chunker, Error> {
-        let bad = |reason| Error::InvalidSizes { min, avg, max, reason };
+        let bad = |reason| Error::InvalidSizes {
+            min,
+            avg,
+            max,
+            reason,
+        };
         if !(min <= avg && avg <= max) {
             return Err(bad("need min <= avg <= max"));
         }
@@ -65,8 +70,15 @@ impl Chunker {
         if min % 2 != 0 || avg % 2 != 0 || max % 2 != 0 {
             return Err(bad("sizes must be even"));
         }
-        let template = FastCDC::with_level_and_seed(&[], min, avg, max, Normalization::Level1, seed);
-        Ok(Chunker { min, avg, max, seed, template })
+        let template =
+            FastCDC::with_level_and_seed(&[], min, avg, max, Normalization::Level1, seed);
+        Ok(Chunker {
+            min,
+            avg,
+            max,
+            seed,
+            template,
+        })
     }
 
     /// Largest chunk this chunker emits.
@@ -292,7 +304,10 @@ mod tests {
     fn sizes_are_validated_and_helpers_work() {
         assert!(Chunker::new(100, 50, 1000, 0).is_err());
         assert!(Chunker::new(64, 256, 1 << 30, 0).is_err());
-        assert_eq!(fixed_chunks(10, 4).collect::<Vec<_>>(), vec![(0, 4), (4, 4), (8, 2)]);
+        assert_eq!(
+            fixed_chunks(10, 4).collect::<Vec<_>>(),
+            vec![(0, 4), (4, 4), (8, 2)]
+        );
         assert!(is_zero(&[0u8; 1000]));
         let mut z = vec![0u8; 1000];
         z[999] = 1;
@@ -301,6 +316,12 @@ mod tests {
         z[3] = 1;
         assert!(!is_zero(&z));
         assert!(is_zero(&[]));
-        assert_eq!(Chunker::new(512, 1024, 4096, 0).unwrap().stream(&[][..]).count(), 0);
+        assert_eq!(
+            Chunker::new(512, 1024, 4096, 0)
+                .unwrap()
+                .stream(&[][..])
+                .count(),
+            0
+        );
     }
 }

@@ -171,6 +171,12 @@ pub enum Command {
         #[command(flatten)]
         filter: SnapshotFilterArgs,
     },
+    /// Verify the repository's structure, and with --read-data every byte.
+    Check {
+        /// Download every pack and verify every blob.
+        #[arg(long)]
+        read_data: bool,
+    },
     /// Manage the passwords (key slots) of the repository.
     Key {
         /// Key command.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::CommandFactory;
 use lifeboat::{
-    BackupOptions, BackupSource, Id, InitOptions, KdfParams, Progress, Repository, RestoreOptions, Snapshot,
-    SnapshotFilter,
+    BackupOptions, BackupSource, Id, InitOptions, KdfParams, Progress, Repository, RestoreOptions,
+    Snapshot, SnapshotFilter,
 };
 use serde_json::json;
 
@@ -36,7 +36,12 @@ fn filter(a: &SnapshotFilterArgs) -> SnapshotFilter {
         tags: a
             .tags
             .iter()
-            .map(|t| t.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .map(|t| {
+                t.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .collect(),
     }
 }
@@ -60,7 +65,11 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 pub fn run(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match &cli.command {
-        Command::Init { kdf: k, compression, pack_size } => {
+        Command::Init {
+            kdf: k,
+            compression,
+            pack_size,
+        } => {
             let loc = location(g)?;
             let backend = lifeboat::open_location(&loc, true)?;
             let pw = password::get_new(g, None, true)?;
@@ -72,9 +81,14 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             let repo = Repository::init(backend, &pw, &opts)?;
             if g.json {
-                print_json(&json!({"message_type": "initialized", "id": repo.config().id.to_hex(), "repository": loc}));
+                print_json(
+                    &json!({"message_type": "initialized", "id": repo.config().id.to_hex(), "repository": loc}),
+                );
             } else if !g.quiet {
-                println!("created lifeboat repository {} at {loc}", repo.config().id.short());
+                println!(
+                    "created lifeboat repository {} at {loc}",
+                    repo.config().id.short()
+                );
                 println!("Keep the password safe: without it the data cannot be recovered.");
             }
             Ok(exit::OK)
@@ -91,7 +105,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         } => {
             let mut excl = excludes.clone();
             for f in exclude_files {
-                let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading exclude file {}", f.display()))?;
                 excl.extend(
                     text.lines()
                         .map(str::trim)
@@ -114,7 +129,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                 threads: None,
             };
             let progress = Arc::new(Progress::default());
-            let reporter = ProgressReporter::start(progress.clone(), "backup", g.json, g.quiet, None);
+            let reporter =
+                ProgressReporter::start(progress.clone(), "backup", g.json, g.quiet, None);
             let mut input = std::io::stdin();
             let source = if *stdin {
                 BackupSource::Stdin {
@@ -171,12 +187,19 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Snapshots { filter: f } => {
             let repo = open_repo(g)?;
             let flt = filter(f);
-            let snaps: Vec<(Id, Snapshot)> = repo.snapshots()?.into_iter().filter(|(_, s)| flt.matches(s)).collect();
+            let snaps: Vec<(Id, Snapshot)> = repo
+                .snapshots()?
+                .into_iter()
+                .filter(|(_, s)| flt.matches(s))
+                .collect();
             if g.json {
                 let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
                 print_json(&v);
             } else {
-                println!("{:<10} {:<26} {:<16} {:<16} Paths", "ID", "Time", "Host", "Tags");
+                println!(
+                    "{:<10} {:<26} {:<16} {:<16} Paths",
+                    "ID", "Time", "Host", "Tags"
+                );
                 for (id, s) in &snaps {
                     let time = s.time.get(..19).unwrap_or(&s.time).replace('T', " ");
                     println!(
@@ -186,7 +209,11 @@ pub fn run(cli: Cli) -> Result<u8> {
                         s.hostname,
                         s.tags.join(","),
                         s.paths.join(" "),
-                        if s.incomplete.is_empty() { "" } else { " (incomplete)" }
+                        if s.incomplete.is_empty() {
+                            ""
+                        } else {
+                            " (incomplete)"
+                        }
                     );
                 }
                 println!("{} snapshots", snaps.len());
@@ -220,7 +247,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                 let r = if g.json {
                     let mut v = node_json(n, Some(&ps));
                     v["message_type"] = json!("node");
-                    serde_json::to_writer(&mut out, &v).map_err(std::io::Error::other).and_then(|_| writeln!(out))
+                    serde_json::to_writer(&mut out, &v)
+                        .map_err(std::io::Error::other)
+                        .and_then(|_| writeln!(out))
                 } else if *long {
                     writeln!(
                         out,
@@ -229,7 +258,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                         n.user.clone().unwrap_or_else(|| n.uid.to_string()),
                         n.group.clone().unwrap_or_else(|| n.gid.to_string()),
                         n.size,
-                        jiff::Timestamp::new(n.mtime.sec, 0).map(|t| t.to_string()).unwrap_or_default(),
+                        jiff::Timestamp::new(n.mtime.sec, 0)
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
                         ps
                     )
                 } else {
@@ -302,11 +333,18 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
-        Command::Stats { snapshots, filter: f } => {
+        Command::Stats {
+            snapshots,
+            filter: f,
+        } => {
             let repo = open_repo(g)?;
             let flt = filter(f);
             let snaps: Vec<Snapshot> = if snapshots.is_empty() {
-                repo.snapshots()?.into_iter().filter(|(_, s)| flt.matches(s)).map(|(_, s)| s).collect()
+                repo.snapshots()?
+                    .into_iter()
+                    .filter(|(_, s)| flt.matches(s))
+                    .map(|(_, s)| s)
+                    .collect()
             } else {
                 snapshots
                     .iter()
@@ -329,8 +367,17 @@ pub fn run(cli: Cli) -> Result<u8> {
                 println!("Directories:        {}", st.dirs);
                 println!("Restore size:       {}", bytes(st.restore_size));
                 println!("Unique data blobs:  {}", st.unique_blobs);
-                println!("Unique data size:   {} ({} stored)", bytes(st.unique_raw_size), bytes(st.unique_stored_size));
-                println!("Repository:         {} in {} packs, {} blobs", bytes(repo_size), packs, idx.len());
+                println!(
+                    "Unique data size:   {} ({} stored)",
+                    bytes(st.unique_raw_size),
+                    bytes(st.unique_stored_size)
+                );
+                println!(
+                    "Repository:         {} in {} packs, {} blobs",
+                    bytes(repo_size),
+                    packs,
+                    idx.len()
+                );
             }
             Ok(exit::OK)
         }
@@ -351,7 +398,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                 threads: None,
             };
             let progress = Arc::new(Progress::default());
-            let reporter = ProgressReporter::start(progress.clone(), "restore", g.json, g.quiet, total);
+            let reporter =
+                ProgressReporter::start(progress.clone(), "restore", g.json, g.quiet, total);
             let res = repo.restore(&snap, &opts, &progress);
             reporter.finish();
             let report = res?;
@@ -359,8 +407,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                 eprintln!("lifeboat: error: {}: {}", e.path, e.message);
             }
             if g.json {
-                print_json(&json!({"message_type": "summary", "snapshot_id": id.to_hex(), "files": report.files,
-                    "dirs": report.dirs, "others": report.others, "bytes": report.bytes, "errors": report.errors}));
+                print_json(
+                    &json!({"message_type": "summary", "snapshot_id": id.to_hex(), "files": report.files,
+                    "dirs": report.dirs, "others": report.others, "bytes": report.bytes, "errors": report.errors}),
+                );
             } else if !g.quiet {
                 println!(
                     "restored snapshot {} to {}: {} files, {} directories, {} other entries, {}",
@@ -375,27 +425,87 @@ pub fn run(cli: Cli) -> Result<u8> {
             if report.errors.is_empty() {
                 Ok(exit::OK)
             } else {
-                eprintln!("lifeboat: {} entries were not restored correctly", report.errors.len());
+                eprintln!(
+                    "lifeboat: {} entries were not restored correctly",
+                    report.errors.len()
+                );
                 Ok(exit::ERROR)
             }
         }
-        Command::Dump { snapshot, path, filter: f } => {
+        Command::Dump {
+            snapshot,
+            path,
+            filter: f,
+        } => {
             let repo = open_repo(g)?;
             let (_, snap) = repo.find_snapshot(snapshot, &filter(f))?;
-            let p = if path.starts_with('/') { path.clone() } else { format!("/{path}") };
+            let p = if path.starts_with('/') {
+                path.clone()
+            } else {
+                format!("/{path}")
+            };
             let node = repo.find_node(&snap.tree, &p)?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
             repo.dump_file(&node, &mut out)?;
             Ok(exit::OK)
         }
         Command::Key { command } => key(g, command),
+        Command::Check { read_data } => {
+            let repo = open_repo(g)?;
+            let opts = lifeboat_check::CheckOptions {
+                read_data: *read_data,
+            };
+            let report = lifeboat_check::check(&repo, &opts)?;
+            if g.json {
+                print_json(&report);
+            } else {
+                for p in &report.problems {
+                    println!("{:?}: {}: {}", p.category, p.object, p.message);
+                }
+                for s in &report.damaged_snapshots {
+                    println!("damaged snapshot: {s}");
+                }
+                println!(
+                    "checked {} snapshots, {} packs ({} read, {} blobs verified): {}",
+                    report.snapshots,
+                    report.packs,
+                    report.packs_read,
+                    report.blobs_read,
+                    if report.is_clean() {
+                        "no errors".to_string()
+                    } else {
+                        format!("{} problems", report.problems.len())
+                    }
+                );
+            }
+            Ok(if report.is_clean() {
+                exit::OK
+            } else {
+                exit::ERROR
+            })
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout();
             match shell {
-                Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "lifeboat", &mut out),
-                Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "lifeboat", &mut out),
-                Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "lifeboat", &mut out),
+                Shell::Bash => clap_complete::generate(
+                    clap_complete::Shell::Bash,
+                    &mut cmd,
+                    "lifeboat",
+                    &mut out,
+                ),
+                Shell::Zsh => clap_complete::generate(
+                    clap_complete::Shell::Zsh,
+                    &mut cmd,
+                    "lifeboat",
+                    &mut out,
+                ),
+                Shell::Fish => clap_complete::generate(
+                    clap_complete::Shell::Fish,
+                    &mut cmd,
+                    "lifeboat",
+                    &mut out,
+                ),
             }
             Ok(exit::OK)
         }
@@ -434,7 +544,9 @@ fn resolve_tree(repo: &Repository, spec: &str) -> Result<Id> {
     let idx = repo.index();
     let m: Vec<Id> = idx
         .iter()
-        .filter(|(id, l)| l.blob_type == lifeboat::format::BlobType::Tree && id.to_hex().starts_with(&spec))
+        .filter(|(id, l)| {
+            l.blob_type == lifeboat::format::BlobType::Tree && id.to_hex().starts_with(&spec)
+        })
         .map(|(id, _)| *id)
         .collect();
     match m.as_slice() {
@@ -452,8 +564,10 @@ fn key(g: &Global, command: &KeyCommand) -> Result<u8> {
             if g.json {
                 let v: Vec<_> = keys
                     .iter()
-                    .map(|k| json!({"id": k.id.to_hex(), "current": k.current, "created": k.created,
-                        "hostname": k.hostname, "username": k.username}))
+                    .map(|k| {
+                        json!({"id": k.id.to_hex(), "current": k.current, "created": k.created,
+                        "hostname": k.hostname, "username": k.username})
+                    })
                     .collect();
                 print_json(&v);
             } else {
@@ -470,7 +584,10 @@ fn key(g: &Global, command: &KeyCommand) -> Result<u8> {
                 }
             }
         }
-        KeyCommand::Add { new_password_file, kdf: k } => {
+        KeyCommand::Add {
+            new_password_file,
+            kdf: k,
+        } => {
             let pw = password::get_new(g, new_password_file.as_deref(), false)?;
             let id = repo.add_key(&pw, kdf(k))?;
             report_key(g, "added", &id);
@@ -479,7 +596,10 @@ fn key(g: &Global, command: &KeyCommand) -> Result<u8> {
             let removed = repo.remove_key(id)?;
             report_key(g, "removed", &removed);
         }
-        KeyCommand::Passwd { new_password_file, kdf: k } => {
+        KeyCommand::Passwd {
+            new_password_file,
+            kdf: k,
+        } => {
             let pw = password::get_new(g, new_password_file.as_deref(), false)?;
             let id = repo.change_password(&pw, kdf(k))?;
             report_key(g, "changed", &id);

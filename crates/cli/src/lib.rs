@@ -43,8 +43,9 @@
 use std::sync::Arc;
 
 pub use lifeboat_core::{
-    BackupOptions, BackupReport, BackupSource, Change, DiffEntry, EntryError, Error, InitOptions, KeyInfo,
-    PathFilter, Progress, Repository, RestoreOptions, RestoreReport, Result, SnapshotFilter, Stats,
+    BackupOptions, BackupReport, BackupSource, Change, DiffEntry, EntryError, Error, InitOptions,
+    KeyInfo, PathFilter, Progress, Repository, RestoreOptions, RestoreReport, Result,
+    SnapshotFilter, Stats,
 };
 pub use lifeboat_format::{Id, KdfParams, Node, NodeKind, Snapshot};
 pub use lifeboat_store::Backend;

@@ -18,7 +18,11 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.2} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
 }
 
 /// Print one JSON value on its own line.
@@ -87,7 +91,9 @@ pub fn node_json(n: &Node, path: Option<&str>) -> Value {
             .content
             .iter()
             .map(|c| match c {
-                lifeboat::format::ContentPart::Blob { id, len } => json!({"blob": id.to_hex(), "len": len}),
+                lifeboat::format::ContentPart::Blob { id, len } => {
+                    json!({"blob": id.to_hex(), "len": len})
+                }
                 lifeboat::format::ContentPart::Hole { len } => json!({"hole": len}),
             })
             .collect();
@@ -127,7 +133,13 @@ pub struct ProgressReporter {
 }
 
 impl ProgressReporter {
-    pub fn start(progress: Arc<Progress>, verb: &'static str, json: bool, quiet: bool, total: Option<u64>) -> Self {
+    pub fn start(
+        progress: Arc<Progress>,
+        verb: &'static str,
+        json: bool,
+        quiet: bool,
+        total: Option<u64>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let tty = std::io::stderr().is_terminal();
         let handle = if quiet || (!json && !tty) {
@@ -153,7 +165,8 @@ impl ProgressReporter {
                             "files_done": f, "bytes_done": b, "errors": e, "bytes_per_second": rate});
                         if let Some(t) = total {
                             v["total_bytes"] = json!(t);
-                            v["percent_done"] = json!(if t > 0 { b as f64 / t as f64 } else { 1.0 });
+                            v["percent_done"] =
+                                json!(if t > 0 { b as f64 / t as f64 } else { 1.0 });
                         }
                         print_json(&v);
                     } else {

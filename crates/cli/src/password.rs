@@ -12,7 +12,10 @@ use crate::args::Global;
 
 fn first_line(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
     let bytes = Zeroizing::new(bytes);
-    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
     let mut line = &bytes[..end];
     if line.last() == Some(&b'\r') {
         line = &line[..line.len() - 1];
@@ -21,7 +24,8 @@ fn first_line(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
 }
 
 fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
     Ok(first_line(bytes))
 }
 

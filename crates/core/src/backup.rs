@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use lifeboat_format::{BlobType, ContentPart, Id, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind, Timestamp, Tree};
+use lifeboat_format::{
+    BlobType, ContentPart, Id, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind, Timestamp,
+    Tree,
+};
 use rayon::prelude::*;
 
 use crate::filter::PathFilter;
@@ -230,7 +233,9 @@ impl<'a, 'r> Walker<'a, 'r> {
     }
 
     fn save_tree(&self, nodes: Vec<Node>) -> Result<Id> {
-        let bytes = Tree::new(nodes).encode().map_err(|e| Error::Internal(e.to_string()))?;
+        let bytes = Tree::new(nodes)
+            .encode()
+            .map_err(|e| Error::Internal(e.to_string()))?;
         match self.saver.save(BlobType::Tree, &bytes) {
             Ok((id, _)) => Ok(id),
             Err(e) => self.fail(e),
@@ -267,10 +272,15 @@ impl<'a, 'r> Walker<'a, 'r> {
             .par_iter()
             .map(|c| {
                 if lifeboat_chunker::is_zero(c) {
-                    return Ok(ContentPart::Hole { len: c.len() as u64 });
+                    return Ok(ContentPart::Hole {
+                        len: c.len() as u64,
+                    });
                 }
                 let (id, _) = self.saver.save(BlobType::Data, c)?;
-                Ok(ContentPart::Blob { id, len: c.len() as u32 })
+                Ok(ContentPart::Blob {
+                    id,
+                    len: c.len() as u32,
+                })
             })
             .collect::<Result<_>>()
             .or_else(|e| self.fail(e))?;
@@ -340,7 +350,12 @@ impl Repository {
     /// and listed in the report (and the snapshot's `incomplete`); a failure
     /// to write to the repository fails the whole backup, and then no
     /// snapshot is written.
-    pub fn backup(&self, source: BackupSource<'_>, opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+    pub fn backup(
+        &self,
+        source: BackupSource<'_>,
+        opts: &BackupOptions,
+        progress: &Progress,
+    ) -> Result<BackupReport> {
         let start = Instant::now();
         let start_time = now_rfc3339();
         let excludes = PathFilter::new(&opts.excludes)?;
@@ -395,11 +410,21 @@ impl Repository {
                     }
                     walker.save_tree(nodes)
                 })?;
-                (tree, abs.iter().map(|a| a.display().to_string()).collect(), SourceKind::Fs)
+                (
+                    tree,
+                    abs.iter().map(|a| a.display().to_string()).collect(),
+                    SourceKind::Fs,
+                )
             }
             BackupSource::Stdin { filename, reader } => {
-                if filename.is_empty() || filename.contains('/') || filename == "." || filename == ".." {
-                    return Err(Error::InvalidArgument(format!("invalid stdin file name {filename:?}")));
+                if filename.is_empty()
+                    || filename.contains('/')
+                    || filename == "."
+                    || filename == ".."
+                {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid stdin file name {filename:?}"
+                    )));
                 }
                 let tree = pool.install(|| -> Result<Id> {
                     let (parts, len) = walker
@@ -427,7 +452,10 @@ impl Repository {
         };
         walker.check_stop()?;
         saver.finish()?;
-        let errors = walker.errors.into_inner().unwrap_or_else(|p| p.into_inner());
+        let errors = walker
+            .errors
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
         let files = walker.files.load(Ordering::Relaxed);
         let bytes = walker.bytes.load(Ordering::Relaxed);
         let summary = SnapshotSummary {
@@ -458,11 +486,18 @@ impl Repository {
             source_meta: Default::default(),
             parent: None,
             excludes: opts.excludes.clone(),
-            incomplete: errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect(),
+            incomplete: errors
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect(),
             summary: Some(summary),
             program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
         };
         let id = self.save_snapshot(&snapshot)?;
-        Ok(BackupReport { id, snapshot, errors })
+        Ok(BackupReport {
+            id,
+            snapshot,
+            errors,
+        })
     }
 }

@@ -29,7 +29,11 @@ impl PathFilter {
             if p.is_empty() {
                 return Err(Error::InvalidArgument("empty pattern".into()));
             }
-            let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
+            let full = if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("**/{p}")
+            };
             let g = GlobBuilder::new(&full)
                 .literal_separator(true)
                 .backslash_escape(true)
@@ -37,7 +41,9 @@ impl PathFilter {
                 .map_err(|e| Error::InvalidArgument(format!("pattern {p:?}: {e}")))?;
             b.add(g);
         }
-        let set = b.build().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let set = b
+            .build()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         Ok(PathFilter {
             set: Some(set),
             patterns: patterns.to_vec(),
@@ -76,7 +82,11 @@ impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && self.paths.iter().all(|p| s.paths.contains(p))
-            && (self.tags.is_empty() || self.tags.iter().any(|g| g.iter().all(|t| s.tags.contains(t))))
+            && (self.tags.is_empty()
+                || self
+                    .tags
+                    .iter()
+                    .any(|g| g.iter().all(|t| s.tags.contains(t))))
     }
 }
 

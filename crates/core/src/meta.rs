@@ -71,7 +71,12 @@ pub(crate) fn kind_of(md: &fs::Metadata) -> NodeKind {
 
 /// A node for `path` from its `lstat` metadata; content and subtree are
 /// filled in by the caller.
-pub(crate) fn node_from_metadata(name: Vec<u8>, path: &Path, md: &fs::Metadata, names: &NameCache) -> Node {
+pub(crate) fn node_from_metadata(
+    name: Vec<u8>,
+    path: &Path,
+    md: &fs::Metadata,
+    names: &NameCache,
+) -> Node {
     let mut n = Node::new(name, kind_of(md));
     n.mode = md.mode() & 0o7777;
     n.uid = md.uid();
@@ -81,7 +86,11 @@ pub(crate) fn node_from_metadata(name: Vec<u8>, path: &Path, md: &fs::Metadata, 
     n.mtime = ts(md.mtime(), md.mtime_nsec());
     n.atime = ts(md.atime(), md.atime_nsec());
     n.ctime = ts(md.ctime(), md.ctime_nsec());
-    n.size = if n.kind == NodeKind::File { md.size() } else { 0 };
+    n.size = if n.kind == NodeKind::File {
+        md.size()
+    } else {
+        0
+    };
     n.device_id = md.dev();
     n.inode = md.ino();
     n.links = md.nlink();
@@ -118,7 +127,8 @@ fn is_root() -> bool {
 /// that were not fatal.
 pub(crate) fn apply_metadata(path: &Path, node: &Node) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut note = |what: &str, e: std::io::Error| problems.push(format!("{}: {what}: {e}", path.display()));
+    let mut note =
+        |what: &str, e: std::io::Error| problems.push(format!("{}: {what}: {e}", path.display()));
     if is_root() {
         if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
             note("chown", e);

@@ -2,8 +2,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use lifeboat_chunker::Chunker;
 use lifeboat_format::{
-    BlobType, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot, MasterKey, Snapshot, Tree,
-    open_blob,
+    BlobType, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot, MasterKey, Snapshot,
+    Tree, open_blob,
 };
 use lifeboat_index::{Index, pack_path};
 use lifeboat_store::Backend;
@@ -101,7 +101,11 @@ fn random_id() -> Result<Id> {
 impl Repository {
     /// Create a repository in an empty store, protected by `password`.
     /// Refuses if a repository (a `config` object) is already there.
-    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Repository> {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+    ) -> Result<Repository> {
         match backend.head("config") {
             Ok(_) => {
                 return Err(Error::AlreadyInitialized {
@@ -120,7 +124,9 @@ impl Repository {
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         drop(chunker);
         if opts.pack_size < (1 << 20) {
-            return Err(Error::InvalidArgument("pack size must be at least 1 MiB".into()));
+            return Err(Error::InvalidArgument(
+                "pack size must be at least 1 MiB".into(),
+            ));
         }
         let key = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
         let config = Config {
@@ -131,12 +137,21 @@ impl Repository {
             pack_size: opts.pack_size,
             created: now_rfc3339(),
         };
-        let slot = KeySlot::create(&key, password, opts.kdf, now_rfc3339(), hostname(), username())
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let slot = KeySlot::create(
+            &key,
+            password,
+            opts.kdf,
+            now_rfc3339(),
+            hostname(),
+            username(),
+        )
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let slot_bytes = slot.to_json();
         let key_id = Id::of_object(&slot_bytes);
         backend.create(&key_path(&key_id), slot_bytes.into())?;
-        let cfg_bytes = config.encode(&key).map_err(|e| Error::corrupt("config", e))?;
+        let cfg_bytes = config
+            .encode(&key)
+            .map_err(|e| Error::corrupt("config", e))?;
         match backend.create("config", cfg_bytes.into()) {
             Ok(()) => {}
             Err(lifeboat_store::Error::AlreadyExists { .. }) => {
@@ -164,11 +179,13 @@ impl Repository {
         };
         let version = Config::peek_version(&cfg_bytes).map_err(|e| Error::corrupt("config", e))?;
         if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(lifeboat_format::Error::UnsupportedVersion {
-                what: "repository format",
-                found: version,
-                supported: FORMAT_VERSION,
-            }));
+            return Err(Error::UnsupportedVersion(
+                lifeboat_format::Error::UnsupportedVersion {
+                    what: "repository format",
+                    found: version,
+                    supported: FORMAT_VERSION,
+                },
+            ));
         }
         let mut opened = None;
         let mut last_err = None;
@@ -207,7 +224,13 @@ impl Repository {
         Repository::assemble(backend, key, config, key_id, index)
     }
 
-    fn assemble(backend: Arc<dyn Backend>, key: MasterKey, config: Config, key_id: Id, index: Index) -> Result<Repository> {
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        key: MasterKey,
+        config: Config,
+        key_id: Id,
+        index: Index,
+    ) -> Result<Repository> {
         let chunker = Chunker::new(
             config.chunker.min_size as usize,
             config.chunker.avg_size as usize,
@@ -260,7 +283,8 @@ impl Repository {
         for obj in self.backend.list("keys/")? {
             let bytes = self.backend.get(&obj.path)?;
             let id = Id::of_object(&bytes);
-            let slot = KeySlot::from_json(&bytes).map_err(|e| Error::corrupt(obj.path.clone(), e))?;
+            let slot =
+                KeySlot::from_json(&bytes).map_err(|e| Error::corrupt(obj.path.clone(), e))?;
             out.push(KeyInfo {
                 id,
                 current: id == self.key_id,
@@ -274,8 +298,15 @@ impl Repository {
 
     /// Add a key slot for another password.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
-        let slot = KeySlot::create(&self.key, password, kdf, now_rfc3339(), hostname(), username())
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let slot = KeySlot::create(
+            &self.key,
+            password,
+            kdf,
+            now_rfc3339(),
+            hostname(),
+            username(),
+        )
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let bytes = slot.to_json();
         let id = Id::of_object(&bytes);
         self.backend.create(&key_path(&id), bytes.into())?;
@@ -286,11 +317,18 @@ impl Repository {
     /// cannot be removed.
     pub fn remove_key(&self, spec: &str) -> Result<Id> {
         let keys = self.keys()?;
-        let matches: Vec<&KeyInfo> = keys.iter().filter(|k| k.id.to_hex().starts_with(spec)).collect();
+        let matches: Vec<&KeyInfo> = keys
+            .iter()
+            .filter(|k| k.id.to_hex().starts_with(spec))
+            .collect();
         let k = match matches.as_slice() {
             [one] => *one,
             [] => return Err(Error::KeyNotFound(spec.into())),
-            _ => return Err(Error::InvalidArgument(format!("key prefix {spec:?} is ambiguous"))),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "key prefix {spec:?} is ambiguous"
+                )));
+            }
         };
         if k.current {
             return Err(Error::KeyInUse(k.id.short()));
@@ -367,22 +405,30 @@ impl Repository {
 
     /// Resolve `spec` (`latest`, a full id or a unique prefix) among the
     /// snapshots that pass `filter`.
-    pub fn find_snapshot(&self, spec: &str, filter: &crate::SnapshotFilter) -> Result<(Id, Snapshot)> {
+    pub fn find_snapshot(
+        &self,
+        spec: &str,
+        filter: &crate::SnapshotFilter,
+    ) -> Result<(Id, Snapshot)> {
         let all: Vec<(Id, Snapshot)> = self
             .snapshots()?
             .into_iter()
             .filter(|(_, s)| filter.matches(s))
             .collect();
         if spec == "latest" {
-            return all.into_iter().last().ok_or_else(|| Error::SnapshotNotFound {
-                spec: spec.into(),
-            });
+            return all
+                .into_iter()
+                .last()
+                .ok_or_else(|| Error::SnapshotNotFound { spec: spec.into() });
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::SnapshotNotFound { spec: spec.into() });
         }
         let spec_l = spec.to_ascii_lowercase();
-        let mut m: Vec<(Id, Snapshot)> = all.into_iter().filter(|(id, _)| id.to_hex().starts_with(&spec_l)).collect();
+        let mut m: Vec<(Id, Snapshot)> = all
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
+            .collect();
         match m.len() {
             0 => Err(Error::SnapshotNotFound { spec: spec.into() }),
             1 => Ok(m.remove(0)),
@@ -397,7 +443,10 @@ impl Repository {
 
     /// Read, decrypt and verify a blob.
     pub fn read_blob(&self, blob_type: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let loc = *self.index().get(id).ok_or(Error::BlobNotFound { blob: *id })?;
+        let loc = *self
+            .index()
+            .get(id)
+            .ok_or(Error::BlobNotFound { blob: *id })?;
         if loc.blob_type != blob_type {
             return Err(Error::CorruptBlob {
                 pack: loc.pack,
@@ -408,7 +457,10 @@ impl Repository {
         let start = u64::from(loc.offset);
         let stored = self
             .backend
-            .get_range(&pack_path(&loc.pack), start..start + u64::from(loc.stored_len))
+            .get_range(
+                &pack_path(&loc.pack),
+                start..start + u64::from(loc.stored_len),
+            )
             .map_err(|e| match e {
                 e if e.is_not_found() => Error::CorruptBlob {
                     pack: loc.pack,
@@ -422,10 +474,12 @@ impl Repository {
                 },
                 other => Error::Store(other),
             })?;
-        open_blob(&self.key, blob_type, id, loc.flags, loc.raw_len, &stored).map_err(|e| Error::CorruptBlob {
-            pack: loc.pack,
-            blob: *id,
-            reason: e.to_string(),
+        open_blob(&self.key, blob_type, id, loc.flags, loc.raw_len, &stored).map_err(|e| {
+            Error::CorruptBlob {
+                pack: loc.pack,
+                blob: *id,
+                reason: e.to_string(),
+            }
         })
     }
 

@@ -64,7 +64,12 @@ impl Repository {
         self.walk_inner(tree, Path::new("/"), f)
     }
 
-    pub(crate) fn walk_inner(&self, tree: &Id, base: &Path, f: &mut dyn FnMut(&Path, &Node) -> Result<bool>) -> Result<()> {
+    pub(crate) fn walk_inner(
+        &self,
+        tree: &Id,
+        base: &Path,
+        f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
+    ) -> Result<()> {
         let t = self.load_tree(tree)?;
         for n in &t.nodes {
             let p = base.join(os(&n.name));
@@ -83,15 +88,21 @@ impl Repository {
         let mut tree = *root;
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         if comps.is_empty() {
-            return Err(Error::InvalidArgument("path names the snapshot root, not a file".into()));
+            return Err(Error::InvalidArgument(
+                "path names the snapshot root, not a file".into(),
+            ));
         }
         for (i, c) in comps.iter().enumerate() {
             let t = self.load_tree(&tree)?;
-            let n = t.find(c.as_bytes()).ok_or_else(|| Error::PathNotFound { path: path.into() })?;
+            let n = t
+                .find(c.as_bytes())
+                .ok_or_else(|| Error::PathNotFound { path: path.into() })?;
             if i + 1 == comps.len() {
                 return Ok(n.clone());
             }
-            tree = n.subtree.ok_or_else(|| Error::PathNotFound { path: path.into() })?;
+            tree = n
+                .subtree
+                .ok_or_else(|| Error::PathNotFound { path: path.into() })?;
         }
         Err(Error::PathNotFound { path: path.into() })
     }
@@ -100,7 +111,10 @@ impl Repository {
     /// bytes written.
     pub fn dump_file(&self, node: &Node, out: &mut dyn Write) -> Result<u64> {
         if node.kind != NodeKind::File {
-            return Err(Error::InvalidArgument(format!("{} is not a regular file", node.name_lossy())));
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a regular file",
+                node.name_lossy()
+            )));
         }
         let zeros = vec![0u8; 1 << 20];
         let mut n = 0u64;
@@ -115,7 +129,8 @@ impl Repository {
                     let mut left = *len;
                     while left > 0 {
                         let k = left.min(zeros.len() as u64) as usize;
-                        out.write_all(&zeros[..k]).map_err(|e| Error::io("<output>", e))?;
+                        out.write_all(&zeros[..k])
+                            .map_err(|e| Error::io("<output>", e))?;
                         left -= k as u64;
                     }
                     n += len;
@@ -129,7 +144,12 @@ impl Repository {
     /// Restore `snapshot` into `opts.target`. Content is verified blob by
     /// blob; a damaged blob fails that file (named in the report) and the
     /// restore goes on with the rest.
-    pub fn restore(&self, snapshot: &Snapshot, opts: &RestoreOptions, progress: &Progress) -> Result<RestoreReport> {
+    pub fn restore(
+        &self,
+        snapshot: &Snapshot,
+        opts: &RestoreOptions,
+        progress: &Progress,
+    ) -> Result<RestoreReport> {
         let includes = PathFilter::new(&opts.includes)?;
         let excludes = PathFilter::new(&opts.excludes)?;
         // 1. Select entries.
@@ -143,7 +163,13 @@ impl Repository {
                 .and_then(|pp| all.iter().rev().find(|(e, _)| e.path == pp))
                 .is_some_and(|(_, s)| *s);
             let selected = includes.is_empty() || parent_selected || includes.matches(p);
-            all.push((Entry { path: p.to_path_buf(), node: n.clone() }, selected));
+            all.push((
+                Entry {
+                    path: p.to_path_buf(),
+                    node: n.clone(),
+                },
+                selected,
+            ));
             Ok(true)
         })?;
         let mut needed: HashSet<PathBuf> = HashSet::new();
@@ -170,10 +196,13 @@ impl Repository {
         let errors = Mutex::new(Vec::<EntryError>::new());
         let record = |p: &Path, m: String| {
             progress.errors.fetch_add(1, Ordering::Relaxed);
-            errors.lock().unwrap_or_else(|x| x.into_inner()).push(EntryError {
-                path: p.display().to_string(),
-                message: m,
-            })
+            errors
+                .lock()
+                .unwrap_or_else(|x| x.into_inner())
+                .push(EntryError {
+                    path: p.display().to_string(),
+                    message: m,
+                })
         };
         let mut report = RestoreReport::default();
 
@@ -228,7 +257,10 @@ impl Repository {
                         }
                         Err(err) => {
                             record(&e.path, err.to_string());
-                            failed_files.lock().unwrap_or_else(|x| x.into_inner()).insert(i);
+                            failed_files
+                                .lock()
+                                .unwrap_or_else(|x| x.into_inner())
+                                .insert(i);
                             0
                         }
                     }
@@ -289,14 +321,21 @@ impl Repository {
         // 5. Metadata: everything but directories, then directories deepest first.
         let failed = failed_files.into_inner().unwrap_or_else(|x| x.into_inner());
         for (i, e) in entries.iter().enumerate() {
-            if e.node.kind == NodeKind::Dir || e.node.kind == NodeKind::Socket || failed.contains(&i) {
+            if e.node.kind == NodeKind::Dir
+                || e.node.kind == NodeKind::Socket
+                || failed.contains(&i)
+            {
                 continue;
             }
             for p in apply_metadata(&dest(&e.path), &e.node) {
                 record(&e.path, p);
             }
         }
-        for e in entries.iter().rev().filter(|e| e.node.kind == NodeKind::Dir) {
+        for e in entries
+            .iter()
+            .rev()
+            .filter(|e| e.node.kind == NodeKind::Dir)
+        {
             for p in apply_metadata(&dest(&e.path), &e.node) {
                 record(&e.path, p);
             }
@@ -327,7 +366,9 @@ impl Repository {
                         )));
                     }
                     f.write_all_at(&data, off).map_err(|e| Error::io(path, e))?;
-                    progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    progress
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
                 ContentPart::Hole { .. } => {}
             }

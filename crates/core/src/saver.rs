@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lifeboat_format::{BlobType, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, seal_blob_with_id};
+use lifeboat_format::{
+    BlobType, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, seal_blob_with_id,
+};
 use lifeboat_index::{pack_path, write_segment};
 
 use crate::{Error, Repository, Result};
@@ -62,15 +64,25 @@ impl<'r> BlobSaver<'r> {
         if self.repo.index().contains(&id) || !lock(&self.inflight).insert(id) {
             return Ok(false);
         }
-        let sealed = seal_blob_with_id(&self.repo.key, blob_type, id, data, self.repo.config.compression_level)
-            .map_err(|e| Error::Internal(format!("sealing blob: {e}")))?;
+        let sealed = seal_blob_with_id(
+            &self.repo.key,
+            blob_type,
+            id,
+            data,
+            self.repo.config.compression_level,
+        )
+        .map_err(|e| Error::Internal(format!("sealing blob: {e}")))?;
         let counter = match blob_type {
             BlobType::Data => &self.stats.data_blobs,
             BlobType::Tree => &self.stats.tree_blobs,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes_added.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.stats.bytes_stored.fetch_add(sealed.bytes.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes_added
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes_stored
+            .fetch_add(sealed.bytes.len() as u64, Ordering::Relaxed);
         let full = {
             let mut p = lock(&self.packers[blob_type as usize]);
             p.add(&sealed).map_err(|e| Error::Internal(e.to_string()))?;
@@ -88,7 +100,9 @@ impl<'r> BlobSaver<'r> {
 
     fn upload(&self, p: PackBuilder) -> Result<()> {
         let blob_type = p.blob_type();
-        let (bytes, id, entries) = p.finish(&self.repo.key).map_err(|e| Error::Internal(e.to_string()))?;
+        let (bytes, id, entries) = p
+            .finish(&self.repo.key)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let size = bytes.len() as u64;
         self.repo.backend.put(&pack_path(&id), bytes.into())?;
         let pack = IndexPack {
@@ -132,7 +146,10 @@ impl<'r> BlobSaver<'r> {
     /// returns, every blob saved is durable and indexed.
     pub fn finish(&self) -> Result<()> {
         for t in [BlobType::Data, BlobType::Tree] {
-            let p = std::mem::replace(&mut *lock(&self.packers[t as usize]), PackBuilder::new(t, 0));
+            let p = std::mem::replace(
+                &mut *lock(&self.packers[t as usize]),
+                PackBuilder::new(t, 0),
+            );
             if !p.is_empty() {
                 self.upload(p)?;
             }

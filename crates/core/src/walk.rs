@@ -69,7 +69,13 @@ impl Repository {
         Ok(out)
     }
 
-    fn all_below(&self, tree: &Id, base: &Path, change: Change, out: &mut Vec<DiffEntry>) -> Result<()> {
+    fn all_below(
+        &self,
+        tree: &Id,
+        base: &Path,
+        change: Change,
+        out: &mut Vec<DiffEntry>,
+    ) -> Result<()> {
         self.walk_inner(tree, base, &mut |p, _| {
             out.push(DiffEntry {
                 path: p.display().to_string(),
@@ -79,7 +85,13 @@ impl Repository {
         })
     }
 
-    fn diff_inner(&self, a: Option<&Id>, b: Option<&Id>, base: &Path, out: &mut Vec<DiffEntry>) -> Result<()> {
+    fn diff_inner(
+        &self,
+        a: Option<&Id>,
+        b: Option<&Id>,
+        base: &Path,
+        out: &mut Vec<DiffEntry>,
+    ) -> Result<()> {
         if a == b {
             return Ok(());
         }
@@ -102,7 +114,10 @@ impl Repository {
                 std::cmp::Ordering::Less => {
                     let n = &ta[i];
                     let p = base.join(n.name_lossy());
-                    out.push(DiffEntry { path: p.display().to_string(), change: Change::Removed });
+                    out.push(DiffEntry {
+                        path: p.display().to_string(),
+                        change: Change::Removed,
+                    });
                     if let Some(s) = &n.subtree {
                         self.all_below(s, &p, Change::Removed, out)?;
                     }
@@ -111,7 +126,10 @@ impl Repository {
                 std::cmp::Ordering::Greater => {
                     let n = &tb[j];
                     let p = base.join(n.name_lossy());
-                    out.push(DiffEntry { path: p.display().to_string(), change: Change::Added });
+                    out.push(DiffEntry {
+                        path: p.display().to_string(),
+                        change: Change::Added,
+                    });
                     if let Some(s) = &n.subtree {
                         self.all_below(s, &p, Change::Added, out)?;
                     }
@@ -121,11 +139,20 @@ impl Repository {
                     let (x, y) = (&ta[i], &tb[j]);
                     let p = base.join(x.name_lossy());
                     if x.kind != y.kind {
-                        out.push(DiffEntry { path: p.display().to_string(), change: Change::TypeChanged });
+                        out.push(DiffEntry {
+                            path: p.display().to_string(),
+                            change: Change::TypeChanged,
+                        });
                     } else if x.kind == NodeKind::File && x.content != y.content {
-                        out.push(DiffEntry { path: p.display().to_string(), change: Change::Modified });
+                        out.push(DiffEntry {
+                            path: p.display().to_string(),
+                            change: Change::Modified,
+                        });
                     } else if !meta_equal(x, y) {
-                        out.push(DiffEntry { path: p.display().to_string(), change: Change::Metadata });
+                        out.push(DiffEntry {
+                            path: p.display().to_string(),
+                            change: Change::Metadata,
+                        });
                     }
                     if x.kind == NodeKind::Dir && y.kind == NodeKind::Dir {
                         self.diff_inner(x.subtree.as_ref(), y.subtree.as_ref(), &p, out)?;

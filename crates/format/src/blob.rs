@@ -3,7 +3,9 @@ use std::cell::RefCell;
 use crate::{Error, Id, MAX_BLOB_LEN, MasterKey, Result};
 
 /// What a blob holds. Data and tree blobs live in separate packs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum BlobType {
     /// File content.
@@ -18,13 +20,18 @@ impl BlobType {
         match v {
             0 => Ok(BlobType::Data),
             1 => Ok(BlobType::Tree),
-            _ => Err(crate::error::malformed("blob type", format!("unknown type {v}"))),
+            _ => Err(crate::error::malformed(
+                "blob type",
+                format!("unknown type {v}"),
+            )),
         }
     }
 }
 
 /// Per-blob flags in pack headers and index entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct BlobFlags(pub u8);
 
 impl BlobFlags {
@@ -39,7 +46,10 @@ impl BlobFlags {
     /// Reject flags this version does not define.
     pub fn validate(self) -> Result<BlobFlags> {
         if self.0 & !Self::COMPRESSED != 0 {
-            return Err(crate::error::malformed("blob flags", format!("unknown flags {:#x}", self.0)));
+            return Err(crate::error::malformed(
+                "blob flags",
+                format!("unknown flags {:#x}", self.0),
+            ));
         }
         Ok(self)
     }
@@ -60,7 +70,12 @@ pub struct SealedBlob {
     pub bytes: Vec<u8>,
 }
 
-fn blob_aad(blob_type: BlobType, flags: BlobFlags, raw_len: u32, id: &Id) -> [u8; 16 + 1 + 1 + 4 + 32] {
+fn blob_aad(
+    blob_type: BlobType,
+    flags: BlobFlags,
+    raw_len: u32,
+    id: &Id,
+) -> [u8; 16 + 1 + 1 + 4 + 32] {
     let mut aad = [0u8; 54];
     aad[..16].copy_from_slice(b"lifeboat blob v1");
     aad[16] = blob_type as u8;
@@ -78,11 +93,14 @@ fn compress(level: i32, data: &[u8]) -> Result<Vec<u8>> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|(l, _)| *l) != Some(level) {
-            let comp = zstd::bulk::Compressor::new(level).map_err(|e| Error::Compression(e.to_string()))?;
+            let comp = zstd::bulk::Compressor::new(level)
+                .map_err(|e| Error::Compression(e.to_string()))?;
             *c = Some((level, comp));
         }
         match c.as_mut() {
-            Some((_, comp)) => comp.compress(data).map_err(|e| Error::Compression(e.to_string())),
+            Some((_, comp)) => comp
+                .compress(data)
+                .map_err(|e| Error::Compression(e.to_string())),
             None => Err(Error::Compression("no compressor".into())),
         }
     })
@@ -90,7 +108,12 @@ fn compress(level: i32, data: &[u8]) -> Result<Vec<u8>> {
 
 /// Hash, compress (at `level`; 0 = never) and encrypt a blob. Compression is
 /// kept only when it saves at least 1/32 of the plaintext.
-pub fn seal_blob(key: &MasterKey, blob_type: BlobType, plaintext: &[u8], level: i32) -> Result<SealedBlob> {
+pub fn seal_blob(
+    key: &MasterKey,
+    blob_type: BlobType,
+    plaintext: &[u8],
+    level: i32,
+) -> Result<SealedBlob> {
     let id = key.blob_id(plaintext);
     seal_blob_with_id(key, blob_type, id, plaintext, level)
 }
@@ -162,7 +185,10 @@ pub fn open_blob(
     }
     let actual = key.blob_id(&data);
     if actual != *id {
-        return Err(Error::IdMismatch { expected: *id, actual });
+        return Err(Error::IdMismatch {
+            expected: *id,
+            actual,
+        });
     }
     Ok(data)
 }
@@ -178,14 +204,20 @@ mod tests {
         let s = seal_blob(&k, BlobType::Data, &text, 3).unwrap();
         assert!(s.flags.compressed());
         assert!(s.bytes.len() < text.len() / 10);
-        assert_eq!(open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes).unwrap(), text);
+        assert_eq!(
+            open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes).unwrap(),
+            text
+        );
 
         let mut noise = vec![0u8; 100_000];
         crate::crypto::fill_random(&mut noise).unwrap();
         let s = seal_blob(&k, BlobType::Data, &noise, 3).unwrap();
         assert!(!s.flags.compressed(), "incompressible data is stored raw");
         assert_eq!(s.bytes.len(), noise.len() + crate::ENVELOPE_OVERHEAD);
-        assert_eq!(open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes).unwrap(), noise);
+        assert_eq!(
+            open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes).unwrap(),
+            noise
+        );
     }
 
     #[test]

@@ -57,9 +57,14 @@ impl Config {
             });
         }
         if &stored[..8] != CONFIG_MAGIC {
-            return Err(crate::error::malformed("config", "not a Lifeboat repository config (bad magic)"));
+            return Err(crate::error::malformed(
+                "config",
+                "not a Lifeboat repository config (bad magic)",
+            ));
         }
-        Ok(u32::from_le_bytes([stored[8], stored[9], stored[10], stored[11]]))
+        Ok(u32::from_le_bytes([
+            stored[8], stored[9], stored[10], stored[11],
+        ]))
     }
 
     /// Encode as `"LIFEBOAT" ‖ version (u32 LE) ‖ envelope(JSON)`; the prefix is
@@ -85,9 +90,13 @@ impl Config {
             });
         }
         let json = open_object_aad(key, ObjectKind::Config, &stored[..12], &stored[12..])?;
-        let cfg: Config = serde_json::from_slice(&json).map_err(|e| crate::error::malformed("config", e))?;
+        let cfg: Config =
+            serde_json::from_slice(&json).map_err(|e| crate::error::malformed("config", e))?;
         if cfg.version != version {
-            return Err(crate::error::malformed("config", "inner and outer versions differ"));
+            return Err(crate::error::malformed(
+                "config",
+                "inner and outer versions differ",
+            ));
         }
         Ok(cfg)
     }
@@ -116,7 +125,11 @@ mod tests {
         let mut v2 = bytes.clone();
         v2[8] = 2;
         match Config::decode(&k, &v2) {
-            Err(Error::UnsupportedVersion { found: 2, supported: 1, .. }) => {}
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }) => {}
             other => panic!("unexpected {other:?}"),
         }
         let mut bad = bytes.clone();

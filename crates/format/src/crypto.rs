@@ -118,11 +118,10 @@ pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -
         what: what.to_string(),
     })?;
     let tag_at = sealed.len() - TAG_LEN;
-    let tag = chacha20poly1305::Tag::try_from(&sealed[tag_at..]).map_err(|_| {
-        Error::Authentication {
+    let tag =
+        chacha20poly1305::Tag::try_from(&sealed[tag_at..]).map_err(|_| Error::Authentication {
             what: what.to_string(),
-        }
-    })?;
+        })?;
     let mut plain = sealed[NONCE_LEN..tag_at].to_vec();
     cipher
         .decrypt_inout_detached(&nonce, aad, plain.as_mut_slice().into(), &tag)

@@ -53,7 +53,8 @@ impl IndexSegment {
 
     /// Encode and encrypt.
     pub fn encode(&self, key: &MasterKey) -> Result<Vec<u8>> {
-        let bin = postcard::to_allocvec(self).map_err(|e| crate::error::malformed("index segment", e))?;
+        let bin =
+            postcard::to_allocvec(self).map_err(|e| crate::error::malformed("index segment", e))?;
         seal_object(key, ObjectKind::Index, &bin, 0)
     }
 

@@ -30,8 +30,9 @@ impl Default for KdfParams {
 
 impl KdfParams {
     fn derive(&self, password: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-        let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
-            .map_err(|e| Error::Kdf(e.to_string()))?;
+        let params =
+            argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
+                .map_err(|e| Error::Kdf(e.to_string()))?;
         let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; 32]);
         a.hash_password_into(password, salt, out.as_mut())
@@ -124,7 +125,10 @@ impl KeySlot {
             });
         }
         if self.kdf != "argon2id" {
-            return Err(crate::error::malformed("key slot", format!("unknown kdf {:?}", self.kdf)));
+            return Err(crate::error::malformed(
+                "key slot",
+                format!("unknown kdf {:?}", self.kdf),
+            ));
         }
         let kek = self.params.derive(password, &self.salt)?;
         let plain = open_with(&kek, SLOT_AAD, &self.wrapped_key, "key slot")

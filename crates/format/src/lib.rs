@@ -22,8 +22,8 @@ mod snapshot;
 mod tree;
 
 pub use blob::{BlobFlags, BlobType, SealedBlob, open_blob, seal_blob, seal_blob_with_id};
-pub use config::{ChunkerParams, Config, CONFIG_MAGIC, FORMAT_VERSION};
-pub use crypto::{MasterKey, MASTER_KEY_LEN};
+pub use config::{CONFIG_MAGIC, ChunkerParams, Config, FORMAT_VERSION};
+pub use crypto::{MASTER_KEY_LEN, MasterKey};
 pub use error::{Error, Result};
 pub use id::Id;
 pub use index::{IndexEntry, IndexPack, IndexSegment};

@@ -37,7 +37,12 @@ pub(crate) fn object_aad(kind: ObjectKind, extra: &[u8]) -> Vec<u8> {
 /// Encrypt a metadata object: `envelope(encoding byte ‖ payload)`.
 /// `level` 0 stores the payload raw, otherwise zstd at that level (kept only
 /// when it makes the payload smaller).
-pub fn seal_object(key: &MasterKey, kind: ObjectKind, payload: &[u8], level: i32) -> Result<Vec<u8>> {
+pub fn seal_object(
+    key: &MasterKey,
+    kind: ObjectKind,
+    payload: &[u8],
+    level: i32,
+) -> Result<Vec<u8>> {
     seal_object_aad(key, kind, &[], payload, level)
 }
 
@@ -50,7 +55,8 @@ pub(crate) fn seal_object_aad(
 ) -> Result<Vec<u8>> {
     let mut plain = Vec::with_capacity(payload.len() + 1);
     if level != 0 {
-        let c = zstd::bulk::compress(payload, level).map_err(|e| Error::Compression(e.to_string()))?;
+        let c =
+            zstd::bulk::compress(payload, level).map_err(|e| Error::Compression(e.to_string()))?;
         if c.len() < payload.len() {
             plain.push(ENCODING_ZSTD);
             plain.extend_from_slice(&c);
@@ -74,7 +80,11 @@ pub(crate) fn open_object_aad(
     extra_aad: &[u8],
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
-    let plain = key.open(&object_aad(kind, extra_aad), sealed, &format!("{kind:?} object"))?;
+    let plain = key.open(
+        &object_aad(kind, extra_aad),
+        sealed,
+        &format!("{kind:?} object"),
+    )?;
     match plain.split_first() {
         Some((&ENCODING_RAW, rest)) => Ok(rest.to_vec()),
         Some((&ENCODING_ZSTD, rest)) => decompress_bounded(rest, MAX_BLOB_LEN as u64),
@@ -91,7 +101,8 @@ pub(crate) fn open_object_aad(
 }
 
 pub(crate) fn decompress_bounded(data: &[u8], limit: u64) -> Result<Vec<u8>> {
-    let dec = zstd::stream::read::Decoder::new(data).map_err(|e| Error::Compression(e.to_string()))?;
+    let dec =
+        zstd::stream::read::Decoder::new(data).map_err(|e| Error::Compression(e.to_string()))?;
     let mut out = Vec::new();
     dec.take(limit + 1)
         .read_to_end(&mut out)

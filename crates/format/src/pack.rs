@@ -76,7 +76,10 @@ impl PackBuilder {
     /// Append a blob. Fails if the pack would pass 4 GiB.
     pub fn add(&mut self, blob: &SealedBlob) -> Result<()> {
         if blob.blob_type != self.blob_type {
-            return Err(crate::error::malformed("pack", "blob type differs from pack type"));
+            return Err(crate::error::malformed(
+                "pack",
+                "blob type differs from pack type",
+            ));
         }
         let offset = u32::try_from(self.buf.len())
             .map_err(|_| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
@@ -162,16 +165,26 @@ pub fn parse_pack_trailer(tail: &[u8]) -> Result<u32> {
     }
     let hlen = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
     if hlen > MAX_HEADER_LEN {
-        return Err(crate::error::malformed("pack trailer", "header length too large"));
+        return Err(crate::error::malformed(
+            "pack trailer",
+            "header length too large",
+        ));
     }
     Ok(hlen)
 }
 
 /// Decrypt a pack header and check each entry against the pack's size.
-pub fn decode_pack_header(key: &MasterKey, sealed: &[u8], pack_len: u64) -> Result<Vec<PackHeaderEntry>> {
+pub fn decode_pack_header(
+    key: &MasterKey,
+    sealed: &[u8],
+    pack_len: u64,
+) -> Result<Vec<PackHeaderEntry>> {
     let plain = open_object(key, ObjectKind::PackHeader, sealed)?;
     if plain.len() % HEADER_ENTRY_LEN != 0 {
-        return Err(crate::error::malformed("pack header", "length is not a whole number of entries"));
+        return Err(crate::error::malformed(
+            "pack header",
+            "length is not a whole number of entries",
+        ));
     }
     let data_end = pack_len.saturating_sub((sealed.len() + PACK_TRAILER_LEN) as u64);
     plain
@@ -179,7 +192,10 @@ pub fn decode_pack_header(key: &MasterKey, sealed: &[u8], pack_len: u64) -> Resu
         .map(|c| {
             let e = PackHeaderEntry::decode(c)?;
             if u64::from(e.offset) + u64::from(e.stored_len) > data_end {
-                return Err(crate::error::malformed("pack header", format!("blob {} lies outside the pack", e.id)));
+                return Err(crate::error::malformed(
+                    "pack header",
+                    format!("blob {} lies outside the pack", e.id),
+                ));
             }
             Ok(e)
         })
@@ -199,20 +215,34 @@ mod tests {
         let b = seal_blob(&k, BlobType::Data, &vec![7u8; 5000], 3).unwrap();
         p.add(&a).unwrap();
         p.add(&b).unwrap();
-        assert!(p.add(&seal_blob(&k, BlobType::Tree, b"t", 0).unwrap()).is_err());
+        assert!(
+            p.add(&seal_blob(&k, BlobType::Tree, b"t", 0).unwrap())
+                .is_err()
+        );
         let (bytes, id, entries) = p.finish(&k).unwrap();
         assert_eq!(id, Id::of_object(&bytes));
         let hlen = parse_pack_trailer(&bytes).unwrap() as usize;
         let hstart = bytes.len() - PACK_TRAILER_LEN - hlen;
-        let parsed = decode_pack_header(&k, &bytes[hstart..bytes.len() - PACK_TRAILER_LEN], bytes.len() as u64).unwrap();
+        let parsed = decode_pack_header(
+            &k,
+            &bytes[hstart..bytes.len() - PACK_TRAILER_LEN],
+            bytes.len() as u64,
+        )
+        .unwrap();
         assert_eq!(parsed, entries);
         let e = parsed[1];
         let blob = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-        assert_eq!(crate::open_blob(&k, e.blob_type, &e.id, e.flags, e.raw_len, blob).unwrap(), vec![7u8; 5000]);
+        assert_eq!(
+            crate::open_blob(&k, e.blob_type, &e.id, e.flags, e.raw_len, blob).unwrap(),
+            vec![7u8; 5000]
+        );
         let mut bad = bytes.clone();
         let n = bad.len();
         bad[n - 1] = 9;
-        assert!(matches!(parse_pack_trailer(&bad), Err(Error::UnsupportedVersion { .. })));
+        assert!(matches!(
+            parse_pack_trailer(&bad),
+            Err(Error::UnsupportedVersion { .. })
+        ));
         assert!(parse_pack_trailer(&bytes[..5]).is_err());
     }
 }

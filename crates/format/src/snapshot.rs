@@ -52,7 +52,6 @@ pub struct SnapshotSummary {
     pub duration_secs: f64,
 }
 
-
 /// A snapshot (`snapshots/<id>`): JSON, compressed, encrypted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -105,7 +104,8 @@ impl Snapshot {
     /// Decrypt and decode.
     pub fn decode(key: &MasterKey, stored: &[u8]) -> Result<Snapshot> {
         let json = open_object(key, ObjectKind::Snapshot, stored)?;
-        let s: Snapshot = serde_json::from_slice(&json).map_err(|e| crate::error::malformed("snapshot", e))?;
+        let s: Snapshot =
+            serde_json::from_slice(&json).map_err(|e| crate::error::malformed("snapshot", e))?;
         if s.version != 1 {
             return Err(Error::UnsupportedVersion {
                 what: "snapshot",

@@ -170,7 +170,8 @@ impl Tree {
 
     /// Decode and validate (version, order, names).
     pub fn decode(bytes: &[u8]) -> Result<Tree> {
-        let t: Tree = postcard::from_bytes(bytes).map_err(|e| crate::error::malformed("tree", e))?;
+        let t: Tree =
+            postcard::from_bytes(bytes).map_err(|e| crate::error::malformed("tree", e))?;
         if t.version != 1 {
             return Err(Error::UnsupportedVersion {
                 what: "tree",
@@ -180,12 +181,23 @@ impl Tree {
         }
         for w in t.nodes.windows(2) {
             if w[0].name >= w[1].name {
-                return Err(crate::error::malformed("tree", "entries not sorted or duplicated"));
+                return Err(crate::error::malformed(
+                    "tree",
+                    "entries not sorted or duplicated",
+                ));
             }
         }
         for n in &t.nodes {
-            if n.name.is_empty() || n.name.contains(&b'/') || n.name.contains(&0) || n.name == b"." || n.name == b".." {
-                return Err(crate::error::malformed("tree", format!("invalid entry name {:?}", n.name_lossy())));
+            if n.name.is_empty()
+                || n.name.contains(&b'/')
+                || n.name.contains(&0)
+                || n.name == b"."
+                || n.name == b".."
+            {
+                return Err(crate::error::malformed(
+                    "tree",
+                    format!("invalid entry name {:?}", n.name_lossy()),
+                ));
             }
         }
         Ok(t)
@@ -207,7 +219,13 @@ mod tests {
     #[test]
     fn tree_round_trip_is_deterministic_and_validated() {
         let mut f = Node::new(b"b\xff".to_vec(), NodeKind::File);
-        f.content = vec![ContentPart::Blob { id: Id([3; 32]), len: 10 }, ContentPart::Hole { len: 4096 }];
+        f.content = vec![
+            ContentPart::Blob {
+                id: Id([3; 32]),
+                len: 10,
+            },
+            ContentPart::Hole { len: 4096 },
+        ];
         let d = Node::new("a", NodeKind::Dir);
         let t = Tree::new(vec![f.clone(), d.clone()]);
         assert_eq!(t.nodes[0].name, b"a");
@@ -215,11 +233,23 @@ mod tests {
         assert_eq!(Tree::new(vec![d.clone(), f.clone()]).encode().unwrap(), enc);
         assert_eq!(Tree::decode(&enc).unwrap(), t);
         assert!(t.find(b"b\xff").is_some());
-        let bad = Tree { version: 1, nodes: vec![f.clone(), d] };
+        let bad = Tree {
+            version: 1,
+            nodes: vec![f.clone(), d],
+        };
         assert!(Tree::decode(&bad.encode().unwrap()).is_err());
-        let evil = Tree { version: 1, nodes: vec![Node::new("..", NodeKind::Dir)] };
+        let evil = Tree {
+            version: 1,
+            nodes: vec![Node::new("..", NodeKind::Dir)],
+        };
         assert!(Tree::decode(&evil.encode().unwrap()).is_err());
-        let v2 = Tree { version: 2, nodes: vec![] };
-        assert!(matches!(Tree::decode(&v2.encode().unwrap()), Err(Error::UnsupportedVersion { .. })));
+        let v2 = Tree {
+            version: 2,
+            nodes: vec![],
+        };
+        assert!(matches!(
+            Tree::decode(&v2.encode().unwrap()),
+            Err(Error::UnsupportedVersion { .. })
+        ));
     }
 }

@@ -95,7 +95,10 @@ impl Index {
             })?;
             segs.push((id, seg));
         }
-        let superseded: HashSet<Id> = segs.iter().flat_map(|(_, s)| s.supersedes.iter().copied()).collect();
+        let superseded: HashSet<Id> = segs
+            .iter()
+            .flat_map(|(_, s)| s.supersedes.iter().copied())
+            .collect();
         let mut idx = Index::new();
         for (id, seg) in &segs {
             if !superseded.contains(id) {
@@ -173,7 +176,11 @@ impl Index {
 }
 
 /// Encrypt and store a segment; returns its id.
-pub fn write_segment(backend: &Arc<dyn Backend>, key: &MasterKey, seg: &IndexSegment) -> Result<Id> {
+pub fn write_segment(
+    backend: &Arc<dyn Backend>,
+    key: &MasterKey,
+    seg: &IndexSegment,
+) -> Result<Id> {
     let bytes = seg.encode(key).map_err(|e| Error::Segment {
         segment: "<new>".into(),
         source: e,
@@ -226,6 +233,9 @@ mod tests {
         assert!(!idx.contains(&Id([101; 32])));
 
         let other = MasterKey::generate().unwrap();
-        assert!(matches!(Index::load(&b, &other), Err(Error::Segment { .. })));
+        assert!(matches!(
+            Index::load(&b, &other),
+            Err(Error::Segment { .. })
+        ));
     }
 }

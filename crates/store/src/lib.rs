@@ -214,7 +214,10 @@ impl ObjectStoreBackend {
     /// An in-memory store, for unit tests only: it is empty when created and
     /// gone when dropped.
     pub fn memory() -> Result<ObjectStoreBackend> {
-        ObjectStoreBackend::new(Arc::new(object_store::memory::InMemory::new()), "memory://".into())
+        ObjectStoreBackend::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            "memory://".into(),
+        )
     }
 
     fn sync_local(&self, path: &str) -> Result<()> {
@@ -226,9 +229,13 @@ impl ObjectStoreBackend {
             path: path.to_string(),
             reason: format!("fsync: {e}"),
         };
-        std::fs::File::open(&full).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::File::open(&full)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
         if let Some(parent) = full.parent() {
-            std::fs::File::open(parent).and_then(|f| f.sync_all()).map_err(io)?;
+            std::fs::File::open(parent)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
         }
         Ok(())
     }
@@ -240,7 +247,10 @@ impl ObjectStoreBackend {
             ..Default::default()
         };
         self.runtime
-            .block_on(self.store.put_opts(&loc, PutPayload::from_bytes(data), opts))
+            .block_on(
+                self.store
+                    .put_opts(&loc, PutPayload::from_bytes(data), opts),
+            )
             .map_err(|e| Error::from_store(path, e))?;
         self.sync_local(path)
     }
@@ -265,7 +275,9 @@ impl Backend for ObjectStoreBackend {
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         let loc = ObjPath::from(path);
         let want = range.end.saturating_sub(range.start);
-        let res = self.runtime.block_on(self.store.get_range(&loc, range.clone()));
+        let res = self
+            .runtime
+            .block_on(self.store.get_range(&loc, range.clone()));
         let truncated = |len| Error::Truncated {
             path: path.to_string(),
             start: range.start,
@@ -354,7 +366,9 @@ impl Location {
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(Error::InvalidLocation {
                 location: s.into(),
-                reason: format!("unsupported scheme {scheme:?} (supported: file://, a plain path, memory://)"),
+                reason: format!(
+                    "unsupported scheme {scheme:?} (supported: file://, a plain path, memory://)"
+                ),
             });
         }
         Ok(Location::Local(PathBuf::from(s)))
@@ -396,8 +410,12 @@ mod tests {
         ));
         assert_eq!(b.get("keys/a").unwrap(), Bytes::from_static(b"hello"));
         b.create("keys/b", Bytes::from_static(b"world!")).unwrap();
-        b.put("data/ab/abcd", Bytes::from_static(b"0123456789")).unwrap();
-        assert_eq!(b.get_range("data/ab/abcd", 2..5).unwrap(), Bytes::from_static(b"234"));
+        b.put("data/ab/abcd", Bytes::from_static(b"0123456789"))
+            .unwrap();
+        assert_eq!(
+            b.get_range("data/ab/abcd", 2..5).unwrap(),
+            Bytes::from_static(b"234")
+        );
         assert!(matches!(
             b.get_range("data/ab/abcd", 5..50),
             Err(Error::Truncated { len: 10, .. })
@@ -406,8 +424,14 @@ mod tests {
         assert_eq!(
             keys,
             vec![
-                ObjectInfo { path: "keys/a".into(), size: 5 },
-                ObjectInfo { path: "keys/b".into(), size: 6 }
+                ObjectInfo {
+                    path: "keys/a".into(),
+                    size: 5
+                },
+                ObjectInfo {
+                    path: "keys/b".into(),
+                    size: 6
+                }
             ]
         );
         assert_eq!(b.list("data/").unwrap().len(), 1);
@@ -427,7 +451,10 @@ mod tests {
     fn local_backend_keeps_the_contract() {
         let dir = std::env::temp_dir().join(format!("lb-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let b = Location::parse(dir.to_str().unwrap()).unwrap().open(true).unwrap();
+        let b = Location::parse(dir.to_str().unwrap())
+            .unwrap()
+            .open(true)
+            .unwrap();
         contract(b.as_ref());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -435,9 +462,18 @@ mod tests {
     #[test]
     fn locations_parse() {
         assert_eq!(Location::parse("/x").unwrap(), Location::Local("/x".into()));
-        assert_eq!(Location::parse("file:///x").unwrap(), Location::Local("/x".into()));
+        assert_eq!(
+            Location::parse("file:///x").unwrap(),
+            Location::Local("/x".into())
+        );
         assert_eq!(Location::parse("memory://").unwrap(), Location::Memory);
         assert!(Location::parse("ftp://x").is_err());
-        assert!(Location::parse("/definitely/not/here").unwrap().open(false).unwrap_err().is_not_found());
+        assert!(
+            Location::parse("/definitely/not/here")
+                .unwrap()
+                .open(false)
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 }

@@ -61,8 +61,11 @@ impl IndexSegment {
     /// Decrypt and decode.
     pub fn decode(key: &MasterKey, stored: &[u8]) -> Result<IndexSegment> {
         let bin = open_object(key, ObjectKind::Index, stored)?;
-        let seg: IndexSegment =
-            postcard::from_bytes(&bin).map_err(|e| crate::error::malformed("index segment", e))?;
+        let (seg, rest): (IndexSegment, &[u8]) = postcard::take_from_bytes(&bin)
+            .map_err(|e| crate::error::malformed("index segment", e))?;
+        if !rest.is_empty() {
+            return Err(crate::error::malformed("index segment", "trailing bytes"));
+        }
         if seg.version != 1 {
             return Err(Error::UnsupportedVersion {
                 what: "index segment",

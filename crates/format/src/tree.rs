@@ -170,8 +170,14 @@ impl Tree {
 
     /// Decode and validate (version, order, names).
     pub fn decode(bytes: &[u8]) -> Result<Tree> {
-        let t: Tree =
-            postcard::from_bytes(bytes).map_err(|e| crate::error::malformed("tree", e))?;
+        let (t, rest): (Tree, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| crate::error::malformed("tree", e))?;
+        if !rest.is_empty() {
+            return Err(crate::error::malformed(
+                "tree",
+                "trailing bytes after the tree",
+            ));
+        }
         if t.version != 1 {
             return Err(Error::UnsupportedVersion {
                 what: "tree",
@@ -232,6 +238,9 @@ mod tests {
         let enc = t.encode().unwrap();
         assert_eq!(Tree::new(vec![d.clone(), f.clone()]).encode().unwrap(), enc);
         assert_eq!(Tree::decode(&enc).unwrap(), t);
+        let mut longer = enc.clone();
+        longer.push(0);
+        assert!(Tree::decode(&longer).is_err(), "trailing bytes are refused");
         assert!(t.find(b"b\xff").is_some());
         let bad = Tree {
             version: 1,

@@ -172,7 +172,7 @@ impl<'a, 'r> Walker<'a, 'r> {
                 node.subtree = Some(self.dir(path)?);
             }
             NodeKind::File => match fs::File::open(path) {
-                Ok(f) => match self.content(f) {
+                Ok(f) => match self.file_content(f, md.len()) {
                     Ok(Ok((parts, len))) => {
                         node.content = parts;
                         node.size = len;
@@ -266,24 +266,58 @@ impl<'a, 'r> Walker<'a, 'r> {
         Ok(Ok((parts, total)))
     }
 
-    fn flush_batch(&self, batch: &mut Vec<Vec<u8>>, parts: &mut Vec<ContentPart>) -> Result<u64> {
+    /// Files up to two maximum chunks are read whole into a buffer of
+    /// their size; larger ones are streamed.
+    fn file_content(
+        &self,
+        mut f: fs::File,
+        len: u64,
+    ) -> Result<std::io::Result<(Vec<ContentPart>, u64)>> {
+        if len > 2 * self.repo.chunker.max_size() as u64 {
+            return self.content(f);
+        }
+        let mut buf = Vec::with_capacity(len as usize + 1);
+        if let Err(e) = f.read_to_end(&mut buf) {
+            return Ok(Err(e));
+        }
+        let chunks: Vec<&[u8]> = self
+            .repo
+            .chunker
+            .chunks(&buf)
+            .map(|(o, l)| &buf[o..o + l])
+            .collect();
+        let parts = self.save_chunks(&chunks)?;
+        let n = buf.len() as u64;
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        self.progress.bytes.fetch_add(n, Ordering::Relaxed);
+        Ok(Ok((parts, n)))
+    }
+
+    fn save_chunks(&self, chunks: &[&[u8]]) -> Result<Vec<ContentPart>> {
         self.check_stop()?;
-        let saved: Vec<ContentPart> = batch
-            .par_iter()
-            .map(|c| {
-                if lifeboat_chunker::is_zero(c) {
-                    return Ok(ContentPart::Hole {
-                        len: c.len() as u64,
-                    });
-                }
-                let (id, _) = self.saver.save(BlobType::Data, c)?;
-                Ok(ContentPart::Blob {
-                    id,
-                    len: c.len() as u32,
-                })
+        let one = |c: &&[u8]| -> Result<ContentPart> {
+            if lifeboat_chunker::is_zero(c) {
+                return Ok(ContentPart::Hole {
+                    len: c.len() as u64,
+                });
+            }
+            let (id, _) = self.saver.save(BlobType::Data, c)?;
+            Ok(ContentPart::Blob {
+                id,
+                len: c.len() as u32,
             })
-            .collect::<Result<_>>()
-            .or_else(|e| self.fail(e))?;
+        };
+        let res = if chunks.len() == 1 {
+            chunks.iter().map(one).collect::<Result<_>>()
+        } else {
+            chunks.par_iter().map(one).collect::<Result<_>>()
+        };
+        res.or_else(|e| self.fail(e))
+    }
+
+    fn flush_batch(&self, batch: &mut Vec<Vec<u8>>, parts: &mut Vec<ContentPart>) -> Result<u64> {
+        let slices: Vec<&[u8]> = batch.iter().map(|c| c.as_slice()).collect();
+        let saved = self.save_chunks(&slices)?;
         let n: u64 = batch.iter().map(|c| c.len() as u64).sum();
         self.bytes.fetch_add(n, Ordering::Relaxed);
         self.progress.bytes.fetch_add(n, Ordering::Relaxed);

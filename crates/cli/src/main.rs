@@ -39,12 +39,31 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     exit::ERROR
 }
 
+/// The error and its causes, `: `-separated like `{e:#}`, but without a
+/// cause whose text the level above already ends with (errors such as
+/// `Error::Io` print their source and also return it from `source()`).
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut prev = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !prev.ends_with(&s) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&s);
+        }
+        prev = s;
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("lifeboat: error: {e:#}");
+            eprintln!("lifeboat: error: {}", message(&e));
             ExitCode::from(exit_code(&e))
         }
     }

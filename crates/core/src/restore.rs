@@ -256,7 +256,9 @@ impl Repository {
                             n
                         }
                         Err(err) => {
-                            record(&e.path, err.to_string());
+                            // Never leave a file that looks restored but holds zeros.
+                            let _ = fs::remove_file(dest(&e.path));
+                            record(&e.path, format!("{err} (file not restored)"));
                             failed_files
                                 .lock()
                                 .unwrap_or_else(|x| x.into_inner())
@@ -270,7 +272,9 @@ impl Repository {
         if progress.cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
-        report.files = files.len() as u64;
+        // Files whose content failed are in the errors, not among those written.
+        let n_failed = failed_files.lock().unwrap_or_else(|x| x.into_inner()).len();
+        report.files = (files.len() - n_failed) as u64;
         report.bytes = written;
 
         // 4. Links and special files.

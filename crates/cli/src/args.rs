@@ -101,6 +101,12 @@ pub enum Command {
         /// Time to record for the snapshot (RFC 3339) instead of now.
         #[arg(long)]
         time: Option<String>,
+        /// Compare against this snapshot (default: the latest with the same host and paths).
+        #[arg(long, value_name = "SNAPSHOT")]
+        parent: Option<String>,
+        /// Read every file, trusting no parent snapshot.
+        #[arg(long, conflicts_with = "parent")]
+        force: bool,
     },
     /// List snapshots.
     Snapshots {

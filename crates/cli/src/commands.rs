@@ -102,6 +102,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             excludes,
             exclude_files,
             time,
+            parent,
+            force,
         } => {
             let mut excl = excludes.clone();
             for f in exclude_files {
@@ -121,12 +123,18 @@ pub fn run(cli: Cli) -> Result<u8> {
                 bail!("nothing to back up: give paths, or --stdin");
             }
             let repo = open_repo(g)?;
+            let parent = match parent {
+                Some(p) => Some(repo.find_snapshot(p, &SnapshotFilter::default())?.0),
+                None => None,
+            };
             let opts = BackupOptions {
                 hostname: host.clone(),
                 tags: tags.clone(),
                 excludes: excl,
                 time: time.clone(),
                 threads: None,
+                parent,
+                force: *force,
             };
             let progress = Arc::new(Progress::default());
             let reporter =

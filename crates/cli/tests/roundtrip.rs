@@ -483,19 +483,25 @@ fn dedup_second_backup_adds_only_changed_chunks() {
         added2 as f64 * 100.0 / read2 as f64
     );
     assert!(added2 > 0, "the changes were not stored: {s2}");
-    // Every file is read again today (files_unchanged is 0), and the bound is
-    // against the bytes read. Should backup learn to skip unchanged files by
-    // the parent snapshot, only the two changed files are read; then check
-    // that instead (the bound against the total below still holds).
-    if as_u64(&s2, "files_unchanged") == 0 {
-        assert!(
-            added2 * 10 < read2,
-            "second backup added {added2} of {read2} bytes read: {s2}"
-        );
-    } else {
-        assert_eq!(as_u64(&s2, "files_unchanged"), FILES - 2, "{s2}");
-        assert!(read2 <= 2 * FILE as u64 + 8192, "{s2}");
-    }
+    // The parent snapshot tells which files are unchanged: only the two
+    // changed ones are read.
+    assert_eq!(as_u64(&s2, "files_unchanged"), FILES - 2, "{s2}");
+    assert_eq!(as_u64(&s2, "files_changed"), 2, "{s2}");
+    assert_eq!(read2, 2 * FILE as u64 + 8192, "{s2}");
+    assert!(
+        added2 * 10 < read2,
+        "second backup added {added2} of {read2} read: {s2}"
+    );
+
+    // --force reads everything again, and dedup still stores (almost) nothing.
+    let s3 = repo.backup(&[&src], &["--force"]);
+    let (read3, added3) = (as_u64(&s3, "bytes_read"), as_u64(&s3, "bytes_added"));
+    assert_eq!(as_u64(&s3, "files_unchanged"), 0, "{s3}");
+    assert_eq!(read3, total + 8192, "{s3}");
+    assert!(
+        added3 < 64 << 10,
+        "a forced re-read of unchanged data added {added3}: {s3}"
+    );
     assert!(
         added2 * 10 < total,
         "second backup added {added2}, total {total}: {s2}"

@@ -51,6 +51,11 @@ pub struct BackupOptions {
     pub time: Option<String>,
     /// Worker threads (default: one per core).
     pub threads: Option<usize>,
+    /// Compare against this snapshot instead of the latest one with the
+    /// same host and paths.
+    pub parent: Option<Id>,
+    /// Read every file even if the parent snapshot says it is unchanged.
+    pub force: bool,
 }
 
 /// An entry that could not be backed up.
@@ -105,8 +110,11 @@ struct Walker<'a, 'r> {
     progress: &'a Progress,
     failed: AtomicBool,
     files: AtomicU64,
+    files_changed: AtomicU64,
+    files_unchanged: AtomicU64,
     dirs: AtomicU64,
     bytes: AtomicU64,
+    bytes_total: AtomicU64,
 }
 
 /// Lexically absolute form of `p` (no `.`/`..`, symlinks not resolved).
@@ -157,7 +165,7 @@ impl<'a, 'r> Walker<'a, 'r> {
 
     /// Back up one entry. `Ok(None)`: skipped, error recorded. `Err`: the
     /// whole backup must stop.
-    fn entry(&self, path: &Path, name: Vec<u8>) -> Result<Option<Node>> {
+    fn entry(&self, path: &Path, name: Vec<u8>, parent: Option<&Node>) -> Result<Option<Node>> {
         self.check_stop()?;
         let md = match fs::symlink_metadata(path) {
             Ok(m) => m,
@@ -169,7 +177,18 @@ impl<'a, 'r> Walker<'a, 'r> {
         let mut node = node_from_metadata(name, path, &md, &self.names);
         match node.kind {
             NodeKind::Dir => {
-                node.subtree = Some(self.dir(path)?);
+                let sub = parent
+                    .filter(|p| p.kind == NodeKind::Dir)
+                    .and_then(|p| p.subtree);
+                node.subtree = Some(self.dir(path, sub)?);
+            }
+            NodeKind::File if parent.is_some_and(|p| self.unchanged(p, &node)) => {
+                let p = parent.map(|p| p.content.clone()).unwrap_or_default();
+                node.content = p;
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                self.bytes_total.fetch_add(node.size, Ordering::Relaxed);
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
             }
             NodeKind::File => match fs::File::open(path) {
                 Ok(f) => match self.file_content(f, md.len()) {
@@ -177,6 +196,10 @@ impl<'a, 'r> Walker<'a, 'r> {
                         node.content = parts;
                         node.size = len;
                         self.files.fetch_add(1, Ordering::Relaxed);
+                        if parent.is_some_and(|p| p.kind == NodeKind::File) {
+                            self.files_changed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.bytes_total.fetch_add(len, Ordering::Relaxed);
                         self.progress.files.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(Err(e)) => {
@@ -203,7 +226,32 @@ impl<'a, 'r> Walker<'a, 'r> {
     }
 
     /// Back up a directory's entries; returns the tree blob id.
-    fn dir(&self, path: &Path) -> Result<Id> {
+    /// The parent snapshot's tree for a directory, if it can be read; a
+    /// damaged parent only means files are read again.
+    fn parent_tree(&self, id: Option<Id>) -> Option<Tree> {
+        id.and_then(|id| self.repo.load_tree(&id).ok())
+    }
+
+    /// Whether a file's metadata says its content is as in the parent, and
+    /// the parent's blobs are all still indexed.
+    fn unchanged(&self, p: &Node, n: &Node) -> bool {
+        p.kind == NodeKind::File
+            && p.size == n.size
+            && p.mtime == n.mtime
+            && p.ctime == n.ctime
+            && p.inode == n.inode
+            && p.content.iter().map(|c| c.len()).sum::<u64>() == n.size
+            && {
+                let idx = self.repo.index();
+                p.content.iter().all(|c| match c {
+                    ContentPart::Blob { id, .. } => idx.contains(id),
+                    ContentPart::Hole { .. } => true,
+                })
+            }
+    }
+
+    fn dir(&self, path: &Path, parent: Option<Id>) -> Result<Id> {
+        let parent = self.parent_tree(parent);
         let mut names: Vec<std::ffi::OsString> = Vec::new();
         match fs::read_dir(path) {
             Ok(rd) => {
@@ -224,7 +272,12 @@ impl<'a, 'r> Walker<'a, 'r> {
                 if self.excludes.matches(&child) {
                     return Ok(None);
                 }
-                self.entry(&child, n.as_bytes().to_vec())
+                let name = n.as_bytes();
+                self.entry(
+                    &child,
+                    name.to_vec(),
+                    parent.as_ref().and_then(|t| t.find(name)),
+                )
             })
             .collect::<Result<_>>()?;
         self.dirs.fetch_add(1, Ordering::Relaxed);
@@ -326,9 +379,9 @@ impl<'a, 'r> Walker<'a, 'r> {
         Ok(n)
     }
 
-    fn ventry(&self, name: Vec<u8>, v: &VEntry) -> Result<Option<Node>> {
+    fn ventry(&self, name: Vec<u8>, v: &VEntry, parent: Option<&Node>) -> Result<Option<Node>> {
         match v {
-            VEntry::Real(p) => self.entry(p, name),
+            VEntry::Real(p) => self.entry(p, name, parent),
             VEntry::Virtual(p, children) => {
                 let md = match fs::symlink_metadata(p) {
                     Ok(m) => m,
@@ -339,9 +392,15 @@ impl<'a, 'r> Walker<'a, 'r> {
                 };
                 let mut node = node_from_metadata(name, p, &md, &self.names);
                 node.kind = NodeKind::Dir;
+                let sub = self.parent_tree(
+                    parent
+                        .filter(|p| p.kind == NodeKind::Dir)
+                        .and_then(|p| p.subtree),
+                );
                 let mut nodes = Vec::new();
                 for (n, c) in children {
-                    if let Some(node) = self.ventry(n.clone(), c)? {
+                    let pn = sub.as_ref().and_then(|t| t.find(n));
+                    if let Some(node) = self.ventry(n.clone(), c, pn)? {
                         nodes.push(node);
                     }
                 }
@@ -403,9 +462,13 @@ impl Repository {
             progress,
             failed: AtomicBool::new(false),
             files: AtomicU64::new(0),
+            files_changed: AtomicU64::new(0),
+            files_unchanged: AtomicU64::new(0),
             dirs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
         };
+        let mut parent_id = None;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads.unwrap_or(0))
             .stack_size(16 << 20)
@@ -428,17 +491,41 @@ impl Repository {
                 }
                 abs.sort();
                 abs.dedup();
+                let path_strings: Vec<String> =
+                    abs.iter().map(|a| a.display().to_string()).collect();
+                let host = opts.hostname.clone().unwrap_or_else(hostname);
+                parent_id = if opts.force {
+                    None
+                } else if let Some(p) = opts.parent {
+                    Some(p)
+                } else {
+                    self.snapshots()?
+                        .into_iter()
+                        .filter(|(_, s)| {
+                            s.source == SourceKind::Fs
+                                && s.hostname == host
+                                && s.paths == path_strings
+                        })
+                        .map(|(id, _)| id)
+                        .last()
+                };
+                let parent_root = match parent_id {
+                    Some(id) => Some(self.load_snapshot(&id)?.tree),
+                    None => None,
+                };
                 let tree = pool.install(|| -> Result<Id> {
                     if abs.iter().any(|a| a == Path::new("/")) {
-                        return walker.dir(Path::new("/"));
+                        return walker.dir(Path::new("/"), parent_root);
                     }
+                    let root_parent = walker.parent_tree(parent_root);
                     let mut root = BTreeMap::new();
                     for a in &abs {
                         insert_path(&mut root, a);
                     }
                     let mut nodes = Vec::new();
                     for (n, v) in &root {
-                        if let Some(node) = walker.ventry(n.clone(), v)? {
+                        let pn = root_parent.as_ref().and_then(|t| t.find(n));
+                        if let Some(node) = walker.ventry(n.clone(), v, pn)? {
                             nodes.push(node);
                         }
                     }
@@ -491,13 +578,15 @@ impl Repository {
             .into_inner()
             .unwrap_or_else(|p| p.into_inner());
         let files = walker.files.load(Ordering::Relaxed);
+        let changed = walker.files_changed.load(Ordering::Relaxed);
+        let unchanged = walker.files_unchanged.load(Ordering::Relaxed);
         let bytes = walker.bytes.load(Ordering::Relaxed);
         let summary = SnapshotSummary {
-            files_new: files,
-            files_changed: 0,
-            files_unchanged: 0,
+            files_new: files - changed - unchanged,
+            files_changed: changed,
+            files_unchanged: unchanged,
             dirs: walker.dirs.load(Ordering::Relaxed),
-            bytes_total: bytes,
+            bytes_total: walker.bytes_total.load(Ordering::Relaxed).max(bytes),
             bytes_read: bytes,
             bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
             bytes_stored: saver.stats.bytes_stored.load(Ordering::Relaxed),
@@ -518,7 +607,7 @@ impl Repository {
             tags: opts.tags.clone(),
             source: kind,
             source_meta: Default::default(),
-            parent: None,
+            parent: parent_id,
             excludes: opts.excludes.clone(),
             incomplete: errors
                 .iter()

@@ -501,13 +501,13 @@ impl Repository {
                 } else {
                     self.snapshots()?
                         .into_iter()
-                        .filter(|(_, s)| {
+                        .rev()
+                        .find(|(_, s)| {
                             s.source == SourceKind::Fs
                                 && s.hostname == host
                                 && s.paths == path_strings
                         })
                         .map(|(id, _)| id)
-                        .last()
                 };
                 let parent_root = match parent_id {
                     Some(id) => Some(self.load_snapshot(&id)?.tree),

@@ -224,16 +224,11 @@ pub fn fixed_chunks(len: usize, size: usize) -> impl Iterator<Item = (usize, usi
 /// Whether every byte of `data` is zero. Compares word-sized pieces so it
 /// runs at memory speed; used to skip hashing and storing zero runs.
 pub fn is_zero(data: &[u8]) -> bool {
-    let (head, body, tail) = (
-        &data[..data.len() % 16],
-        &data[data.len() % 16..],
-        &[] as &[u8],
-    );
-    head.iter().all(|b| *b == 0)
-        && tail.is_empty()
-        && body
-            .chunks_exact(16)
-            .all(|c| u128::from_ne_bytes(c.try_into().unwrap_or([1; 16])) == 0)
+    let mut words = data.chunks_exact(16);
+    words
+        .by_ref()
+        .all(|c| u128::from_ne_bytes(c.try_into().unwrap_or([1; 16])) == 0)
+        && words.remainder().iter().all(|b| *b == 0)
 }
 
 #[cfg(test)]

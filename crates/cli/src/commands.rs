@@ -495,26 +495,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout();
-            match shell {
-                Shell::Bash => clap_complete::generate(
-                    clap_complete::Shell::Bash,
-                    &mut cmd,
-                    "lifeboat",
-                    &mut out,
-                ),
-                Shell::Zsh => clap_complete::generate(
-                    clap_complete::Shell::Zsh,
-                    &mut cmd,
-                    "lifeboat",
-                    &mut out,
-                ),
-                Shell::Fish => clap_complete::generate(
-                    clap_complete::Shell::Fish,
-                    &mut cmd,
-                    "lifeboat",
-                    &mut out,
-                ),
-            }
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut cmd, "lifeboat", &mut out);
             Ok(exit::OK)
         }
         Command::GenerateMan => {

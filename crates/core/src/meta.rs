@@ -17,29 +17,32 @@ pub(crate) struct NameCache {
     groups: Mutex<HashMap<u32, Option<String>>>,
 }
 
+fn cached(
+    map: &Mutex<HashMap<u32, Option<String>>>,
+    id: u32,
+    lookup: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    m.entry(id).or_insert_with(lookup).clone()
+}
+
 impl NameCache {
     fn user(&self, uid: u32) -> Option<String> {
-        let mut m = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            })
-            .clone()
+        cached(&self.users, uid, || {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
     }
 
     fn group(&self, gid: u32) -> Option<String> {
-        let mut m = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(gid)
-            .or_insert_with(|| {
-                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-            })
-            .clone()
+        cached(&self.groups, gid, || {
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                .ok()
+                .flatten()
+                .map(|g| g.name)
+        })
     }
 }
 

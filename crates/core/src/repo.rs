@@ -93,9 +93,7 @@ fn snapshot_path(id: &Id) -> String {
 }
 
 fn random_id() -> Result<Id> {
-    // A repository id needs no key; derive it from a fresh master key's id key.
-    let k = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(k.blob_id(b"lifeboat repository id"))
+    Id::random().map_err(|e| Error::Internal(e.to_string()))
 }
 
 impl Repository {
@@ -115,14 +113,14 @@ impl Repository {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
-        let chunker = Chunker::new(
+        // Validate the sizes now; the keyed chunker is built once the key exists.
+        Chunker::new(
             opts.chunker.min_size as usize,
             opts.chunker.avg_size as usize,
             opts.chunker.max_size as usize,
             0,
         )
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        drop(chunker);
         if opts.pack_size < (1 << 20) {
             return Err(Error::InvalidArgument(
                 "pack size must be at least 1 MiB".into(),

@@ -154,15 +154,17 @@ impl Repository {
         let excludes = PathFilter::new(&opts.excludes)?;
         // 1. Select entries.
         let mut all: Vec<(Entry, bool)> = Vec::new();
+        let mut selected_dirs: HashSet<PathBuf> = HashSet::new();
         self.walk(&snapshot.tree, &mut |p, n| {
             if excludes.matches(p) {
                 return Ok(false);
             }
-            let parent_selected = p
-                .parent()
-                .and_then(|pp| all.iter().rev().find(|(e, _)| e.path == pp))
-                .is_some_and(|(_, s)| *s);
-            let selected = includes.is_empty() || parent_selected || includes.matches(p);
+            let selected = includes.is_empty()
+                || p.parent().is_some_and(|pp| selected_dirs.contains(pp))
+                || includes.matches(p);
+            if selected && n.kind == NodeKind::Dir && !includes.is_empty() {
+                selected_dirs.insert(p.to_path_buf());
+            }
             all.push((
                 Entry {
                     path: p.to_path_buf(),

@@ -85,6 +85,25 @@ impl Repository {
         })
     }
 
+    /// An entry (and everything below it) that only one snapshot has.
+    fn one_side(
+        &self,
+        n: &Node,
+        base: &Path,
+        change: Change,
+        out: &mut Vec<DiffEntry>,
+    ) -> Result<()> {
+        let p = base.join(n.name_lossy());
+        out.push(DiffEntry {
+            path: p.display().to_string(),
+            change,
+        });
+        if let Some(s) = &n.subtree {
+            self.all_below(s, &p, change, out)?;
+        }
+        Ok(())
+    }
+
     fn diff_inner(
         &self,
         a: Option<&Id>,
@@ -112,27 +131,11 @@ impl Repository {
             };
             match ord {
                 std::cmp::Ordering::Less => {
-                    let n = &ta[i];
-                    let p = base.join(n.name_lossy());
-                    out.push(DiffEntry {
-                        path: p.display().to_string(),
-                        change: Change::Removed,
-                    });
-                    if let Some(s) = &n.subtree {
-                        self.all_below(s, &p, Change::Removed, out)?;
-                    }
+                    self.one_side(&ta[i], base, Change::Removed, out)?;
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    let n = &tb[j];
-                    let p = base.join(n.name_lossy());
-                    out.push(DiffEntry {
-                        path: p.display().to_string(),
-                        change: Change::Added,
-                    });
-                    if let Some(s) = &n.subtree {
-                        self.all_below(s, &p, Change::Added, out)?;
-                    }
+                    self.one_side(&tb[j], base, Change::Added, out)?;
                     j += 1;
                 }
                 std::cmp::Ordering::Equal => {

@@ -12,6 +12,13 @@ impl Id {
         Id(*blake3::hash(bytes).as_bytes())
     }
 
+    /// 32 bytes from the operating system's random source.
+    pub fn random() -> crate::Result<Id> {
+        let mut b = [0u8; 32];
+        crate::crypto::fill_random(&mut b)?;
+        Ok(Id(b))
+    }
+
     /// Lower-case hex form.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

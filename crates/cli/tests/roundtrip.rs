@@ -488,10 +488,10 @@ fn dedup_second_backup_adds_only_changed_chunks() {
     assert_eq!(as_u64(&s2, "files_unchanged"), FILES - 2, "{s2}");
     assert_eq!(as_u64(&s2, "files_changed"), 2, "{s2}");
     assert_eq!(read2, 2 * FILE as u64 + 8192, "{s2}");
-    assert!(
-        added2 * 10 < read2,
-        "second backup added {added2} of {read2} read: {s2}"
-    );
+    // No bound against bytes read here: only the two changed files are read,
+    // and the whole chunks around the edits (up to 8 MiB each, placed by the
+    // repository's random seed) can be a sizeable share of them. The bound
+    // that matters is against the total, below.
 
     // --force reads everything again, and dedup still stores (almost) nothing.
     let s3 = repo.backup(&[&src], &["--force"]);

@@ -135,6 +135,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 threads: None,
                 parent,
                 force: *force,
+                ..Default::default()
             };
             let progress = Arc::new(Progress::default());
             let reporter =

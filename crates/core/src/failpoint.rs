@@ -67,7 +67,9 @@ impl FailPoints {
         match self.at {
             Some((s, after)) if s == stage => {
                 if self.passes.fetch_add(1, Ordering::Relaxed) >= after {
-                    Err(Error::Internal(format!("injected failure in stage {stage:?}")))
+                    Err(Error::Internal(format!(
+                        "injected failure in stage {stage:?}"
+                    )))
                 } else {
                     Ok(())
                 }

@@ -327,9 +327,9 @@ impl Repository {
                 .filter(|e| e.node.kind == NodeKind::Dir)
                 .collect();
             dirs.sort_by_key(|e| std::cmp::Reverse(e.path.components().count()));
-            for level in dirs.chunk_by(|a, b| {
-                a.path.components().count() == b.path.components().count()
-            }) {
+            for level in
+                dirs.chunk_by(|a, b| a.path.components().count() == b.path.components().count())
+            {
                 level.par_iter().for_each(|e| {
                     for p in apply_metadata(&dest(&e.path), &e.node) {
                         record(&e.path, p);

@@ -114,6 +114,16 @@ impl Findings {
         }
     }
 
+    /// Set the message of a finding, if there is one for `object` and it has
+    /// none yet.
+    pub fn describe(&mut self, category: Category, object: impl ToString, message: impl ToString) {
+        if let Some(e) = self.map.get_mut(&(category, object.to_string())) {
+            if e.message.is_empty() {
+                e.message = message.to_string();
+            }
+        }
+    }
+
     /// Name `snapshot` on the finding `mark` (created if new).
     pub fn attach(&mut self, mark: &Mark, snapshot: Id) {
         self.map
@@ -171,6 +181,11 @@ pub(crate) struct Checker<'r> {
     pub bad_blobs: HashSet<Id>,
     /// Packs with damage that loses no blob (header, hash).
     pub affected_packs: HashMap<Id, Category>,
+    /// Damage found in orphan packs, reported only as notes on the orphan
+    /// (or, for blobs a snapshot needs, as findings of their own).
+    pub orphan_notes: HashMap<Id, Vec<String>>,
+    /// Blobs of orphan packs that fail to verify, with why.
+    pub orphan_bad: HashMap<Id, String>,
     /// Tree plaintexts verified by the data pass, to spare the walk a read.
     pub tree_cache: HashMap<Id, Vec<u8>>,
     pub findings: Findings,
@@ -207,6 +222,8 @@ impl<'r> Checker<'r> {
             orphan_blobs: HashMap::new(),
             bad_blobs: HashSet::new(),
             affected_packs: HashMap::new(),
+            orphan_notes: HashMap::new(),
+            orphan_bad: HashMap::new(),
             tree_cache: HashMap::new(),
             findings: Findings::default(),
             report: CheckReport::default(),
@@ -377,11 +394,10 @@ impl<'r> Checker<'r> {
                     continue;
                 }
                 Err(ReadErr::Corrupt(e) | ReadErr::Truncated(e)) => {
-                    self.findings.add(
-                        Category::CorruptPackHeader,
-                        id,
-                        format!("pack is in no index and its header cannot be read: {e}"),
-                    );
+                    self.orphan_notes
+                        .entry(id)
+                        .or_default()
+                        .push(format!("its header cannot be read: {e}"));
                     Err(e)
                 }
             };
@@ -534,28 +550,40 @@ impl<'r> Checker<'r> {
             .unwrap_or_default();
         let orphans = std::mem::take(&mut self.orphans);
         for (id, o) in &orphans {
-            let Ok(h) = &o.header else { continue };
+            let mut notes = self.orphan_notes.get(id).cloned().unwrap_or_default();
+            notes.dedup();
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", notes.join("; "))
+            };
             if let Some(n) = needed.get(id) {
                 self.findings.add(
                     Category::MissingIndexSegment,
                     id,
                     format!(
                         "pack is in no index but holds {n} blob(s) that snapshots need: the \
-                         index segment that listed it is missing; run `lifeboat index rebuild`"
+                         index segment that listed it is missing; run `lifeboat index rebuild`{notes}"
                     ),
                 );
             } else {
+                let blobs = match &o.header {
+                    Ok(h) => format!("{} blobs", h.len()),
+                    Err(_) => "unknown blobs".into(),
+                };
                 self.findings.add(
                     Category::OrphanPack,
                     id,
                     format!(
-                        "pack ({} bytes, {} blobs) is in no index and no snapshot needs it; \
-                         an interrupted or running backup leaves these, prune removes them",
-                        o.size,
-                        h.len()
+                        "pack ({} bytes, {blobs}) is in no index and no snapshot needs it; \
+                         an interrupted or running backup leaves these, prune removes them{notes}",
+                        o.size
                     ),
                 );
             }
+        }
+        for (blob, msg) in std::mem::take(&mut self.orphan_bad) {
+            self.findings.describe(Category::CorruptBlob, blob, msg);
         }
         self.orphans = orphans;
         let findings = std::mem::take(&mut self.findings);

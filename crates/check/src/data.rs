@@ -150,7 +150,7 @@ impl Verifier<'_> {
             match &header {
                 Ok(h) => h.iter().map(|e| (e.id, Loc::from_header(p.id, e))).collect(),
                 Err(e) => {
-                    header_problem = Some(format!("pack is in no index and its header cannot be read: {e}"));
+                    header_problem = Some(format!("its header cannot be read: {e}"));
                     Vec::new()
                 }
             }
@@ -228,6 +228,8 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
     let mut stats = DataStats::default();
     let now = unix_now();
 
+    // `records` also carries how many packs at the head of the queue start
+    // whatever the time limit (known-damaged ones and one more).
     let (queue, records) = match opts.resume {
         None => {
             let seed = Id::random().map_err(|e| Error::InvalidOptions(e.to_string()))?;
@@ -245,15 +247,20 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
             };
             c.report.warnings.extend(recs.warnings.iter().cloned());
             let max_age = resume.max_age.map(|d| d.as_secs());
+            let mut damaged: Vec<ListedPack> = Vec::new();
             let mut due: Vec<(u64, ListedPack)> = Vec::new();
             for p in &listed {
-                let last = recs.times.get(&p.id).copied();
+                let last = recs.packs.get(&p.id).copied();
+                if last.is_some_and(|r| r.damaged) {
+                    damaged.push(*p);
+                    continue;
+                }
                 let is_due = match (last, max_age) {
                     (None, _) | (_, None) => true,
-                    (Some(t), Some(a)) => now.saturating_sub(t) >= a,
+                    (Some(r), Some(a)) => now.saturating_sub(r.verified) >= a,
                 };
                 if is_due {
-                    due.push((last.unwrap_or(0), *p));
+                    due.push((last.map_or(0, |r| r.verified), *p));
                 } else {
                     stats.packs_fresh += 1;
                 }
@@ -266,7 +273,12 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
                 stats.packs_left += q.len().saturating_sub(n) as u64;
                 q.truncate(n);
             }
-            (q, Some(recs))
+            // Packs found damaged before are read again first, on top of the
+            // limits, so every run reports them.
+            let always = damaged.len() + 1;
+            damaged.extend(q);
+            let q = damaged;
+            (q, Some((recs, always)))
         }
     };
     stats.packs_selected = queue.len() as u64;
@@ -277,6 +289,7 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
         .bytes_total
         .store(queue.iter().map(|p| p.size).sum(), Ordering::Relaxed);
 
+    let always = records.as_ref().map_or(1, |r| r.1);
     let deadline = opts
         .resume
         .and_then(|r| r.max_duration)
@@ -315,8 +328,8 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
                         }
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(p) = queue.get(i) else { break };
-                        // The first pack always starts, so every run makes progress.
-                        if i > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                        // The first packs always start, so every run makes progress.
+                        if i >= always && deadline.is_some_and(|d| Instant::now() >= d) {
                             break;
                         }
                         let got = backend.get(&pack_path(&p.id));
@@ -372,31 +385,50 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
         } else {
             damaged.push(o.id);
         }
-        for (cat, obj, msg) in o.problems {
-            if !msg.is_empty() {
-                c.findings.add(cat, obj, msg);
-            }
-        }
         c.bad_blobs.extend(o.bad_blobs);
-        if let Some(a) = o.affected {
-            c.affected_packs.insert(o.id, a);
+        if c.orphans.contains_key(&o.id) {
+            // Nothing uses an orphan unless the walk finds a snapshot that
+            // needs its blobs; its damage is a note on the orphan until then.
+            for (cat, obj, msg) in o.problems {
+                match cat {
+                    Category::CorruptBlob => {
+                        c.orphan_bad.insert(obj, msg);
+                    }
+                    _ if !msg.is_empty() => c.orphan_notes.entry(o.id).or_default().push(msg),
+                    _ => {}
+                }
+            }
+        } else {
+            for (cat, obj, msg) in o.problems {
+                if !msg.is_empty() {
+                    c.findings.add(cat, obj, msg);
+                }
+            }
+            if let Some(a) = o.affected {
+                c.affected_packs.insert(o.id, a);
+            }
         }
         c.tree_cache.extend(o.trees);
     }
     stats.packs_left += stats.packs_selected.saturating_sub(attempted);
 
-    if let Some(recs) = records {
-        let mut times: HashMap<Id, u64> = recs
-            .times
+    if let Some((recs, _)) = records {
+        let mut times: HashMap<Id, record::PackRecord> = recs
+            .packs
             .iter()
             .filter(|(id, _)| c.packs.get(id).is_some_and(|s| s.listed.is_some()))
             .map(|(id, t)| (*id, *t))
             .collect();
-        for id in &damaged {
-            times.remove(id);
-        }
-        for id in verified_clean {
-            times.insert(id, now);
+        for (ids, damaged) in [(damaged, true), (verified_clean, false)] {
+            for id in ids {
+                times.insert(
+                    id,
+                    record::PackRecord {
+                        verified: now,
+                        damaged,
+                    },
+                );
+            }
         }
         let mut replaces = recs.merged.clone();
         replaces.extend(recs.garbage.iter().cloned());

@@ -27,7 +27,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use record::RECORD_DIR;
-pub use repair::{RepairOptions, RepairReport, RepairedSnapshot, repair_snapshots};
+pub use repair::{
+    DroppedPack, REPAIRED_FROM, REPAIRED_TAG, RepairOptions, RepairReport, RepairedSnapshot,
+    repair_snapshots,
+};
 pub use select::{Subset, parse_duration, parse_size};
 
 /// Errors that stop a check (or a repair) from running at all. Damage is

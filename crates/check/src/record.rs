@@ -38,13 +38,25 @@ struct VerifiedPack {
     id: Id,
     /// Unix time, seconds.
     verified: u64,
+    /// Whether that verification found damage (such packs are read again by
+    /// every run, so that every run reports them).
+    damaged: bool,
+}
+
+/// The last verification of one pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PackRecord {
+    /// Unix time, seconds.
+    pub verified: u64,
+    /// Whether it found damage.
+    pub damaged: bool,
 }
 
 /// What was read from `verify/`.
 #[derive(Debug, Default)]
 pub(crate) struct Records {
-    /// Last verification time of each pack, merged over all readable records.
-    pub times: HashMap<Id, u64>,
+    /// Last verification of each pack, merged over all readable records.
+    pub packs: HashMap<Id, PackRecord>,
     /// Records merged into `times` (replaced by the next record written).
     pub merged: Vec<String>,
     /// Records that failed authentication or their name check: garbage,
@@ -94,8 +106,14 @@ pub(crate) fn load(backend: &Arc<dyn Backend>, key: &MasterKey) -> lifeboat_stor
         match res {
             Ok(p) => {
                 for v in p.packs {
-                    let t = r.times.entry(v.id).or_insert(0);
-                    *t = (*t).max(v.verified);
+                    let new = PackRecord {
+                        verified: v.verified,
+                        damaged: v.damaged,
+                    };
+                    let t = r.packs.entry(v.id).or_insert(new);
+                    if new.verified > t.verified {
+                        *t = new;
+                    }
                 }
                 r.merged.push(obj.path);
             }
@@ -119,14 +137,15 @@ pub(crate) fn load(backend: &Arc<dyn Backend>, key: &MasterKey) -> lifeboat_stor
 pub(crate) fn store(
     backend: &Arc<dyn Backend>,
     key: &MasterKey,
-    times: &HashMap<Id, u64>,
+    packs: &HashMap<Id, PackRecord>,
     replaces: &[String],
 ) -> Result<String, String> {
-    let mut packs: Vec<VerifiedPack> = times
+    let mut packs: Vec<VerifiedPack> = packs
         .iter()
-        .map(|(id, t)| VerifiedPack {
+        .map(|(id, r)| VerifiedPack {
             id: *id,
-            verified: *t,
+            verified: r.verified,
+            damaged: r.damaged,
         })
         .collect();
     packs.sort_by(|a, b| a.id.cmp(&b.id));
@@ -160,10 +179,11 @@ mod tests {
         let b: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
         let k = MasterKey::generate().unwrap();
         let (p1, p2) = (Id([1; 32]), Id([2; 32]));
-        let a = store(&b, &k, &HashMap::from([(p1, 10), (p2, 5)]), &[]).unwrap();
-        let c = store(&b, &k, &HashMap::from([(p2, 20)]), &[]).unwrap();
+        let at = |verified, damaged| PackRecord { verified, damaged };
+        let a = store(&b, &k, &HashMap::from([(p1, at(10, false)), (p2, at(5, true))]), &[]).unwrap();
+        let c = store(&b, &k, &HashMap::from([(p2, at(20, false))]), &[]).unwrap();
         let r = load(&b, &k).unwrap();
-        assert_eq!(r.times, HashMap::from([(p1, 10), (p2, 20)]));
+        assert_eq!(r.packs, HashMap::from([(p1, at(10, false)), (p2, at(20, false))]));
         assert_eq!(r.merged.len(), 2);
         assert!(r.warnings.is_empty());
 
@@ -172,18 +192,18 @@ mod tests {
         bytes[30] ^= 1;
         b.put(&c, bytes.into()).unwrap();
         let r = load(&b, &k).unwrap();
-        assert_eq!(r.times, HashMap::from([(p1, 10), (p2, 5)]));
+        assert_eq!(r.packs, HashMap::from([(p1, at(10, false)), (p2, at(5, true))]));
         assert_eq!(r.garbage, vec![c.clone()]);
         assert_eq!(r.warnings.len(), 1);
 
         // Another key cannot read it either, and says so.
         let other = MasterKey::generate().unwrap();
         let r = load(&b, &other).unwrap();
-        assert!(r.times.is_empty());
+        assert!(r.packs.is_empty());
         assert_eq!(r.warnings.len(), 2);
 
         // Writing replaces what was merged.
-        let n = store(&b, &k, &HashMap::from([(p1, 30)]), &[a.clone(), c]).unwrap();
+        let n = store(&b, &k, &HashMap::from([(p1, at(30, false))]), &[a.clone(), c]).unwrap();
         let left: Vec<String> = b.list(RECORD_DIR).unwrap().into_iter().map(|o| o.path).collect();
         assert_eq!(left, vec![n]);
     }

@@ -9,23 +9,30 @@
 //! `repaired`, names every dropped piece in its `incomplete` list, and
 //! records the original's id in `source_meta["repaired_from"]`.
 //!
+//! The index stops listing damaged packs (missing, truncated, with a bad
+//! header, hash or blob): the blobs of such a pack that still verify are
+//! copied, as stored, into new packs first. The damaged pack files themselves
+//! are left alone; they become orphan packs that prune removes.
+//!
 //! Without `forget_damaged` nothing is written: the report says what would
-//! be done. With it, new tree packs and their index segment are written
-//! first, then the new snapshots, and only then are the originals removed.
+//! be done. With it, the order is: new packs, then one index segment that
+//! lists them and replaces every segment that named a damaged pack, then the
+//! new snapshots, and only then are the originals removed. A crash at any
+//! point leaves no snapshot referencing data that is not durable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lifeboat_core::Repository;
 use lifeboat_format::{
-    BlobType, ContentPart, Id, IndexEntry, IndexPack, IndexSegment, NodeKind, PackBuilder, Tree,
-    seal_blob_with_id,
+    BlobType, ContentPart, Id, IndexEntry, IndexPack, IndexSegment, NodeKind, PackBuilder,
+    SealedBlob, Tree, open_blob, seal_blob_with_id,
 };
 use lifeboat_index::{pack_path, write_segment};
 use serde::Serialize;
 
-use crate::checker::{Checker, ReadErr};
+use crate::checker::{Checker, Loc, ReadErr};
 use crate::walk::Walk;
-use crate::{CheckOptions, CheckProgress, CheckReport, Error, Result};
+use crate::{Category, CheckOptions, CheckProgress, CheckReport, Error, Result};
 
 /// Tag given to repaired snapshots.
 pub const REPAIRED_TAG: &str = "repaired";
@@ -35,8 +42,9 @@ pub const REPAIRED_FROM: &str = "repaired_from";
 /// How to repair.
 #[derive(Debug, Clone, Default)]
 pub struct RepairOptions {
-    /// Write the repaired snapshots and remove the damaged originals (and
-    /// snapshot objects that cannot be read at all). Without it, only report.
+    /// Write the repaired snapshots and the repaired index, and remove the
+    /// damaged originals (and snapshot objects that cannot be read at all).
+    /// Without it, only report.
     pub forget_damaged: bool,
     /// Also read every pack, so that blobs that fail to verify count as lost.
     pub read_data: bool,
@@ -56,6 +64,15 @@ pub struct RepairedSnapshot {
     pub forgotten: bool,
 }
 
+/// A pack the index stops listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedPack {
+    /// Pack id.
+    pub pack: String,
+    /// The finding that condemns it.
+    pub reason: Category,
+}
+
 /// The result of a repair.
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairReport {
@@ -63,24 +80,57 @@ pub struct RepairReport {
     pub dry_run: bool,
     /// Damaged snapshots.
     pub snapshots: Vec<RepairedSnapshot>,
+    /// Packs removed from the index.
+    pub packs_dropped: Vec<DroppedPack>,
+    /// Intact blobs copied out of dropped packs.
+    pub blobs_copied: u64,
     /// Tree blobs written.
     pub trees_written: u64,
     /// The check the repair was based on.
     pub check: CheckReport,
 }
 
-/// Writes new tree blobs into tree packs plus one index segment.
-struct TreeWriter<'r> {
+/// Writes blobs into new packs (data and tree apart), then one index
+/// segment.
+struct PackWriter<'r> {
     repo: &'r Repository,
-    pack: PackBuilder,
+    packs: [PackBuilder; 2],
+    /// Blobs written by this repair.
     seen: HashSet<Id>,
+    /// Packs the index will stop listing.
+    dropped: HashSet<Id>,
     written: Vec<IndexPack>,
-    count: u64,
+    trees: u64,
+    copied: u64,
 }
 
-impl TreeWriter<'_> {
-    fn add(&mut self, id: Id, plain: &[u8]) -> Result<()> {
-        if self.repo.index().contains(&id) || !self.seen.insert(id) {
+impl PackWriter<'_> {
+    /// Whether the repaired repository will have `id` without writing it.
+    fn has(&self, id: &Id) -> bool {
+        self.seen.contains(id)
+            || self
+                .repo
+                .index()
+                .get(id)
+                .is_some_and(|l| !self.dropped.contains(&l.pack))
+    }
+
+    fn add_sealed(&mut self, blob: &SealedBlob) -> Result<()> {
+        if !self.seen.insert(blob.id) {
+            return Ok(());
+        }
+        let i = blob.blob_type as usize;
+        self.packs[i]
+            .add(blob)
+            .map_err(|e| Error::Repair(e.to_string()))?;
+        if self.packs[i].len() >= self.repo.config().pack_size as usize {
+            self.flush(blob.blob_type)?;
+        }
+        Ok(())
+    }
+
+    fn add_tree(&mut self, id: Id, plain: &[u8]) -> Result<()> {
+        if self.has(&id) {
             return Ok(());
         }
         let sealed = seal_blob_with_id(
@@ -91,21 +141,16 @@ impl TreeWriter<'_> {
             self.repo.config().compression_level,
         )
         .map_err(|e| Error::Repair(e.to_string()))?;
-        self.pack
-            .add(&sealed)
-            .map_err(|e| Error::Repair(e.to_string()))?;
-        self.count += 1;
-        if self.pack.len() >= self.repo.config().pack_size as usize {
-            self.flush()?;
-        }
-        Ok(())
+        self.trees += 1;
+        self.add_sealed(&sealed)
     }
 
-    fn flush(&mut self) -> Result<()> {
-        if self.pack.is_empty() {
+    fn flush(&mut self, t: BlobType) -> Result<()> {
+        let i = t as usize;
+        if self.packs[i].is_empty() {
             return Ok(());
         }
-        let p = std::mem::replace(&mut self.pack, PackBuilder::new(BlobType::Tree, 0));
+        let p = std::mem::replace(&mut self.packs[i], PackBuilder::new(t, 0));
         let (bytes, id, entries) = p
             .finish(self.repo.master_key())
             .map_err(|e| Error::Repair(e.to_string()))?;
@@ -113,7 +158,7 @@ impl TreeWriter<'_> {
         self.repo.backend().put(&pack_path(&id), bytes.into())?;
         self.written.push(IndexPack {
             id,
-            blob_type: BlobType::Tree,
+            blob_type: t,
             size,
             blobs: entries
                 .iter()
@@ -129,14 +174,80 @@ impl TreeWriter<'_> {
         Ok(())
     }
 
-    /// Make everything written durable and indexed.
-    fn finish(&mut self) -> Result<()> {
-        self.flush()?;
-        if self.written.is_empty() {
+    /// Copy the blobs of damaged pack `pack` that still verify.
+    fn copy_intact(&mut self, c: &Checker<'_>, pack: &Id) -> Result<()> {
+        let entries: Vec<(Id, Loc)> = {
+            let index = self.repo.index();
+            index
+                .iter()
+                .filter(|(_, l)| l.pack == *pack)
+                .map(|(id, l)| (*id, Loc::from(l)))
+                .collect()
+        };
+        if entries.is_empty() {
             return Ok(());
         }
+        let bytes = match self.repo.backend().get(&pack_path(pack)) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for (id, l) in entries {
+            if l.end() > bytes.len() as u64 || c.bad_blobs.contains(&id) {
+                continue;
+            }
+            let stored = &bytes[l.offset as usize..l.end() as usize];
+            if open_blob(c.key(), l.blob_type, &id, l.flags, l.raw_len, stored).is_err() {
+                continue;
+            }
+            self.copied += 1;
+            self.add_sealed(&SealedBlob {
+                id,
+                blob_type: l.blob_type,
+                flags: l.flags,
+                raw_len: l.raw_len,
+                bytes: stored.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Write the last packs and one index segment that lists every new pack
+    /// and replaces each live segment naming a dropped pack.
+    fn finish(&mut self) -> Result<()> {
+        self.flush(BlobType::Data)?;
+        self.flush(BlobType::Tree)?;
         let mut seg = IndexSegment::new();
-        seg.packs = std::mem::take(&mut self.written);
+        if !self.dropped.is_empty() {
+            let backend = self.repo.backend();
+            let key = self.repo.master_key();
+            let mut segs: Vec<(Id, IndexSegment)> = Vec::new();
+            for o in backend.list("index/")? {
+                let Ok(id) = o.path.trim_start_matches("index/").parse::<Id>() else {
+                    continue;
+                };
+                let bytes = backend.get(&o.path)?;
+                let s = IndexSegment::decode(key, &bytes)
+                    .map_err(|e| Error::Repair(format!("{}: {e}", o.path)))?;
+                segs.push((id, s));
+            }
+            let superseded: HashSet<Id> = segs
+                .iter()
+                .flat_map(|(_, s)| s.supersedes.iter().copied())
+                .collect();
+            for (id, s) in segs {
+                if superseded.contains(&id) || !s.packs.iter().any(|p| self.dropped.contains(&p.id)) {
+                    continue;
+                }
+                seg.supersedes.push(id);
+                seg.packs
+                    .extend(s.packs.into_iter().filter(|p| !self.dropped.contains(&p.id)));
+            }
+        }
+        seg.packs.append(&mut self.written);
+        if seg.packs.is_empty() && seg.supersedes.is_empty() {
+            return Ok(());
+        }
         write_segment(self.repo.backend(), self.repo.master_key(), &seg)
             .map_err(|e| Error::Repair(e.to_string()))?;
         self.repo.reload_index()?;
@@ -147,7 +258,7 @@ impl TreeWriter<'_> {
 struct Rewriter<'a, 'r> {
     c: &'a Checker<'r>,
     walk: &'a Walk,
-    writer: Option<TreeWriter<'r>>,
+    writer: Option<PackWriter<'r>>,
     memo: HashMap<Id, (Id, Vec<String>)>,
     empty_tree: Id,
 }
@@ -194,7 +305,7 @@ impl Rewriter<'_, '_> {
         let bytes = tree.encode().map_err(|e| Error::Repair(e.to_string()))?;
         let id = self.c.key().blob_id(&bytes);
         if let Some(w) = &mut self.writer {
-            w.add(id, &bytes)?;
+            w.add_tree(id, &bytes)?;
         }
         Ok(id)
     }
@@ -215,7 +326,9 @@ impl Rewriter<'_, '_> {
                 if let Some(s) = n.subtree {
                     if self.tree_lost(&s) {
                         n.subtree = Some(self.empty_tree);
-                        lost.push(format!("{name}/: directory listing lost; now an empty directory"));
+                        lost.push(format!(
+                            "{name}/: directory listing lost; now an empty directory"
+                        ));
                     } else if self.affected(&s) {
                         let (new, sub) = self.rewrite(&s)?;
                         n.subtree = Some(new);
@@ -247,7 +360,8 @@ impl Rewriter<'_, '_> {
                     .collect();
                 let more = if ranges.len() > 8 { ", ..." } else { "" };
                 lost.push(format!(
-                    "{name}: {lost_bytes} of {offset} bytes lost (bytes {}{more}); they restore as zeros",
+                    "{name}: {lost_bytes} of {offset} bytes lost (bytes {}{more}); \
+                     they restore as zeros",
                     shown.join(", ")
                 ));
             }
@@ -258,8 +372,34 @@ impl Rewriter<'_, '_> {
     }
 }
 
-/// Repair the snapshots of `repo` that reference lost data. See the module
-/// documentation.
+/// Packs the index should stop listing, from the check's findings.
+fn damaged_packs(c: &Checker<'_>) -> BTreeMap<Id, Category> {
+    let mut out = BTreeMap::new();
+    let index = c.repo.index();
+    for p in &c.report.problems {
+        let Ok(id) = p.object.parse::<Id>() else {
+            continue;
+        };
+        let pack = match p.category {
+            Category::MissingPack
+            | Category::WrongSizePack
+            | Category::CorruptPackHeader
+            | Category::CorruptPack => id,
+            Category::CorruptBlob => match index.get(&id) {
+                Some(l) => l.pack,
+                None => continue,
+            },
+            _ => continue,
+        };
+        if c.packs.get(&pack).is_some_and(|s| s.indexed.is_some()) {
+            out.entry(pack).or_insert(p.category);
+        }
+    }
+    out
+}
+
+/// Repair the snapshots of `repo` that reference lost data, and the index.
+/// See the module documentation.
 pub fn repair_snapshots(
     repo: &Repository,
     opts: &RepairOptions,
@@ -284,18 +424,30 @@ pub fn repair_snapshots(
             packs: walk.needed_orphans.len(),
         });
     }
+    let dropped = damaged_packs(&c);
     let empty = Tree::new(Vec::new());
     let empty_bytes = empty.encode().map_err(|e| Error::Repair(e.to_string()))?;
+    let mut writer = opts.forget_damaged.then(|| PackWriter {
+        repo,
+        packs: [
+            PackBuilder::new(BlobType::Data, 0),
+            PackBuilder::new(BlobType::Tree, 0),
+        ],
+        seen: HashSet::new(),
+        dropped: dropped.keys().copied().collect(),
+        written: Vec::new(),
+        trees: 0,
+        copied: 0,
+    });
+    if let Some(w) = &mut writer {
+        for pack in dropped.keys() {
+            w.copy_intact(&c, pack)?;
+        }
+    }
     let mut rw = Rewriter {
         c: &c,
         walk,
-        writer: opts.forget_damaged.then(|| TreeWriter {
-            repo,
-            pack: PackBuilder::new(BlobType::Tree, 0),
-            seen: HashSet::new(),
-            written: Vec::new(),
-            count: 0,
-        }),
+        writer,
         memo: HashMap::new(),
         empty_tree: repo.master_key().blob_id(&empty_bytes),
     };
@@ -330,13 +482,15 @@ pub fn repair_snapshots(
             forgotten: false,
         });
     }
+    let (mut trees_written, mut blobs_copied) = (0, 0);
     if let Some(w) = &mut rw.writer {
         if !new_snaps.is_empty() {
-            w.add(rw.empty_tree, &empty_bytes)?;
+            w.add_tree(rw.empty_tree, &empty_bytes)?;
         }
         w.finish()?;
+        trees_written = w.trees;
+        blobs_copied = w.copied;
     }
-    let trees_written = rw.writer.as_ref().map_or(0, |w| w.count);
     if opts.forget_damaged {
         // Every new snapshot is durable before any original goes.
         for ((_, s), r) in new_snaps.iter().zip(out.iter_mut()) {
@@ -361,6 +515,14 @@ pub fn repair_snapshots(
     Ok(RepairReport {
         dry_run: !opts.forget_damaged,
         snapshots: out,
+        packs_dropped: dropped
+            .into_iter()
+            .map(|(p, reason)| DroppedPack {
+                pack: p.to_hex(),
+                reason,
+            })
+            .collect(),
+        blobs_copied,
         trees_written,
         check: c.report.clone(),
     })

@@ -290,11 +290,20 @@ pub fn repair(g: &Global, command: &RepairCommand) -> Result<u8> {
         print_json(&v);
         return Ok(exit::OK);
     }
-    if report.snapshots.is_empty() {
+    if report.snapshots.is_empty() && report.packs_dropped.is_empty() {
         if !g.quiet {
-            println!("no snapshot references lost data; nothing to repair");
+            println!("no snapshot references lost data and the index lists no damaged pack; nothing to repair");
         }
         return Ok(exit::OK);
+    }
+    for d in &report.packs_dropped {
+        println!(
+            "pack {} ({}): {} the index{}",
+            &d.pack[..8.min(d.pack.len())],
+            d.reason.name(),
+            if report.dry_run { "would be removed from" } else { "removed from" },
+            if report.dry_run { ", its intact blobs copied to a new pack" } else { "" }
+        );
     }
     for s in &report.snapshots {
         let what = match (&s.repaired, s.forgotten, report.dry_run) {
@@ -315,9 +324,11 @@ pub fn repair(g: &Global, command: &RepairCommand) -> Result<u8> {
         );
     } else if !g.quiet {
         println!(
-            "{} snapshots repaired ({} trees written); `lifeboat prune` can now free the unreferenced data",
+            "{} snapshots repaired ({} trees written, {} intact blobs copied out of damaged packs); \
+             `lifeboat prune` can now free the unreferenced data",
             report.snapshots.iter().filter(|s| s.repaired.is_some()).count(),
-            report.trees_written
+            report.trees_written,
+            report.blobs_copied
         );
     }
     Ok(exit::OK)

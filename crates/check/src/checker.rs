@@ -105,10 +105,7 @@ pub(crate) struct Findings {
 impl Findings {
     /// Record a finding; the first message for an object is kept.
     pub fn add(&mut self, category: Category, object: impl ToString, message: impl ToString) {
-        let e = self
-            .map
-            .entry((category, object.to_string()))
-            .or_default();
+        let e = self.map.entry((category, object.to_string())).or_default();
         if e.message.is_empty() {
             e.message = message.to_string();
         }
@@ -261,9 +258,10 @@ impl<'r> Checker<'r> {
             } else {
                 match KeySlot::from_json(&bytes) {
                     Err(e) => Some(format!("not a valid key slot: {e}")),
-                    Ok(s) if s.version != 1 || s.kdf != "argon2id" => {
-                        Some(format!("unknown slot version {} or kdf {:?}", s.version, s.kdf))
-                    }
+                    Ok(s) if s.version != 1 || s.kdf != "argon2id" => Some(format!(
+                        "unknown slot version {} or kdf {:?}",
+                        s.version, s.kdf
+                    )),
                     Ok(s) if s.wrapped_key.len() != MASTER_KEY_LEN + 40 || s.salt.is_empty() => {
                         Some("wrapped key or salt has the wrong length".to_string())
                     }
@@ -349,7 +347,9 @@ impl<'r> Checker<'r> {
         size: u64,
     ) -> std::result::Result<Vec<PackHeaderEntry>, ReadErr> {
         if size < PACK_TRAILER_LEN as u64 {
-            return Err(ReadErr::Corrupt(format!("pack of {size} bytes is too short")));
+            return Err(ReadErr::Corrupt(format!(
+                "pack of {size} bytes is too short"
+            )));
         }
         let path = pack_path(id);
         let tail_len = size.min(64 << 10);
@@ -357,7 +357,8 @@ impl<'r> Checker<'r> {
             .backend
             .get_range(&path, size - tail_len..size)
             .map_err(store_err)?;
-        let hlen = u64::from(parse_pack_trailer(&tail).map_err(|e| ReadErr::Corrupt(e.to_string()))?);
+        let hlen =
+            u64::from(parse_pack_trailer(&tail).map_err(|e| ReadErr::Corrupt(e.to_string()))?);
         let need = hlen + PACK_TRAILER_LEN as u64;
         if need > size {
             return Err(ReadErr::Corrupt(format!(

@@ -55,12 +55,18 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn parse_header(key: &lifeboat_format::MasterKey, bytes: &[u8]) -> Result<Vec<PackHeaderEntry>, String> {
+fn parse_header(
+    key: &lifeboat_format::MasterKey,
+    bytes: &[u8],
+) -> Result<Vec<PackHeaderEntry>, String> {
     let hlen = parse_pack_trailer(bytes).map_err(|e| e.to_string())? as usize;
     let end = bytes.len() - PACK_TRAILER_LEN;
-    let start = end
-        .checked_sub(hlen)
-        .ok_or_else(|| format!("header length {hlen} does not fit in a pack of {} bytes", bytes.len()))?;
+    let start = end.checked_sub(hlen).ok_or_else(|| {
+        format!(
+            "header length {hlen} does not fit in a pack of {} bytes",
+            bytes.len()
+        )
+    })?;
     decode_pack_header(key, &bytes[start..end], bytes.len() as u64).map_err(|e| e.to_string())
 }
 
@@ -75,6 +81,10 @@ fn index_entries(index: &Index, pack: &Id) -> Vec<(Id, Loc)> {
     v.sort_by_key(|(_, l)| l.offset);
     v
 }
+
+/// A blob's id, type, and its plaintext (`None`: past the end of a
+/// truncated pack) or why it failed.
+type BlobResult = (Id, BlobType, Result<Option<Vec<u8>>, String>);
 
 struct Verifier<'a> {
     c: &'a Checker<'a>,
@@ -138,7 +148,9 @@ impl Verifier<'_> {
                         ));
                         index_entries(self.index, &p.id)
                     } else {
-                        h.iter().map(|e| (e.id, Loc::from_header(p.id, e))).collect()
+                        h.iter()
+                            .map(|e| (e.id, Loc::from_header(p.id, e)))
+                            .collect()
                     }
                 }
                 Err(e) => {
@@ -148,14 +160,17 @@ impl Verifier<'_> {
             }
         } else {
             match &header {
-                Ok(h) => h.iter().map(|e| (e.id, Loc::from_header(p.id, e))).collect(),
+                Ok(h) => h
+                    .iter()
+                    .map(|e| (e.id, Loc::from_header(p.id, e)))
+                    .collect(),
                 Err(e) => {
                     header_problem = Some(format!("its header cannot be read: {e}"));
                     Vec::new()
                 }
             }
         };
-        let results: Vec<(Id, BlobType, Result<Option<Vec<u8>>, String>)> = entries
+        let results: Vec<BlobResult> = entries
             .par_iter()
             .map(|(id, l)| {
                 let end = l.end();
@@ -210,21 +225,26 @@ impl Verifier<'_> {
         if wrong_size {
             // The size difference is the finding; keep the pack out of the
             // record so it is read again.
-            out.problems.push((Category::WrongSizePack, p.id, String::new()));
+            out.problems
+                .push((Category::WrongSizePack, p.id, String::new()));
         }
         out
     }
 }
 
 /// Run the data pass for `opts`, recording findings in `c`.
-pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &CheckProgress) -> Result<()> {
+pub(crate) fn read_data(
+    c: &mut Checker<'_>,
+    opts: &CheckOptions,
+    progress: &CheckProgress,
+) -> Result<()> {
     let t0 = Instant::now();
     let mut listed: Vec<ListedPack> = c
         .packs
         .iter()
         .filter_map(|(id, st)| st.listed.map(|size| ListedPack { id: *id, size }))
         .collect();
-    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    listed.sort_by_key(|p| p.id);
     let mut stats = DataStats::default();
     let now = unix_now();
 
@@ -290,10 +310,7 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
         .store(queue.iter().map(|p| p.size).sum(), Ordering::Relaxed);
 
     let always = records.as_ref().map_or(1, |r| r.1);
-    let deadline = opts
-        .resume
-        .and_then(|r| r.max_duration)
-        .map(|d| t0 + d);
+    let deadline = opts.resume.and_then(|r| r.max_duration).map(|d| t0 + d);
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let readers = if opts.read_concurrency > 0 {
         opts.read_concurrency
@@ -316,7 +333,8 @@ pub(crate) fn read_data(c: &mut Checker<'_>, opts: &CheckOptions, progress: &Che
         };
         let next = AtomicUsize::new(0);
         let backend = repo.backend();
-        let (tx, rx) = crossbeam_channel::bounded::<(ListedPack, lifeboat_store::Result<Bytes>)>(readers);
+        let (tx, rx) =
+            crossbeam_channel::bounded::<(ListedPack, lifeboat_store::Result<Bytes>)>(readers);
         std::thread::scope(|s| {
             for _ in 0..readers {
                 let tx = tx.clone();

@@ -161,18 +161,26 @@ impl Category {
     /// One line saying what the category means.
     pub fn description(self) -> &'static str {
         match self {
-            Category::CorruptKeySlot => "key slots that are damaged (their password no longer opens the repository)",
+            Category::CorruptKeySlot => {
+                "key slots that are damaged (their password no longer opens the repository)"
+            }
             Category::DamagedSnapshot => "snapshot objects that cannot be read",
             Category::MissingPack => "indexed packs missing from the store",
             Category::WrongSizePack => "packs whose size differs from the index (truncated)",
-            Category::MissingIndexSegment => "packs in no index that hold needed data (run `lifeboat index rebuild`)",
+            Category::MissingIndexSegment => {
+                "packs in no index that hold needed data (run `lifeboat index rebuild`)"
+            }
             Category::MissingTree => "directory listings (tree blobs) that are nowhere",
             Category::MissingBlob => "file data (data blobs) that is nowhere",
-            Category::CorruptPackHeader => "pack headers that are unreadable or disagree with the index",
+            Category::CorruptPackHeader => {
+                "pack headers that are unreadable or disagree with the index"
+            }
             Category::CorruptBlob => "blobs that fail to decrypt or verify",
             Category::CorruptPack => "packs whose bytes do not hash to their name",
             Category::OrphanPack => "packs in no index that nothing needs (prune removes them)",
-            Category::DuplicateBlob => "blobs stored in more than one pack (prune removes the extra copies)",
+            Category::DuplicateBlob => {
+                "blobs stored in more than one pack (prune removes the extra copies)"
+            }
         }
     }
 }
@@ -300,9 +308,7 @@ pub struct CheckReport {
 impl CheckReport {
     /// Whether any finding is damage.
     pub fn has_damage(&self) -> bool {
-        self.problems
-            .iter()
-            .any(|p| p.severity == Severity::Damage)
+        self.problems.iter().any(|p| p.severity == Severity::Damage)
     }
 
     /// Whether nothing at all was found and everything was checked.

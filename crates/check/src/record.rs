@@ -148,7 +148,7 @@ pub(crate) fn store(
             damaged: r.damaged,
         })
         .collect();
-    packs.sort_by(|a, b| a.id.cmp(&b.id));
+    packs.sort_by_key(|p| p.id);
     let payload = RecordPayload {
         version: RECORD_VERSION,
         packs,
@@ -180,10 +180,19 @@ mod tests {
         let k = MasterKey::generate().unwrap();
         let (p1, p2) = (Id([1; 32]), Id([2; 32]));
         let at = |verified, damaged| PackRecord { verified, damaged };
-        let a = store(&b, &k, &HashMap::from([(p1, at(10, false)), (p2, at(5, true))]), &[]).unwrap();
+        let a = store(
+            &b,
+            &k,
+            &HashMap::from([(p1, at(10, false)), (p2, at(5, true))]),
+            &[],
+        )
+        .unwrap();
         let c = store(&b, &k, &HashMap::from([(p2, at(20, false))]), &[]).unwrap();
         let r = load(&b, &k).unwrap();
-        assert_eq!(r.packs, HashMap::from([(p1, at(10, false)), (p2, at(20, false))]));
+        assert_eq!(
+            r.packs,
+            HashMap::from([(p1, at(10, false)), (p2, at(20, false))])
+        );
         assert_eq!(r.merged.len(), 2);
         assert!(r.warnings.is_empty());
 
@@ -192,7 +201,10 @@ mod tests {
         bytes[30] ^= 1;
         b.put(&c, bytes.into()).unwrap();
         let r = load(&b, &k).unwrap();
-        assert_eq!(r.packs, HashMap::from([(p1, at(10, false)), (p2, at(5, true))]));
+        assert_eq!(
+            r.packs,
+            HashMap::from([(p1, at(10, false)), (p2, at(5, true))])
+        );
         assert_eq!(r.garbage, vec![c.clone()]);
         assert_eq!(r.warnings.len(), 1);
 
@@ -203,8 +215,19 @@ mod tests {
         assert_eq!(r.warnings.len(), 2);
 
         // Writing replaces what was merged.
-        let n = store(&b, &k, &HashMap::from([(p1, at(30, false))]), &[a.clone(), c]).unwrap();
-        let left: Vec<String> = b.list(RECORD_DIR).unwrap().into_iter().map(|o| o.path).collect();
+        let n = store(
+            &b,
+            &k,
+            &HashMap::from([(p1, at(30, false))]),
+            &[a.clone(), c],
+        )
+        .unwrap();
+        let left: Vec<String> = b
+            .list(RECORD_DIR)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
         assert_eq!(left, vec![n]);
     }
 }

@@ -236,12 +236,16 @@ impl PackWriter<'_> {
                 .flat_map(|(_, s)| s.supersedes.iter().copied())
                 .collect();
             for (id, s) in segs {
-                if superseded.contains(&id) || !s.packs.iter().any(|p| self.dropped.contains(&p.id)) {
+                if superseded.contains(&id) || !s.packs.iter().any(|p| self.dropped.contains(&p.id))
+                {
                     continue;
                 }
                 seg.supersedes.push(id);
-                seg.packs
-                    .extend(s.packs.into_iter().filter(|p| !self.dropped.contains(&p.id)));
+                seg.packs.extend(
+                    s.packs
+                        .into_iter()
+                        .filter(|p| !self.dropped.contains(&p.id)),
+                );
             }
         }
         seg.packs.append(&mut self.written);

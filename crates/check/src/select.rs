@@ -53,7 +53,9 @@ impl Subset {
                 .parse()
                 .map_err(|_| format!("{s:?}: not a percentage"))?;
             if !(x > 0.0 && x <= 100.0) {
-                return Err(format!("{s:?}: the percentage must be above 0 and at most 100"));
+                return Err(format!(
+                    "{s:?}: the percentage must be above 0 and at most 100"
+                ));
             }
             return Ok(Subset::Percent(x));
         }
@@ -133,7 +135,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("{s:?}: duration too long"))?;
     }
     if !num.is_empty() {
-        return Err(format!("{s:?}: a unit is needed after {num} (s, m, h, d, w)"));
+        return Err(format!(
+            "{s:?}: a unit is needed after {num} (s, m, h, d, w)"
+        ));
     }
     Ok(Duration::from_secs(total))
 }
@@ -195,7 +199,7 @@ fn shuffled(packs: &[ListedPack], seed: &Id) -> Vec<ListedPack> {
             (Id::of_object(&b), *p)
         })
         .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.sort_by_key(|e| e.0);
     v.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -211,7 +215,9 @@ mod tests {
         assert_eq!(Subset::parse("5G"), Ok(Subset::Bytes(5 << 30)));
         assert_eq!(Subset::parse("500MiB"), Ok(Subset::Bytes(500 << 20)));
         assert_eq!(Subset::parse("1024"), Ok(Subset::Bytes(1024)));
-        for bad in ["0/3", "4/3", "1/0", "x/3", "0%", "101%", "-1%", "5X", "", "0", "%"] {
+        for bad in [
+            "0/3", "4/3", "1/0", "x/3", "0%", "101%", "-1%", "5X", "", "0", "%",
+        ] {
             assert!(Subset::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -185,7 +185,9 @@ pub(crate) fn walk(c: &mut Checker<'_>, progress: &CheckProgress) -> Result<Walk
     c.report.snapshots = ids.len() as u64;
     let loaded: Vec<(Id, std::result::Result<Snapshot, ReadErr>)> = {
         let cr: &Checker<'_> = c;
-        ids.par_iter().map(|id| (*id, load_snapshot(cr, id))).collect()
+        ids.par_iter()
+            .map(|id| (*id, load_snapshot(cr, id)))
+            .collect()
     };
     for (id, r) in loaded {
         match r {
@@ -288,7 +290,14 @@ pub(crate) fn walk(c: &mut Checker<'_>, progress: &CheckProgress) -> Result<Walk
             all.sort();
             all.dedup();
             in_progress.remove(&t);
-            memo.insert(t, if all.is_empty() { empty.clone() } else { Arc::new(all) });
+            memo.insert(
+                t,
+                if all.is_empty() {
+                    empty.clone()
+                } else {
+                    Arc::new(all)
+                },
+            );
         }
     }
     memo.retain(|_, v| !v.is_empty());

@@ -53,14 +53,19 @@ pub struct CheckArgs {
     pub read_data_subset: Option<Subset>,
     /// Resumable: read only packs last verified longer ago than this
     /// (`30d`, `12h`; units s, m, h, d, w), or never.
-    #[arg(long, value_name = "DURATION", value_parser = lifeboat_check::parse_duration, requires = "read_data")]
+    #[arg(long, value_name = "DURATION", value_parser = lifeboat_check::parse_duration, requires = "read_data", conflicts_with = "read_data_subset")]
     pub max_age: Option<Duration>,
     /// Resumable: start no new pack after this long (`1h`, `30m`). At least
     /// one pack is read per run.
-    #[arg(long, value_name = "DURATION", value_parser = lifeboat_check::parse_duration, requires = "read_data")]
+    #[arg(long, value_name = "DURATION", value_parser = lifeboat_check::parse_duration, requires = "read_data", conflicts_with = "read_data_subset")]
     pub max_duration: Option<Duration>,
     /// Resumable: read at most this many packs.
-    #[arg(long, value_name = "N", requires = "read_data")]
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "read_data",
+        conflicts_with = "read_data_subset"
+    )]
     pub max_packs: Option<u64>,
     /// Packs to download at once (default: from the number of CPUs, 2 to 8).
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
@@ -164,14 +169,21 @@ impl Reporter {
 fn problem_text(p: &Problem) -> String {
     let mut s = format!("    {}: {}", p.object, p.message);
     if !p.snapshots.is_empty() {
-        let names: Vec<String> = p.snapshots.iter().map(|s| s[..8.min(s.len())].to_string()).collect();
+        let names: Vec<String> = p
+            .snapshots
+            .iter()
+            .map(|s| s[..8.min(s.len())].to_string())
+            .collect();
         s.push_str(&format!("\n      snapshots: {}", names.join(", ")));
     }
     s
 }
 
 fn print_report(r: &CheckReport, code: u8) {
-    for (sev, title) in [(Severity::Damage, "damage found:"), (Severity::Notice, "notices:")] {
+    for (sev, title) in [
+        (Severity::Damage, "damage found:"),
+        (Severity::Notice, "notices:"),
+    ] {
         let ps: Vec<&Problem> = r.problems.iter().filter(|p| p.severity == sev).collect();
         if ps.is_empty() {
             continue;
@@ -227,7 +239,10 @@ fn print_report(r: &CheckReport, code: u8) {
         exit::INCOMPLETE => "no damage found, but the check is incomplete".to_string(),
         _ => format!(
             "{} problems, {} damaged snapshots",
-            r.problems.iter().filter(|p| p.severity == Severity::Damage).count(),
+            r.problems
+                .iter()
+                .filter(|p| p.severity == Severity::Damage)
+                .count(),
             r.damaged_snapshots.len()
         ),
     };
@@ -237,13 +252,12 @@ fn print_report(r: &CheckReport, code: u8) {
 /// `lifeboat check`.
 pub fn check(g: &Global, a: &CheckArgs) -> Result<u8> {
     let repo = crate::commands::open_repo(g)?;
-    let resume = (a.max_age.is_some() || a.max_duration.is_some() || a.max_packs.is_some()).then(|| {
-        Resume {
+    let resume = (a.max_age.is_some() || a.max_duration.is_some() || a.max_packs.is_some())
+        .then_some(Resume {
             max_age: a.max_age,
             max_duration: a.max_duration,
             max_packs: a.max_packs,
-        }
-    });
+        });
     let opts = CheckOptions {
         read_data: a.read_data || a.read_data_subset.is_some(),
         subset: a.read_data_subset.unwrap_or_default(),
@@ -292,7 +306,9 @@ pub fn repair(g: &Global, command: &RepairCommand) -> Result<u8> {
     }
     if report.snapshots.is_empty() && report.packs_dropped.is_empty() {
         if !g.quiet {
-            println!("no snapshot references lost data and the index lists no damaged pack; nothing to repair");
+            println!(
+                "no snapshot references lost data and the index lists no damaged pack; nothing to repair"
+            );
         }
         return Ok(exit::OK);
     }
@@ -301,8 +317,16 @@ pub fn repair(g: &Global, command: &RepairCommand) -> Result<u8> {
             "pack {} ({}): {} the index{}",
             &d.pack[..8.min(d.pack.len())],
             d.reason.name(),
-            if report.dry_run { "would be removed from" } else { "removed from" },
-            if report.dry_run { ", its intact blobs copied to a new pack" } else { "" }
+            if report.dry_run {
+                "would be removed from"
+            } else {
+                "removed from"
+            },
+            if report.dry_run {
+                ", its intact blobs copied to a new pack"
+            } else {
+                ""
+            }
         );
     }
     for s in &report.snapshots {
@@ -312,7 +336,10 @@ pub fn repair(g: &Global, command: &RepairCommand) -> Result<u8> {
             (_, _, true) => "would be repaired".to_string(),
             _ => "unchanged".to_string(),
         };
-        println!("snapshot {}: {what}", &s.original[..8.min(s.original.len())]);
+        println!(
+            "snapshot {}: {what}",
+            &s.original[..8.min(s.original.len())]
+        );
         for l in &s.lost {
             println!("  lost: {l}");
         }
@@ -326,7 +353,11 @@ pub fn repair(g: &Global, command: &RepairCommand) -> Result<u8> {
         println!(
             "{} snapshots repaired ({} trees written, {} intact blobs copied out of damaged packs); \
              `lifeboat prune` can now free the unreferenced data",
-            report.snapshots.iter().filter(|s| s.repaired.is_some()).count(),
+            report
+                .snapshots
+                .iter()
+                .filter(|s| s.repaired.is_some())
+                .count(),
             report.trees_written,
             report.blobs_copied
         );

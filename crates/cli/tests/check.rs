@@ -15,10 +15,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use lifeboat::Repository;
 use lifeboat::format::{
     BlobType, ContentPart, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, seal_blob,
 };
-use lifeboat::Repository;
 use serde_json::Value;
 
 // ---- golden repositories ---------------------------------------------------------
@@ -245,9 +245,14 @@ fn generate_golden() {
         "--kdf-iterations",
         "1",
     ]);
-    for (tag, time) in [("one", "2026-01-01T00:00:00Z"), ("two", "2026-01-02T00:00:00Z")] {
+    for (tag, time) in [
+        ("one", "2026-01-01T00:00:00Z"),
+        ("two", "2026-01-02T00:00:00Z"),
+    ] {
         let src = format!("{GOLDEN_SRC}/{tag}");
-        lb(&["backup", "-q", "--host", "golden", "--tag", tag, "--time", time, &src]);
+        lb(&[
+            "backup", "-q", "--host", "golden", "--tag", tag, "--time", time, &src,
+        ]);
     }
 
     let base = Repo {
@@ -274,7 +279,10 @@ fn generate_golden() {
         let idx = repo.index();
         (idx.get(&beta).unwrap().pack, idx.get(&zeta).unwrap().pack)
     };
-    assert_ne!(p1, p2, "snapshot two's new data must be in a pack of its own");
+    assert_ne!(
+        p1, p2,
+        "snapshot two's new data must be in a pack of its own"
+    );
     let variant = |name: &str| {
         let d = root.join(name);
         copy_dir(&valid, &d);
@@ -433,7 +441,11 @@ fn facts() -> Facts {
     let r = Repo::golden("valid");
     let tags = r.snapshots_by_tag();
     let repo = r.open();
-    let tree = |tag: &str| repo.load_snapshot(&tags[tag].parse().unwrap()).unwrap().tree;
+    let tree = |tag: &str| {
+        repo.load_snapshot(&tags[tag].parse().unwrap())
+            .unwrap()
+            .tree
+    };
     let blob = |tag: &str, file: &str| {
         let n = repo
             .find_node(&tree(tag), &format!("{GOLDEN_SRC}/{tag}/{file}"))
@@ -443,7 +455,11 @@ fn facts() -> Facts {
             ContentPart::Hole { .. } => panic!("hole"),
         }
     };
-    let (zeta, alpha, beta) = (blob("two", "zeta.txt"), blob("one", "alpha.txt"), blob("one", "beta.bin"));
+    let (zeta, alpha, beta) = (
+        blob("two", "zeta.txt"),
+        blob("one", "alpha.txt"),
+        blob("one", "beta.bin"),
+    );
     let idx = repo.index();
     Facts {
         p1: idx.get(&beta).unwrap().pack,
@@ -469,14 +485,19 @@ fn assert_variant(
         tags.extend(r.snapshots_by_tag());
     }
     let mut out = Vec::new();
-    for (args, (code, cats, damaged)) in [(&[][..], structural), (&["--read-data"][..], read_data)] {
+    for (args, (code, cats, damaged)) in [(&[][..], structural), (&["--read-data"][..], read_data)]
+    {
         let (c, v) = r.check(args);
         let what = format!("{variant} {args:?}: {v:#}");
         assert_eq!(c, code, "exit code of {what}");
         let want: BTreeSet<String> = cats.iter().map(|s| s.to_string()).collect();
         assert_eq!(categories(&v), want, "categories of {what}");
         let want: BTreeSet<String> = damaged.iter().map(|t| tags[*t].clone()).collect();
-        assert_eq!(strings(&v["damaged_snapshots"]), want, "damaged snapshots of {what}");
+        assert_eq!(
+            strings(&v["damaged_snapshots"]),
+            want,
+            "damaged snapshots of {what}"
+        );
         assert!(v["unchecked"].as_array().unwrap().is_empty(), "{what}");
         for p in v["problems"].as_array().unwrap() {
             assert!(!p["message"].as_str().unwrap().is_empty(), "{what}");
@@ -499,7 +520,10 @@ fn golden_valid_checks_clean_and_restores_byte_identical() {
     // Old repositories stay readable: every blob verifies, and every file
     // restores byte-identical.
     let r = Repo::golden("valid");
-    assert_eq!(d["data"]["blobs_read"].as_u64(), Some(r.open().index().len() as u64));
+    assert_eq!(
+        d["data"]["blobs_read"].as_u64(),
+        Some(r.open().index().len() as u64)
+    );
     let tags = r.snapshots_by_tag();
     for tag in ["one", "two"] {
         let target = r.tmp.path().join(format!("restore-{tag}"));
@@ -512,7 +536,11 @@ fn golden_valid_checks_clean_and_restores_byte_identical() {
                 continue;
             };
             assert_eq!(fs::read(restored.join(rest)).unwrap(), bytes, "{rel}");
-            assert_eq!(fs::read(golden().join("source").join(rel)).unwrap(), bytes, "{rel}");
+            assert_eq!(
+                fs::read(golden().join("source").join(rel)).unwrap(),
+                bytes,
+                "{rel}"
+            );
             n += 1;
         }
         assert_eq!(count_files(&restored), n, "restored {tag} has extra files");
@@ -531,7 +559,10 @@ fn golden_missing_pack() {
         let p = problems(v, "missing_pack");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0]["object"], f.p2.to_hex());
-        assert_eq!(strings(&p[0]["snapshots"]), BTreeSet::from([f.tags["two"].clone()]));
+        assert_eq!(
+            strings(&p[0]["snapshots"]),
+            BTreeSet::from([f.tags["two"].clone()])
+        );
     }
     assert_eq!(d["data"]["packs_read"], 3);
 }
@@ -558,7 +589,10 @@ fn golden_truncated_pack() {
         let snap = repo.load_snapshot(&f.tags[tag].parse().unwrap()).unwrap();
         let mut hit = false;
         repo.walk(&snap.tree, &mut |_, n| {
-            hit |= n.content.iter().any(|c| matches!(c, ContentPart::Blob { id, .. } if lost.contains(id)));
+            hit |= n
+                .content
+                .iter()
+                .any(|c| matches!(c, ContentPart::Blob { id, .. } if lost.contains(id)));
             Ok(true)
         })
         .unwrap();
@@ -619,7 +653,10 @@ fn golden_missing_index_segment() {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect()
     };
-    let gone: Vec<String> = names(&valid.path).difference(&names(&r.path)).cloned().collect();
+    let gone: Vec<String> = names(&valid.path)
+        .difference(&names(&r.path))
+        .cloned()
+        .collect();
     assert_eq!(gone.len(), 1);
     let seg = IndexSegment::decode(
         valid.open().master_key(),
@@ -656,7 +693,10 @@ fn golden_orphan_pack() {
         .collect();
     assert_eq!(extra.len(), 1);
     let p = problems(&s, "orphan_pack");
-    assert_eq!(p[0]["object"], extra[0].file_name().unwrap().to_str().unwrap());
+    assert_eq!(
+        p[0]["object"],
+        extra[0].file_name().unwrap().to_str().unwrap()
+    );
     assert_eq!(p[0]["severity"], "notice");
 }
 
@@ -703,10 +743,12 @@ fn golden_corrupt_key_slot() {
     // The damaged slot's password no longer opens the repository.
     let mut r = Repo::golden("corrupt_key_slot");
     r.password_file = golden().join("password2");
-    r.run(&["check"]).fails("check with the lost password", 12, &["wrong password"]);
+    r.run(&["check"])
+        .fails("check with the lost password", 12, &["wrong password"]);
     let mut v = Repo::golden("valid");
     v.password_file = golden().join("password2");
-    v.run(&["check"]).ok("the second password opens the valid repository");
+    v.run(&["check"])
+        .ok("the second password opens the valid repository");
 }
 
 #[test]
@@ -733,5 +775,576 @@ fn golden_readme_lists_every_variant() {
     assert_eq!(dirs, known);
     for v in VARIANTS {
         assert!(readme.contains(&format!("`{v}`")), "README lacks {v}");
+    }
+}
+
+// ---- repositories with many packs ---------------------------------------------------
+
+/// A repository with 1 MiB packs: 24 files of 256 KiB (about 6 data packs)
+/// in two snapshots, plus tree packs.
+fn many_packs() -> (Repo, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("repo");
+    let password_file = tmp.path().join("password");
+    fs::write(&password_file, PASSWORD).unwrap();
+    let r = Repo {
+        tmp,
+        path,
+        password_file,
+    };
+    r.run(&[
+        "init",
+        "--kdf-memory-kib",
+        "1024",
+        "--kdf-iterations",
+        "1",
+        "--pack-size",
+        "1",
+    ])
+    .ok("init");
+    let src = r.tmp.path().join("src");
+    for i in 0..24u64 {
+        let dir = if i % 3 == 0 {
+            src.join("sub")
+        } else {
+            src.clone()
+        };
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(format!("f{i:02}")),
+            random_bytes(1000 + i, 256 << 10),
+        )
+        .unwrap();
+    }
+    fs::write(src.join("small.txt"), b"small\n").unwrap();
+    let s = src.to_str().unwrap().to_string();
+    r.run(&["backup", "-q", &s]).ok("backup 1");
+    fs::write(src.join("f01"), random_bytes(77, 256 << 10)).unwrap();
+    fs::write(src.join("new.txt"), b"new\n").unwrap();
+    r.run(&["backup", "-q", &s]).ok("backup 2");
+    (r, src)
+}
+
+/// Pack ids and sizes by blob type, from the index (through the library).
+/// Pack ids with their sizes.
+type Packs = Vec<(Id, u64)>;
+
+fn packs_by_type(r: &Repo) -> (Packs, Packs) {
+    let repo = r.open();
+    let idx = repo.index();
+    let mut types: BTreeMap<Id, BlobType> = BTreeMap::new();
+    for (_, l) in idx.iter() {
+        types.insert(l.pack, l.blob_type);
+    }
+    let (mut data, mut trees) = (Vec::new(), Vec::new());
+    for (id, size) in idx.packs() {
+        match types.get(id) {
+            Some(BlobType::Tree) => trees.push((*id, *size)),
+            _ => data.push((*id, *size)),
+        }
+    }
+    data.sort();
+    trees.sort();
+    (data, trees)
+}
+
+fn listed_packs(r: &Repo) -> usize {
+    fingerprint(&r.path.join("data")).len()
+}
+
+fn data_u64(v: &Value, field: &str) -> u64 {
+    v["data"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no data.{field} in {v}"))
+}
+
+#[test]
+fn check_never_modifies_the_repository() {
+    let cases: Vec<Repo> = [
+        "valid",
+        "missing_pack",
+        "bitflip_blob",
+        "missing_index_segment",
+        "corrupt_key_slot",
+        "orphan_pack",
+    ]
+    .iter()
+    .map(|v| Repo::golden(v))
+    .chain(std::iter::once(many_packs().0))
+    .collect();
+    for r in &cases {
+        let before = fingerprint(&r.path);
+        for args in [
+            &["check"][..],
+            &["check", "--read-data"],
+            &["--json", "check", "--read-data"],
+            &["check", "--read-data-subset", "1/2"],
+            &["check", "--read-data-subset", "50%"],
+            &["check", "--read-data-subset", "1M"],
+            &["repair", "snapshots"],
+            &["repair", "snapshots", "--read-data"],
+        ] {
+            r.run(args);
+            assert!(
+                before == fingerprint(&r.path),
+                "{args:?} changed {}",
+                r.path.display()
+            );
+        }
+        // Resumable mode writes its record under verify/ and nothing else.
+        let (_, v) = r.check(&["--read-data", "--max-age", "30d", "--max-packs", "1"]);
+        let record = v["data"]["record"].as_str().unwrap().to_string();
+        let mut after = fingerprint(&r.path);
+        let recs: Vec<PathBuf> = after
+            .keys()
+            .filter(|p| p.starts_with("verify"))
+            .cloned()
+            .collect();
+        assert_eq!(recs, vec![PathBuf::from(&record)]);
+        after.retain(|p, _| !p.starts_with("verify"));
+        assert!(before == after, "resumable check changed more than verify/");
+    }
+}
+
+#[test]
+fn read_data_subsets_cover_and_select() {
+    let (r, _) = many_packs();
+    let total = listed_packs(&r) as u64;
+    let (data, _) = packs_by_type(&r);
+    assert!(total >= 8, "only {total} packs");
+    // Damage one data pack: exactly one group of a partition finds it.
+    let bad = data[data.len() / 2].0;
+    flip_bit(&pack_file(&r.path, &bad), 100);
+    for m in [1u64, 3, 7] {
+        let (mut read, mut found) = (0, 0);
+        for n in 1..=m {
+            let (code, v) = r.check(&["--read-data-subset", &format!("{n}/{m}")]);
+            read += data_u64(&v, "packs_read");
+            let hit = problems(&v, "corrupt_blob").len();
+            found += hit;
+            assert_eq!(code, if hit > 0 { 4 } else { 0 }, "{n}/{m}: {v}");
+        }
+        assert_eq!(read, total, "the groups of /{m} read every pack once");
+        assert_eq!(found, 1, "exactly one group of /{m} holds the damaged pack");
+    }
+    for (pct, want) in [
+        ("10%", total.div_ceil(10)),
+        ("50%", total.div_ceil(2)),
+        ("100%", total),
+    ] {
+        let (_, v) = r.check(&["--read-data-subset", pct]);
+        assert_eq!(data_u64(&v, "packs_read"), want, "{pct}");
+    }
+    let (_, v) = r.check(&["--read-data-subset", "2500K"]);
+    let bytes = data_u64(&v, "bytes_read");
+    assert!(
+        bytes <= 2500 << 10 && data_u64(&v, "packs_read") >= 1,
+        "{v}"
+    );
+    let (_, v) = r.check(&["--read-data-subset", "100G"]);
+    assert_eq!(data_u64(&v, "packs_read"), total);
+    for bad in ["0/3", "4/3", "0%", "150%", "5Q", "x"] {
+        r.run(&["check", "--read-data-subset", bad])
+            .fails(bad, 2, &["read-data-subset"]);
+    }
+}
+
+/// `--max-packs`: successive runs read packs not verified yet until all are,
+/// then nothing; `--max-age 0s` makes everything due again.
+#[test]
+fn resumable_runs_cover_every_pack() {
+    let (r, _) = many_packs();
+    let total = listed_packs(&r) as u64;
+    let mut runs = 0;
+    let mut read = 0;
+    loop {
+        let (code, v) = r.check(&["--read-data", "--max-age", "30d", "--max-packs", "3"]);
+        assert_eq!(code, 0, "{v}");
+        let n = data_u64(&v, "packs_read");
+        if n == 0 {
+            assert_eq!(data_u64(&v, "packs_fresh"), total, "{v}");
+            break;
+        }
+        runs += 1;
+        read += n;
+        assert_eq!(n, 3.min(total - (read - n)), "run {runs}: {v}");
+        assert_eq!(data_u64(&v, "packs_fresh"), read - n);
+        assert_eq!(data_u64(&v, "packs_left"), total - read);
+        assert!(runs <= total, "no progress");
+    }
+    assert_eq!(read, total);
+    assert_eq!(runs, total.div_ceil(3));
+    let (_, v) = r.check(&["--read-data", "--max-age", "0s", "--max-packs", "2"]);
+    assert_eq!(data_u64(&v, "packs_read"), 2);
+    // Without --max-age every pack is due, the longest-unverified first.
+    let (_, v) = r.check(&["--read-data", "--max-packs", "1"]);
+    assert_eq!(data_u64(&v, "packs_read"), 1);
+    assert_eq!(data_u64(&v, "packs_fresh"), 0);
+    assert_eq!(fingerprint(&r.path.join("verify")).len(), 1, "one record");
+}
+
+/// `--max-duration 0s` reads one pack per run; a damaged pack is read and
+/// reported again by every later run, without stopping the others' progress.
+#[test]
+fn resumable_duration_and_damage() {
+    let (r, _) = many_packs();
+    let total = listed_packs(&r) as u64;
+    let (data, _) = packs_by_type(&r);
+    flip_bit(&pack_file(&r.path, &data[0].0), 100);
+    let mut seen_damage = false;
+    for run in 1..=total {
+        let (code, v) = r.check(&["--read-data", "--max-age", "30d", "--max-duration", "0s"]);
+        let damaged_now = !problems(&v, "corrupt_blob").is_empty();
+        // The damaged pack is re-read on top of the one new pack per run.
+        let want = 1 + u64::from(seen_damage);
+        assert_eq!(
+            data_u64(&v, "packs_read"),
+            want.min(total),
+            "run {run}: {v}"
+        );
+        if seen_damage {
+            assert!(damaged_now, "run {run} forgot the damage: {v}");
+        }
+        seen_damage |= damaged_now;
+        assert_eq!(code, if damaged_now { 4 } else { 0 });
+    }
+    assert!(seen_damage);
+    let (code, v) = r.check(&["--read-data", "--max-age", "30d", "--max-duration", "0s"]);
+    assert_eq!(code, 4);
+    assert_eq!(data_u64(&v, "packs_read"), 1, "only the damaged pack: {v}");
+    assert_eq!(data_u64(&v, "packs_fresh"), total - 1);
+}
+
+/// A damaged verification record is ignored with a warning.
+#[test]
+fn damaged_verification_record_is_only_a_warning() {
+    let r = Repo::golden("valid");
+    let (_, v) = r.check(&["--read-data", "--max-age", "30d"]);
+    assert_eq!(data_u64(&v, "packs_read"), 4);
+    let record = r.path.join(v["data"]["record"].as_str().unwrap());
+    let (_, v) = r.check(&["--read-data", "--max-age", "30d"]);
+    assert_eq!(data_u64(&v, "packs_read"), 0, "all fresh: {v}");
+    let record2 = r.path.join(v["data"]["record"].as_str().unwrap());
+    assert!(
+        !record.exists() || record == record2,
+        "old record not replaced"
+    );
+    flip_bit(&record2, 30);
+    let (code, v) = r.check(&["--read-data", "--max-age", "30d"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        data_u64(&v, "packs_read"),
+        4,
+        "packs count as never verified"
+    );
+    let w = v["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{v}");
+    assert!(w[0].as_str().unwrap().contains("damaged"), "{v}");
+    assert_eq!(
+        fingerprint(&r.path.join("verify")).len(),
+        1,
+        "damaged record replaced"
+    );
+    // A record that is not even an object (garbage bytes) is no worse.
+    let rec = fingerprint(&r.path.join("verify"))
+        .into_keys()
+        .next()
+        .unwrap();
+    fs::write(r.path.join("verify").join(rec), b"garbage").unwrap();
+    let (code, v) = r.check(&["--read-data", "--max-packs", "1"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
+    r.run(&["check", "--max-age", "30d"]).fails(
+        "--max-age without --read-data",
+        2,
+        &["--read-data"],
+    );
+    r.run(&["check", "--read-data-subset", "1/2", "--max-age", "1d"])
+        .fails("subset with resumable", 2, &[]);
+}
+
+#[test]
+fn repair_snapshots_drops_only_lost_data() {
+    let (r, src) = many_packs();
+    let (data, _) = packs_by_type(&r);
+    let snaps = r.run(&["--json", "snapshots"]).ok("snapshots").json();
+    assert_eq!(snaps.as_array().unwrap().len(), 2);
+    // Lose one data pack and truncate another.
+    let (gone, cut) = (data[1].0, data[3].0);
+    fs::remove_file(pack_file(&r.path, &gone)).unwrap();
+    let f = pack_file(&r.path, &cut);
+    let len = fs::metadata(&f).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len * 2 / 3)
+        .unwrap();
+    let (code, v) = r.check(&[]);
+    assert_eq!(code, 4);
+    assert_eq!(
+        categories(&v),
+        BTreeSet::from(["missing_pack".to_string(), "wrong_size_pack".to_string()])
+    );
+    let damaged = strings(&v["damaged_snapshots"]);
+    assert!(!damaged.is_empty());
+
+    // Without the flag: a report, and no change.
+    let before = fingerprint(&r.path);
+    let o = r.run(&["repair", "snapshots"]).ok("dry run");
+    assert!(o.out().contains("would be repaired"), "{}", o.out());
+    assert!(
+        before == fingerprint(&r.path),
+        "the dry run changed the repository"
+    );
+
+    let o = r
+        .run(&["--json", "repair", "snapshots", "--forget-damaged"])
+        .ok("repair");
+    let rep = o.json();
+    assert_eq!(rep["dry_run"], false);
+    let repaired = rep["snapshots"].as_array().unwrap();
+    assert_eq!(
+        repaired
+            .iter()
+            .map(|s| s["original"].as_str().unwrap().to_string())
+            .collect::<BTreeSet<_>>(),
+        damaged
+    );
+    assert_eq!(rep["packs_dropped"].as_array().unwrap().len(), 2);
+    assert!(
+        rep["blobs_copied"].as_u64().unwrap() >= 1,
+        "intact blobs of the cut pack: {rep}"
+    );
+
+    // Now the repository checks without damage; the damaged packs are
+    // orphans (the truncated one is still there) that prune will remove.
+    for args in [&[][..], &["--read-data"]] {
+        let (code, v) = r.check(args);
+        assert_eq!(code, 0, "{v}");
+        let cats = categories(&v);
+        assert!(cats.iter().all(|c| c == "orphan_pack"), "{v}");
+    }
+    // Originals are gone, the repaired ones are marked.
+    let snaps = r.run(&["--json", "snapshots"]).ok("snapshots").json();
+    let snaps = snaps.as_array().unwrap();
+    assert_eq!(snaps.len(), 2);
+    for s in snaps {
+        let id = s["id"].as_str().unwrap();
+        assert!(!damaged.contains(id), "damaged original still there");
+    }
+    let marked: Vec<&Value> = snaps
+        .iter()
+        .filter(|s| {
+            s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "repaired")
+        })
+        .collect();
+    assert_eq!(marked.len(), damaged.len());
+
+    // Restore each repaired snapshot: every file not listed as lost is
+    // byte-identical to the source at the time of its backup (the newest
+    // snapshot's files are the current source); lost parts restore as zeros.
+    let newest = snaps
+        .iter()
+        .max_by_key(|s| s["time"].as_str().unwrap().to_string())
+        .unwrap();
+    let target = r.tmp.path().join("restored");
+    r.run(&[
+        "restore",
+        newest["id"].as_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .ok("restore repaired");
+    let root = restored_path(&target, &src);
+    let lost: Vec<String> = newest["incomplete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    // "lost in repair: /…/src/f05: N of M bytes lost (bytes 0..262144, …); …"
+    let lost_ranges = |rel: &str| -> Option<Vec<(usize, usize)>> {
+        let l = lost.iter().find(|l| l.contains(&format!("/{rel}: ")))?;
+        let inner = &l[l.find("(bytes ").unwrap() + 7..];
+        let inner = &inner[..inner.find(')').unwrap()];
+        Some(
+            inner
+                .split(", ")
+                .map(|r| {
+                    let (a, b) = r.split_once("..").unwrap();
+                    (a.parse().unwrap(), b.parse().unwrap())
+                })
+                .collect(),
+        )
+    };
+    let (mut intact, mut zeroed) = (0, 0);
+    let mut stack = vec![src.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let rel = e
+                .path()
+                .strip_prefix(&src)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let mut want = fs::read(e.path()).unwrap();
+            let got = fs::read(root.join(&rel)).unwrap();
+            assert_eq!(got.len(), want.len(), "{rel}: size");
+            if let Some(ranges) = lost_ranges(&rel) {
+                for (a, b) in ranges {
+                    assert!(
+                        want[a..b].iter().any(|x| *x != 0),
+                        "{rel}: lost range was zeros anyway"
+                    );
+                    want[a..b].fill(0);
+                }
+                zeroed += 1;
+            } else {
+                intact += 1;
+            }
+            assert!(
+                got == want,
+                "{rel}: differs outside what the repair says it lost"
+            );
+        }
+    }
+    assert!(zeroed >= 1, "nothing restored as lost: {lost:?}");
+    assert!(intact >= 10, "only {intact} files survived");
+}
+
+#[test]
+fn repair_refuses_while_the_index_is_incomplete() {
+    let r = Repo::golden("missing_index_segment");
+    let before = fingerprint(&r.path);
+    r.run(&["repair", "snapshots", "--forget-damaged"])
+        .fails("repair", 1, &["index rebuild"]);
+    assert!(before == fingerprint(&r.path));
+    // An unreadable snapshot object is removed only when asked.
+    let r = Repo::golden("damaged_snapshot");
+    let o = r.run(&["repair", "snapshots"]).ok("dry run");
+    assert!(o.out().contains("cannot be read"), "{}", o.out());
+    assert_eq!(fingerprint(&r.path.join("snapshots")).len(), 2);
+    r.run(&["repair", "snapshots", "--forget-damaged"])
+        .ok("repair");
+    assert_eq!(fingerprint(&r.path.join("snapshots")).len(), 1);
+    let (code, v) = r.check(&["--read-data"]);
+    assert_eq!(code, 0, "{v}");
+}
+
+#[test]
+fn exit_codes_and_json_report() {
+    // Damage: 4, and the JSON names category, severity, object, snapshots.
+    let r = Repo::golden("missing_pack");
+    let (code, v) = r.check(&[]);
+    assert_eq!(code, 4);
+    assert_eq!(v["verdict"], "damaged");
+    let p = &v["problems"][0];
+    for k in ["category", "severity", "object", "message", "snapshots"] {
+        assert!(!p[k].is_null(), "problem lacks {k}: {p}");
+    }
+    assert_eq!(p["severity"], "damage");
+    assert!(
+        !v.to_string().contains("golden-password"),
+        "password in the report"
+    );
+    // Text mode names the category and the damaged snapshot.
+    let o = r.run(&["check"]);
+    assert_eq!(o.code, 4);
+    assert!(o.out().contains("missing_pack") && o.out().contains("damaged snapshots"));
+
+    // Could not check: 1 (config unreadable), 10 (no repository), 12.
+    let r = Repo::golden("valid");
+    flip_bit(&r.path.join("config"), 30);
+    r.run(&["check"]).fails("corrupt config", 1, &["config"]);
+    let mut c = base_cmd();
+    c.args(["-r", "/nonexistent/lifeboat", "--password-file"])
+        .arg(golden().join("password"))
+        .arg("check");
+    assert_eq!(run(&mut c).code, 10);
+    let mut r = Repo::golden("valid");
+    r.password_file = r.tmp.path().join("wrong");
+    fs::write(&r.password_file, "wrong").unwrap();
+    r.run(&["check"])
+        .fails("wrong password", 12, &["wrong password"]);
+
+    // The help documents the codes.
+    let o = run(base_cmd().args(["check", "--help"])).ok("help");
+    for s in [
+        "Exit codes",
+        "4   damage found",
+        "could not check",
+        "--read-data-subset",
+        "--max-age",
+    ] {
+        assert!(o.out().contains(s), "help lacks {s:?}");
+    }
+}
+
+/// A pack the store refuses to read: the check finishes, says what it could
+/// not read, and exits 3 (no damage found, incomplete).
+#[test]
+fn unreadable_pack_makes_the_check_incomplete() {
+    let r = Repo::golden("valid");
+    let f = facts();
+    let as_nobody = is_root();
+    if as_nobody {
+        open_up(r.tmp.path());
+    }
+    fs::set_permissions(pack_file(&r.path, &f.p2), fs::Permissions::from_mode(0o000)).unwrap();
+    let mut c = if as_nobody {
+        let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("running as root needs setpriv (util-linux) to drop privileges");
+        let mut c = std::process::Command::new(setpriv);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+        clean_env(&mut c);
+        c
+    } else {
+        base_cmd()
+    };
+    let pw = r.tmp.path().join("pw");
+    fs::copy(golden().join("password"), &pw).unwrap();
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o644)).unwrap();
+    c.arg("-r").arg(&r.path).arg("--password-file").arg(&pw);
+    c.args(["--json", "check", "--read-data"]);
+    let o = run(&mut c);
+    let v = o.json();
+    assert_eq!(o.code, 3, "{v}");
+    assert_eq!(v["verdict"], "incomplete");
+    let u = v["unchecked"].as_array().unwrap();
+    assert!(
+        u.iter()
+            .any(|s| s.as_str().unwrap().contains(&f.p2.to_hex())),
+        "{v}"
+    );
+    assert!(v["problems"].as_array().unwrap().is_empty(), "{v}");
+}
+
+/// Make everything under `dir` readable and writable by anyone (for runs
+/// as nobody).
+fn open_up(dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                fs::set_permissions(e.path(), fs::Permissions::from_mode(0o666)).unwrap();
+            }
+        }
     }
 }

@@ -82,9 +82,17 @@ fn index_entries(index: &Index, pack: &Id) -> Vec<(Id, Loc)> {
     v
 }
 
-/// A blob's id, type, and its plaintext (`None`: past the end of a
-/// truncated pack) or why it failed.
-type BlobResult = (Id, BlobType, Result<Option<Vec<u8>>, String>);
+/// What verifying one blob gave.
+enum BlobResult {
+    /// Past the end of a truncated pack (reported as the pack's size).
+    Skipped,
+    /// A data blob that verifies.
+    Verified,
+    /// A tree blob that verifies, with its plaintext for the walk.
+    Tree(Vec<u8>),
+    /// Why it failed.
+    Failed(String),
+}
 
 struct Verifier<'a> {
     c: &'a Checker<'a>,
@@ -170,34 +178,36 @@ impl Verifier<'_> {
                 }
             }
         };
-        let results: Vec<BlobResult> = entries
+        let results: Vec<(Id, BlobType, BlobResult)> = entries
             .par_iter()
             .map(|(id, l)| {
                 let end = l.end();
                 if end > out.bytes {
                     // Past the end of a truncated pack: reported as WrongSizePack.
-                    return (*id, l.blob_type, Ok(None));
+                    return (*id, l.blob_type, BlobResult::Skipped);
                 }
                 let stored = &bytes[l.offset as usize..end as usize];
-                let r = open_blob(key, l.blob_type, id, l.flags, l.raw_len, stored)
-                    .map(Some)
-                    .map_err(|e| e.to_string());
+                let r = match open_blob(key, l.blob_type, id, l.flags, l.raw_len, stored) {
+                    // Only trees are kept (for the walk); data is dropped at once.
+                    Ok(plain) if l.blob_type == BlobType::Tree => BlobResult::Tree(plain),
+                    Ok(_) => BlobResult::Verified,
+                    Err(e) => BlobResult::Failed(e.to_string()),
+                };
                 (*id, l.blob_type, r)
             })
             .collect();
         for (id, t, r) in results {
             match r {
-                Ok(None) => {}
-                Ok(Some(plain)) => {
+                BlobResult::Skipped => {}
+                BlobResult::Verified => out.blobs += 1,
+                BlobResult::Tree(plain) => {
                     out.blobs += 1;
-                    if t == BlobType::Tree {
-                        let n = plain.len() as u64;
-                        if self.cache_used.fetch_add(n, Ordering::Relaxed) + n <= TREE_CACHE_BYTES {
-                            out.trees.push((id, plain));
-                        }
+                    let n = plain.len() as u64;
+                    if self.cache_used.fetch_add(n, Ordering::Relaxed) + n <= TREE_CACHE_BYTES {
+                        out.trees.push((id, plain));
                     }
                 }
-                Err(e) => {
+                BlobResult::Failed(e) => {
                     out.blobs += 1;
                     out.bad_blobs.push(id);
                     out.problems.push((

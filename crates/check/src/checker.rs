@@ -183,6 +183,8 @@ pub(crate) struct Checker<'r> {
     pub orphan_notes: HashMap<Id, Vec<String>>,
     /// Blobs of orphan packs that fail to verify, with why.
     pub orphan_bad: HashMap<Id, String>,
+    /// Copies of duplicated blobs besides the one the index uses.
+    pub other_copies: HashMap<Id, Vec<Loc>>,
     /// Tree plaintexts verified by the data pass, to spare the walk a read.
     pub tree_cache: HashMap<Id, Vec<u8>>,
     pub findings: Findings,
@@ -221,6 +223,7 @@ impl<'r> Checker<'r> {
             affected_packs: HashMap::new(),
             orphan_notes: HashMap::new(),
             orphan_bad: HashMap::new(),
+            other_copies: HashMap::new(),
             tree_cache: HashMap::new(),
             findings: Findings::default(),
             report: CheckReport::default(),
@@ -456,6 +459,14 @@ impl<'r> Checker<'r> {
                                 let c = copies.entry(b.id).or_default();
                                 c.insert(p.id);
                                 c.insert(l.pack);
+                                self.other_copies.entry(b.id).or_default().push(Loc {
+                                    pack: p.id,
+                                    blob_type: p.blob_type,
+                                    flags: b.flags,
+                                    offset: b.offset,
+                                    stored_len: b.stored_len,
+                                    raw_len: b.raw_len,
+                                });
                             }
                         }
                     }

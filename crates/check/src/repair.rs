@@ -262,6 +262,8 @@ impl PackWriter<'_> {
 struct Rewriter<'a, 'r> {
     c: &'a Checker<'r>,
     walk: &'a Walk,
+    /// Packs the index stops listing.
+    dropped: HashSet<Id>,
     writer: Option<PackWriter<'r>>,
     memo: HashMap<Id, (Id, Vec<String>)>,
     empty_tree: Id,
@@ -272,13 +274,36 @@ impl Rewriter<'_, '_> {
         self.walk.reach(tree).iter().any(|m| m.0.is_loss())
     }
 
+    /// Whether a duplicate of `id` outside the index's choice survives the
+    /// repair (once the damaged pack is dropped, the index uses it).
+    fn other_copy(&self, id: &Id) -> bool {
+        if self.c.bad_blobs.contains(id) {
+            return false;
+        }
+        self.c.other_copies.get(id).is_some_and(|locs| {
+            locs.iter().any(|l| {
+                !self.dropped.contains(&l.pack)
+                    && self
+                        .c
+                        .packs
+                        .get(&l.pack)
+                        .is_some_and(|s| s.listed.is_some_and(|n| n >= l.end()))
+            })
+        })
+    }
+
     fn tree_lost(&self, tree: &Id) -> bool {
-        !self.walk.trees.get(tree).is_some_and(|f| f.readable)
+        !self.walk.trees.get(tree).is_some_and(|f| f.readable) && !self.other_copy(tree)
+    }
+
+    /// A tree that cannot be read now but survives elsewhere: kept as is.
+    fn tree_elsewhere(&self, tree: &Id) -> bool {
+        !self.walk.trees.get(tree).is_some_and(|f| f.readable) && self.other_copy(tree)
     }
 
     fn blob_lost(&self, id: &Id) -> bool {
         let index = self.c.repo.index();
-        self.c.resolve(&index, id, BlobType::Data).loc.is_none()
+        self.c.resolve(&index, id, BlobType::Data).loc.is_none() && !self.other_copy(id)
     }
 
     fn load(&self, id: &Id) -> Result<Tree> {
@@ -328,7 +353,9 @@ impl Rewriter<'_, '_> {
             let name = n.name_lossy();
             if n.kind == NodeKind::Dir {
                 if let Some(s) = n.subtree {
-                    if self.tree_lost(&s) {
+                    if self.tree_elsewhere(&s) {
+                        // Kept: the index will use the surviving copy.
+                    } else if self.tree_lost(&s) {
                         n.subtree = Some(self.empty_tree);
                         lost.push(format!(
                             "{name}/: directory listing lost; now an empty directory"
@@ -451,6 +478,7 @@ pub fn repair_snapshots(
     let mut rw = Rewriter {
         c: &c,
         walk,
+        dropped: dropped.keys().copied().collect(),
         writer,
         memo: HashMap::new(),
         empty_tree: repo.master_key().blob_id(&empty_bytes),
@@ -461,6 +489,9 @@ pub fn repair_snapshots(
         if !rw.affected(&snap.tree) {
             continue;
         }
+        if rw.tree_elsewhere(&snap.tree) {
+            continue;
+        }
         let (root, lost) = if rw.tree_lost(&snap.tree) {
             (
                 rw.empty_tree,
@@ -468,8 +499,17 @@ pub fn repair_snapshots(
             )
         } else {
             let (r, l) = rw.rewrite(&snap.tree)?;
-            (r, l.into_iter().map(|p| format!("/{p}")).collect())
+            (
+                r,
+                l.into_iter()
+                    .map(|p| format!("/{p}"))
+                    .collect::<Vec<String>>(),
+            )
         };
+        if root == snap.tree && lost.is_empty() {
+            // Nothing is lost once the index uses the surviving copies.
+            continue;
+        }
         let mut s = snap.clone();
         s.tree = root;
         if !s.tags.iter().any(|t| t == REPAIRED_TAG) {

@@ -1348,3 +1348,50 @@ fn open_up(dir: &Path) {
         }
     }
 }
+
+/// When the copy of a blob that the index uses is lost but a duplicate
+/// survives in another pack, repair loses nothing: it drops the damaged pack
+/// from the index and leaves the snapshots alone.
+#[test]
+fn repair_uses_a_surviving_duplicate() {
+    let r = Repo::golden("duplicate_blob");
+    let valid: BTreeSet<PathBuf> = fingerprint(&golden().join("valid")).into_keys().collect();
+    let extra: Vec<PathBuf> = fingerprint(&r.path.join("data"))
+        .into_keys()
+        .filter(|p| !valid.contains(&Path::new("data").join(p)))
+        .collect();
+    assert_eq!(extra.len(), 1);
+    fs::remove_file(r.path.join("data").join(&extra[0])).unwrap();
+    let tags = r.snapshots_by_tag();
+    let (code, v) = r.check(&[]);
+    assert_eq!(code, 4, "{v}");
+    let missing = problems(&v, "missing_pack");
+    assert_eq!(missing.len(), 1, "{v}");
+    // The index uses the lost copy, so a restore would fail now.
+    assert!(
+        strings(&v["damaged_snapshots"]).contains(&tags["one"]),
+        "{v}"
+    );
+    let rep = r
+        .run(&["--json", "repair", "snapshots", "--forget-damaged"])
+        .ok("repair")
+        .json();
+    assert!(rep["snapshots"].as_array().unwrap().is_empty(), "{rep}");
+    assert_eq!(rep["packs_dropped"].as_array().unwrap().len(), 1);
+    let (code, v) = r.check(&["--read-data"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["problems"].as_array().unwrap().is_empty(), "{v}");
+    let target = r.tmp.path().join("out");
+    r.run(&[
+        "restore",
+        &tags["one"],
+        "--target",
+        target.to_str().unwrap(),
+    ])
+    .ok("restore");
+    let one = restored_path(&target, Path::new(GOLDEN_SRC)).join("one");
+    assert_eq!(
+        fs::read(one.join("alpha.txt")).unwrap(),
+        fs::read(golden().join("source/one/alpha.txt")).unwrap()
+    );
+}

@@ -135,6 +135,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 threads: None,
                 parent,
                 force: *force,
+                ..Default::default()
             };
             let progress = Arc::new(Progress::default());
             let reporter =
@@ -160,7 +161,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     "message_type": "summary",
                     "snapshot_id": report.id.to_hex(),
                     "files_new": s.files_new, "files_changed": s.files_changed, "files_unchanged": s.files_unchanged,
-                    "dirs": s.dirs, "bytes_read": s.bytes_read, "bytes_added": s.bytes_added,
+                    "dirs": s.dirs, "bytes_total": s.bytes_total, "bytes_read": s.bytes_read, "bytes_added": s.bytes_added,
                     "bytes_stored": s.bytes_stored, "data_blobs": s.data_blobs, "tree_blobs": s.tree_blobs,
                     "duration_secs": s.duration_secs, "errors": report.errors,
                 }));

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use lifeboat_format::{
@@ -15,6 +15,7 @@ use lifeboat_format::{
 };
 use rayon::prelude::*;
 
+use crate::failpoint::{FailPoints, Stage};
 use crate::filter::PathFilter;
 use crate::meta::{NameCache, node_from_metadata};
 use crate::repo::{hostname, now_rfc3339, username};
@@ -23,7 +24,14 @@ use crate::{Error, Repository, Result};
 
 /// Chunks sealed in parallel per batch, and the byte cap of one batch.
 const BATCH_CHUNKS: usize = 32;
-const BATCH_BYTES: usize = 64 << 20;
+const BATCH_BYTES: usize = 32 << 20;
+/// Content bytes held in memory by all workers together (see [`Budget`]).
+const MEMORY_BUDGET: usize = 48 << 20;
+/// Holes shorter than this are read (as zeros) rather than skipped, so a
+/// fragmented file does not become a storm of tiny chunks.
+const MIN_HOLE: u64 = 1 << 20;
+/// Pack upload threads (default).
+const UPLOADERS: usize = 2;
 
 /// What to back up.
 pub enum BackupSource<'a> {
@@ -56,6 +64,54 @@ pub struct BackupOptions {
     pub parent: Option<Id>,
     /// Read every file even if the parent snapshot says it is unchanged.
     pub force: bool,
+    /// Pack upload threads (default 2).
+    pub upload_threads: Option<usize>,
+    /// Failure injection, for tests of the pipeline.
+    #[doc(hidden)]
+    pub fail: FailPoints,
+}
+
+/// A cap on content bytes held by all workers at once. A worker waits for
+/// room only while it holds none itself: a worker already holding some
+/// may go over (it is in the middle of a file and other work may depend
+/// on it), which rules out deadlock, and the overshoot is at most one
+/// batch per thread.
+struct Budget {
+    used: Mutex<usize>,
+    room: Condvar,
+    cap: usize,
+}
+
+thread_local! {
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+struct Grant<'a> {
+    budget: &'a Budget,
+    n: usize,
+}
+
+impl Budget {
+    fn take(&self, n: usize) -> Grant<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if HELD.get() == 0 {
+            while *used > 0 && *used + n > self.cap {
+                used = self.room.wait(used).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        *used += n;
+        HELD.set(HELD.get() + n);
+        Grant { budget: self, n }
+    }
+}
+
+impl Drop for Grant<'_> {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= self.n;
+        HELD.set(HELD.get().saturating_sub(self.n));
+        self.budget.room.notify_all();
+    }
 }
 
 /// An entry that could not be backed up.
@@ -104,6 +160,8 @@ pub struct Progress {
 struct Walker<'a, 'r> {
     repo: &'r Repository,
     saver: &'a BlobSaver<'r>,
+    fail: &'a FailPoints,
+    budget: Budget,
     excludes: PathFilter,
     names: NameCache,
     errors: Mutex<Vec<EntryError>>,
@@ -251,6 +309,9 @@ impl<'a, 'r> Walker<'a, 'r> {
     }
 
     fn dir(&self, path: &Path, parent: Option<Id>) -> Result<Id> {
+        if let Err(e) = self.fail.check(Stage::Walk) {
+            return self.fail(e);
+        }
         let parent = self.parent_tree(parent);
         let mut names: Vec<std::ffi::OsString> = Vec::new();
         match fs::read_dir(path) {
@@ -299,8 +360,20 @@ impl<'a, 'r> Walker<'a, 'r> {
     /// could not be read.
     fn content(&self, reader: impl Read) -> Result<std::io::Result<(Vec<ContentPart>, u64)>> {
         let mut parts = Vec::new();
+        Ok(self
+            .stream_into(reader, &mut parts)?
+            .map(|total| (parts, total)))
+    }
+
+    /// Chunk `reader` and append its parts; returns the bytes read.
+    fn stream_into(
+        &self,
+        reader: impl Read,
+        parts: &mut Vec<ContentPart>,
+    ) -> Result<std::io::Result<u64>> {
         let mut total = 0u64;
         let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut grants = Vec::new();
         let mut batch_bytes = 0usize;
         for chunk in self.repo.chunker.stream(reader) {
             let chunk = match chunk {
@@ -308,30 +381,63 @@ impl<'a, 'r> Walker<'a, 'r> {
                 Err(lifeboat_chunker::Error::Io(e)) => return Ok(Err(e)),
                 Err(e) => return Ok(Err(std::io::Error::other(e))),
             };
+            if let Err(e) = self.fail.check(Stage::Read) {
+                return self.fail(e);
+            }
+            grants.push(self.budget.take(chunk.len()));
             batch_bytes += chunk.len();
             batch.push(chunk);
             if batch.len() >= BATCH_CHUNKS || batch_bytes >= BATCH_BYTES {
-                total += self.flush_batch(&mut batch, &mut parts)?;
+                total += self.flush_batch(&mut batch, parts)?;
+                grants.clear();
                 batch_bytes = 0;
             }
         }
-        total += self.flush_batch(&mut batch, &mut parts)?;
-        Ok(Ok((parts, total)))
+        total += self.flush_batch(&mut batch, parts)?;
+        Ok(Ok(total))
     }
 
     /// Files up to two maximum chunks are read whole into a buffer of
-    /// their size; larger ones are streamed.
+    /// their size; larger ones are streamed, data extents only: holes of
+    /// at least [`MIN_HOLE`] found with SEEK_DATA/SEEK_HOLE are recorded
+    /// as holes without being read.
     fn file_content(
         &self,
         mut f: fs::File,
         len: u64,
     ) -> Result<std::io::Result<(Vec<ContentPart>, u64)>> {
         if len > 2 * self.repo.chunker.max_size() as u64 {
-            return self.content(f);
+            let mut parts = Vec::new();
+            let mut pos = 0u64;
+            for (start, end) in data_extents(&f, len) {
+                if start > pos {
+                    parts.push(ContentPart::Hole { len: start - pos });
+                }
+                if let Err(e) = f.seek(SeekFrom::Start(start)) {
+                    return Ok(Err(e));
+                }
+                match self.stream_into((&mut f).take(end - start), &mut parts)? {
+                    Ok(n) if n == end - start => pos = end,
+                    // The file shrank while read: store what was there.
+                    Ok(n) => return Ok(Ok((parts, start + n))),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            if len > pos {
+                parts.push(ContentPart::Hole { len: len - pos });
+            }
+            return Ok(Ok((parts, len)));
         }
+        let _grant = self.budget.take(len as usize);
         let mut buf = Vec::with_capacity(len as usize + 1);
         if let Err(e) = f.read_to_end(&mut buf) {
             return Ok(Err(e));
+        }
+        if let Err(e) = self.fail.check(Stage::Read) {
+            return self.fail(e);
+        }
+        if let Err(e) = self.fail.check(Stage::Chunk) {
+            return self.fail(e);
         }
         let chunks: Vec<&[u8]> = self
             .repo
@@ -369,6 +475,9 @@ impl<'a, 'r> Walker<'a, 'r> {
     }
 
     fn flush_batch(&self, batch: &mut Vec<Vec<u8>>, parts: &mut Vec<ContentPart>) -> Result<u64> {
+        if let Err(e) = self.fail.check(Stage::Chunk) {
+            return self.fail(e);
+        }
         let slices: Vec<&[u8]> = batch.iter().map(|c| c.as_slice()).collect();
         let saved = self.save_chunks(&slices)?;
         let n: u64 = batch.iter().map(|c| c.len() as u64).sum();
@@ -409,6 +518,46 @@ impl<'a, 'r> Walker<'a, 'r> {
             }
         }
     }
+}
+
+/// The data extents `[start, end)` of a file of `len` bytes, merging
+/// those separated by holes shorter than [`MIN_HOLE`]. A file system
+/// without SEEK_DATA support yields one extent: the whole file.
+fn data_extents(f: &fs::File, len: u64) -> Vec<(u64, u64)> {
+    use nix::unistd::{Whence, lseek};
+    let whole = vec![(0, len)];
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut pos = 0u64;
+    while pos < len {
+        let Ok(off) = i64::try_from(pos) else {
+            return whole;
+        };
+        let data = match lseek(f, off, Whence::SeekData) {
+            Ok(d) => d as u64,
+            Err(nix::errno::Errno::ENXIO) => break, // only a hole is left
+            Err(_) => return whole,
+        };
+        let hole = match lseek(f, data as i64, Whence::SeekHole) {
+            Ok(h) => (h as u64).min(len),
+            Err(_) => return whole,
+        };
+        if hole <= data {
+            return whole;
+        }
+        match out.last_mut() {
+            Some(last) if data - last.1 < MIN_HOLE => last.1 = hole,
+            Some(_) => out.push((data, hole)),
+            None if data < MIN_HOLE => out.push((0, hole)),
+            None => out.push((data, hole)),
+        }
+        pos = hole;
+    }
+    if let Some(last) = out.last_mut() {
+        if len - last.1 < MIN_HOLE {
+            last.1 = len;
+        }
+    }
+    out
 }
 
 fn insert_path(root: &mut BTreeMap<Vec<u8>, VEntry>, abs: &Path) {
@@ -452,10 +601,17 @@ impl Repository {
         let start = Instant::now();
         let start_time = now_rfc3339();
         let excludes = PathFilter::new(&opts.excludes)?;
-        let saver = BlobSaver::new(self);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let saver = BlobSaver::new(self, tx, &opts.fail);
         let walker = Walker {
             repo: self,
             saver: &saver,
+            fail: &opts.fail,
+            budget: Budget {
+                used: Mutex::new(0),
+                room: Condvar::new(),
+                cap: MEMORY_BUDGET,
+            },
             excludes,
             names: NameCache::default(),
             errors: Mutex::new(Vec::new()),
@@ -476,102 +632,128 @@ impl Repository {
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
 
-        let (tree, paths, kind) = match source {
-            BackupSource::Paths(paths) => {
-                if paths.is_empty() {
-                    return Err(Error::InvalidArgument("no paths to back up".into()));
-                }
-                let mut abs = Vec::new();
-                for p in &paths {
-                    let a = absolute_clean(p)?;
-                    if let Err(e) = fs::symlink_metadata(&a) {
-                        return Err(Error::io(&a, e));
-                    }
-                    abs.push(a);
-                }
-                abs.sort();
-                abs.dedup();
-                let path_strings: Vec<String> =
-                    abs.iter().map(|a| a.display().to_string()).collect();
-                let host = opts.hostname.clone().unwrap_or_else(hostname);
-                parent_id = if opts.force {
-                    None
-                } else if let Some(p) = opts.parent {
-                    Some(p)
-                } else {
-                    self.snapshots()?
-                        .into_iter()
-                        .rev()
-                        .find(|(_, s)| {
-                            s.source == SourceKind::Fs
-                                && s.hostname == host
-                                && s.paths == path_strings
-                        })
-                        .map(|(id, _)| id)
-                };
-                let parent_root = match parent_id {
-                    Some(id) => Some(self.load_snapshot(&id)?.tree),
-                    None => None,
-                };
-                let tree = pool.install(|| -> Result<Id> {
-                    if abs.iter().any(|a| a == Path::new("/")) {
-                        return walker.dir(Path::new("/"), parent_root);
-                    }
-                    let root_parent = walker.parent_tree(parent_root);
-                    let mut root = BTreeMap::new();
-                    for a in &abs {
-                        insert_path(&mut root, a);
-                    }
-                    let mut nodes = Vec::new();
-                    for (n, v) in &root {
-                        let pn = root_parent.as_ref().and_then(|t| t.find(n));
-                        if let Some(node) = walker.ventry(n.clone(), v, pn)? {
-                            nodes.push(node);
+        let uploaders = opts.upload_threads.unwrap_or(UPLOADERS).max(1);
+        let walked = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..uploaders)
+                .map(|_| {
+                    let rx = rx.clone();
+                    let saver = &saver;
+                    s.spawn(move || saver.run_uploader(rx))
+                })
+                .collect();
+            drop(rx);
+            let res = (|| -> Result<(Id, Vec<String>, SourceKind)> {
+                let (tree, paths, kind) = match source {
+                    BackupSource::Paths(paths) => {
+                        if paths.is_empty() {
+                            return Err(Error::InvalidArgument("no paths to back up".into()));
                         }
+                        let mut abs = Vec::new();
+                        for p in &paths {
+                            let a = absolute_clean(p)?;
+                            if let Err(e) = fs::symlink_metadata(&a) {
+                                return Err(Error::io(&a, e));
+                            }
+                            abs.push(a);
+                        }
+                        abs.sort();
+                        abs.dedup();
+                        let path_strings: Vec<String> =
+                            abs.iter().map(|a| a.display().to_string()).collect();
+                        let host = opts.hostname.clone().unwrap_or_else(hostname);
+                        parent_id = if opts.force {
+                            None
+                        } else if let Some(p) = opts.parent {
+                            Some(p)
+                        } else {
+                            self.snapshots()?
+                                .into_iter()
+                                .rev()
+                                .find(|(_, s)| {
+                                    s.source == SourceKind::Fs
+                                        && s.hostname == host
+                                        && s.paths == path_strings
+                                })
+                                .map(|(id, _)| id)
+                        };
+                        let parent_root = match parent_id {
+                            Some(id) => Some(self.load_snapshot(&id)?.tree),
+                            None => None,
+                        };
+                        let tree = pool.install(|| -> Result<Id> {
+                            if abs.iter().any(|a| a == Path::new("/")) {
+                                return walker.dir(Path::new("/"), parent_root);
+                            }
+                            let root_parent = walker.parent_tree(parent_root);
+                            let mut root = BTreeMap::new();
+                            for a in &abs {
+                                insert_path(&mut root, a);
+                            }
+                            let mut nodes = Vec::new();
+                            for (n, v) in &root {
+                                let pn = root_parent.as_ref().and_then(|t| t.find(n));
+                                if let Some(node) = walker.ventry(n.clone(), v, pn)? {
+                                    nodes.push(node);
+                                }
+                            }
+                            walker.save_tree(nodes)
+                        })?;
+                        (
+                            tree,
+                            abs.iter().map(|a| a.display().to_string()).collect(),
+                            SourceKind::Fs,
+                        )
                     }
-                    walker.save_tree(nodes)
-                })?;
-                (
-                    tree,
-                    abs.iter().map(|a| a.display().to_string()).collect(),
-                    SourceKind::Fs,
-                )
+                    BackupSource::Stdin { filename, reader } => {
+                        if filename.is_empty()
+                            || filename.contains('/')
+                            || filename == "."
+                            || filename == ".."
+                        {
+                            return Err(Error::InvalidArgument(format!(
+                                "invalid stdin file name {filename:?}"
+                            )));
+                        }
+                        let tree = pool.install(|| -> Result<Id> {
+                            let (parts, len) = walker
+                                .content(reader)?
+                                .map_err(|e| Error::io("<stdin>", e))?;
+                            let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
+                            node.mode = 0o644;
+                            node.uid = nix::unistd::getuid().as_raw();
+                            node.gid = nix::unistd::getgid().as_raw();
+                            let now = jiff::Timestamp::now();
+                            node.mtime = Timestamp {
+                                sec: now.as_second(),
+                                nsec: now.subsec_nanosecond().max(0) as u32,
+                            };
+                            node.atime = node.mtime;
+                            node.ctime = node.mtime;
+                            node.size = len;
+                            node.links = 1;
+                            node.content = parts;
+                            walker.files.fetch_add(1, Ordering::Relaxed);
+                            walker.save_tree(vec![node])
+                        })?;
+                        (tree, vec![format!("/{filename}")], SourceKind::Stdin)
+                    }
+                };
+                walker.check_stop()?;
+                saver.flush()?;
+                Ok((tree, paths, kind))
+            })();
+            saver.close();
+            for h in handles {
+                let _ = h.join();
             }
-            BackupSource::Stdin { filename, reader } => {
-                if filename.is_empty()
-                    || filename.contains('/')
-                    || filename == "."
-                    || filename == ".."
-                {
-                    return Err(Error::InvalidArgument(format!(
-                        "invalid stdin file name {filename:?}"
-                    )));
-                }
-                let tree = pool.install(|| -> Result<Id> {
-                    let (parts, len) = walker
-                        .content(reader)?
-                        .map_err(|e| Error::io("<stdin>", e))?;
-                    let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
-                    node.mode = 0o644;
-                    node.uid = nix::unistd::getuid().as_raw();
-                    node.gid = nix::unistd::getgid().as_raw();
-                    let now = jiff::Timestamp::now();
-                    node.mtime = Timestamp {
-                        sec: now.as_second(),
-                        nsec: now.subsec_nanosecond().max(0) as u32,
-                    };
-                    node.atime = node.mtime;
-                    node.ctime = node.mtime;
-                    node.size = len;
-                    node.links = 1;
-                    node.content = parts;
-                    walker.files.fetch_add(1, Ordering::Relaxed);
-                    walker.save_tree(vec![node])
-                })?;
-                (tree, vec![format!("/{filename}")], SourceKind::Stdin)
-            }
+            res
+        });
+        // An upload error surfaces in the workers only as "an upload
+        // failed"; report the real one.
+        let (tree, paths, kind) = match walked {
+            Ok(w) => w,
+            Err(e) => return Err(saver.take_error().unwrap_or(e)),
         };
-        walker.check_stop()?;
         saver.finish()?;
         let errors = walker
             .errors
@@ -616,6 +798,7 @@ impl Repository {
             summary: Some(summary),
             program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
         };
+        opts.fail.check(Stage::Snapshot)?;
         let id = self.save_snapshot(&snapshot)?;
         Ok(BackupReport {
             id,

@@ -9,15 +9,19 @@
 
 mod backup;
 mod error;
+mod failpoint;
 mod filter;
 mod meta;
 mod repo;
 mod restore;
+mod restore_plan;
 mod saver;
 mod walk;
 
 pub use backup::{BackupOptions, BackupReport, BackupSource, EntryError, Progress};
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use failpoint::{FailPoints, Stage};
 pub use filter::{PathFilter, SnapshotFilter};
 pub use repo::{InitOptions, KeyInfo, Repository};
 pub use restore::{RestoreOptions, RestoreReport};

@@ -5,7 +5,6 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -243,41 +242,25 @@ impl Repository {
             .thread_name(|i| format!("lifeboat-restore-{i}"))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let failed_files: Mutex<HashSet<usize>> = Mutex::new(HashSet::new());
-        let written: u64 = pool.install(|| {
-            files
-                .par_iter()
-                .map(|&i| {
-                    if progress.cancel.load(Ordering::Relaxed) {
-                        return 0;
-                    }
-                    let e = &entries[i];
-                    match self.restore_file(&dest(&e.path), &e.node, progress) {
-                        Ok(n) => {
-                            progress.files.fetch_add(1, Ordering::Relaxed);
-                            n
-                        }
-                        Err(err) => {
-                            // Never leave a file that looks restored but holds zeros.
-                            let _ = fs::remove_file(dest(&e.path));
-                            record(&e.path, format!("{err} (file not restored)"));
-                            failed_files
-                                .lock()
-                                .unwrap_or_else(|x| x.into_inner())
-                                .insert(i);
-                            0
-                        }
-                    }
-                })
-                .sum()
-        });
+        let jobs: Vec<(PathBuf, &Node)> = files
+            .iter()
+            .map(|&i| (dest(&entries[i].path), &entries[i].node))
+            .collect();
+        let outcome = self.restore_contents(&jobs, &pool, progress);
+        drop(jobs);
         if progress.cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
+        let mut failed: HashSet<usize> = HashSet::new();
+        for (&i, why) in files.iter().zip(outcome.failures) {
+            if let Some(why) = why {
+                record(&entries[i].path, format!("{why} (file not restored)"));
+                failed.insert(i);
+            }
+        }
         // Files whose content failed are in the errors, not among those written.
-        let n_failed = failed_files.lock().unwrap_or_else(|x| x.into_inner()).len();
-        report.files = (files.len() - n_failed) as u64;
-        report.bytes = written;
+        report.files = (files.len() - failed.len()) as u64;
+        report.bytes = outcome.bytes;
 
         // 4. Links and special files.
         for (first, i) in &links {
@@ -325,61 +308,36 @@ impl Repository {
         }
 
         // 5. Metadata: everything but directories, then directories deepest first.
-        let failed = failed_files.into_inner().unwrap_or_else(|x| x.into_inner());
-        for (i, e) in entries.iter().enumerate() {
-            if e.node.kind == NodeKind::Dir
-                || e.node.kind == NodeKind::Socket
-                || failed.contains(&i)
+        pool.install(|| {
+            entries.par_iter().enumerate().for_each(|(i, e)| {
+                if e.node.kind == NodeKind::Dir
+                    || e.node.kind == NodeKind::Socket
+                    || failed.contains(&i)
+                {
+                    return;
+                }
+                for p in apply_metadata(&dest(&e.path), &e.node) {
+                    record(&e.path, p);
+                }
+            });
+            // Directories deepest first, each depth in parallel: setting a
+            // directory's times must come after everything inside it.
+            let mut dirs: Vec<&Entry> = entries
+                .iter()
+                .filter(|e| e.node.kind == NodeKind::Dir)
+                .collect();
+            dirs.sort_by_key(|e| std::cmp::Reverse(e.path.components().count()));
+            for level in
+                dirs.chunk_by(|a, b| a.path.components().count() == b.path.components().count())
             {
-                continue;
+                level.par_iter().for_each(|e| {
+                    for p in apply_metadata(&dest(&e.path), &e.node) {
+                        record(&e.path, p);
+                    }
+                });
             }
-            for p in apply_metadata(&dest(&e.path), &e.node) {
-                record(&e.path, p);
-            }
-        }
-        for e in entries
-            .iter()
-            .rev()
-            .filter(|e| e.node.kind == NodeKind::Dir)
-        {
-            for p in apply_metadata(&dest(&e.path), &e.node) {
-                record(&e.path, p);
-            }
-        }
+        });
         report.errors = errors.into_inner().unwrap_or_else(|x| x.into_inner());
         Ok(report)
-    }
-
-    fn restore_file(&self, path: &Path, node: &Node, progress: &Progress) -> Result<u64> {
-        let _ = fs::remove_file(path);
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let size: u64 = node.content.iter().map(|p| p.len()).sum();
-        f.set_len(size).map_err(|e| Error::io(path, e))?;
-        let mut off = 0u64;
-        for part in &node.content {
-            match part {
-                ContentPart::Blob { id, len } => {
-                    let data = self.read_blob(BlobType::Data, id)?;
-                    if data.len() != *len as usize {
-                        return Err(Error::InvalidArgument(format!(
-                            "blob {id} has {} bytes, tree says {len}",
-                            data.len()
-                        )));
-                    }
-                    f.write_all_at(&data, off).map_err(|e| Error::io(path, e))?;
-                    progress
-                        .bytes
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
-                }
-                ContentPart::Hole { .. } => {}
-            }
-            off += part.len();
-        }
-        Ok(off)
     }
 }

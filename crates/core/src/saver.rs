@@ -1,15 +1,24 @@
 //! Deduplicating blob writer: hash → dedup (index + in-flight set) →
-//! compress → encrypt → pack → upload. Shared by all backup worker threads.
+//! seal (compress, encrypt) → pack → upload → index.
+//!
+//! Any number of backup workers call [`BlobSaver::save`]. Full packs go
+//! through a bounded channel to uploader threads, so workers keep sealing
+//! while packs are written and synced, and a slow store holds them back
+//! (backpressure) instead of letting packs pile up in memory. The first
+//! upload error is kept; from then on every `save` fails, the uploaders
+//! drain the channel without writing, and no snapshot is written.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crossbeam_channel::{Receiver, Sender};
 use lifeboat_format::{
     BlobType, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, seal_blob_with_id,
 };
 use lifeboat_index::{pack_path, write_segment};
 
+use crate::failpoint::{FailPoints, Stage};
 use crate::{Error, Repository, Result};
 
 /// Packs per index segment written while a backup runs, so a crash loses
@@ -33,37 +42,54 @@ pub(crate) struct BlobSaver<'r> {
     repo: &'r Repository,
     inflight: Mutex<HashSet<Id>>,
     packers: [Mutex<PackBuilder>; 2],
+    /// Full packs to the uploaders; taken (closed) by [`Self::close`].
+    tx: Mutex<Option<Sender<PackBuilder>>>,
     pending: Mutex<Vec<IndexPack>>,
     written: Mutex<Vec<IndexPack>>,
+    /// The first error of an uploader.
+    error: Mutex<Option<Error>>,
+    failed: AtomicBool,
+    fail: &'r FailPoints,
     pub stats: SaverStats,
 }
 
 impl<'r> BlobSaver<'r> {
-    pub fn new(repo: &'r Repository) -> BlobSaver<'r> {
+    /// A saver sending full packs to `tx`; run [`Self::run_uploader`] on the
+    /// receiving side.
+    pub fn new(repo: &'r Repository, tx: Sender<PackBuilder>, fail: &'r FailPoints) -> Self {
         BlobSaver {
             repo,
             inflight: Mutex::new(HashSet::new()),
-            packers: [
-                Mutex::new(PackBuilder::new(BlobType::Data, 0)),
-                Mutex::new(PackBuilder::new(BlobType::Tree, 0)),
-            ],
+            packers: [BlobType::Data, BlobType::Tree].map(|t| Mutex::new(Self::packer(repo, t))),
+            tx: Mutex::new(Some(tx)),
             pending: Mutex::new(Vec::new()),
             written: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            fail,
             stats: SaverStats::default(),
         }
+    }
+
+    fn packer(repo: &Repository, t: BlobType) -> PackBuilder {
+        PackBuilder::new(t, repo.config.pack_size as usize + (1 << 20))
     }
 
     /// Store `data` as a blob unless the repository or this run has it.
     /// Returns the id and whether it was new.
     pub fn save(&self, blob_type: BlobType, data: &[u8]) -> Result<(Id, bool)> {
+        self.fail.check(Stage::Hash)?;
         let id = self.repo.key.blob_id(data);
         self.save_with_id(blob_type, id, data).map(|new| (id, new))
     }
 
-    pub fn save_with_id(&self, blob_type: BlobType, id: Id, data: &[u8]) -> Result<bool> {
+    fn save_with_id(&self, blob_type: BlobType, id: Id, data: &[u8]) -> Result<bool> {
+        self.check_failed()?;
+        self.fail.check(Stage::Dedup)?;
         if self.repo.index().contains(&id) || !lock(&self.inflight).insert(id) {
             return Ok(false);
         }
+        self.fail.check(Stage::Seal)?;
         let sealed = seal_blob_with_id(
             &self.repo.key,
             blob_type,
@@ -83,19 +109,59 @@ impl<'r> BlobSaver<'r> {
         self.stats
             .bytes_stored
             .fetch_add(sealed.bytes.len() as u64, Ordering::Relaxed);
+        self.fail.check(Stage::Pack)?;
         let full = {
             let mut p = lock(&self.packers[blob_type as usize]);
             p.add(&sealed).map_err(|e| Error::Internal(e.to_string()))?;
             if p.len() >= self.repo.config.pack_size as usize {
-                Some(std::mem::replace(&mut *p, PackBuilder::new(blob_type, 0)))
+                Some(std::mem::replace(
+                    &mut *p,
+                    Self::packer(self.repo, blob_type),
+                ))
             } else {
                 None
             }
         };
         if let Some(p) = full {
-            self.upload(p)?;
+            self.send(p)?;
         }
         Ok(true)
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(Error::Internal("an upload failed".into()));
+        }
+        Ok(())
+    }
+
+    /// Queue a full pack; blocks while the uploaders are busy.
+    fn send(&self, p: PackBuilder) -> Result<()> {
+        let tx = lock(&self.tx).clone();
+        match tx {
+            Some(tx) => tx
+                .send(p)
+                .map_err(|_| Error::Internal("the uploaders stopped".into()))?,
+            None => return Err(Error::Internal("the saver is closed".into())),
+        }
+        self.check_failed()
+    }
+
+    /// Upload packs from `rx` until every sender is gone. After a failure
+    /// the rest is drained unwritten, so senders never block for ever.
+    pub fn run_uploader(&self, rx: Receiver<PackBuilder>) {
+        for p in rx {
+            if self.failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(e) = self.upload(p) {
+                let mut slot = lock(&self.error);
+                if slot.is_none() {
+                    *slot = Some(e);
+                }
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     fn upload(&self, p: PackBuilder) -> Result<()> {
@@ -104,6 +170,7 @@ impl<'r> BlobSaver<'r> {
             .finish(&self.repo.key)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let size = bytes.len() as u64;
+        self.fail.check(Stage::Upload)?;
         self.repo.backend.put(&pack_path(&id), bytes.into())?;
         let pack = IndexPack {
             id,
@@ -135,6 +202,7 @@ impl<'r> BlobSaver<'r> {
         if packs.is_empty() {
             return Ok(());
         }
+        self.fail.check(Stage::Index)?;
         let mut seg = IndexSegment::new();
         seg.packs = packs;
         write_segment(&self.repo.backend, &self.repo.key, &seg)?;
@@ -142,18 +210,37 @@ impl<'r> BlobSaver<'r> {
         Ok(())
     }
 
-    /// Upload partial packs and index everything written. After this
-    /// returns, every blob saved is durable and indexed.
-    pub fn finish(&self) -> Result<()> {
+    /// Queue the partial packs. Call once all workers are done.
+    pub fn flush(&self) -> Result<()> {
         for t in [BlobType::Data, BlobType::Tree] {
             let p = std::mem::replace(
                 &mut *lock(&self.packers[t as usize]),
-                PackBuilder::new(t, 0),
+                Self::packer(self.repo, t),
             );
             if !p.is_empty() {
-                self.upload(p)?;
+                self.send(p)?;
             }
         }
+        Ok(())
+    }
+
+    /// Stop accepting packs, so the uploaders end once the queue is empty.
+    pub fn close(&self) {
+        lock(&self.tx).take();
+    }
+
+    /// The first uploader error, if any.
+    pub fn take_error(&self) -> Option<Error> {
+        lock(&self.error).take()
+    }
+
+    /// Index what the (joined) uploaders left pending. After this returns,
+    /// every blob saved is durable and indexed.
+    pub fn finish(&self) -> Result<()> {
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        self.check_failed()?;
         let rest = std::mem::take(&mut *lock(&self.pending));
         self.write_index(rest)?;
         let written = std::mem::take(&mut *lock(&self.written));

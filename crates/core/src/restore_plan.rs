@@ -1,0 +1,324 @@
+//! File content restore planned by pack.
+//!
+//! Every needed blob is looked up once and grouped by the pack that holds
+//! it. Packs are then processed in parallel: each reads its needed blobs in
+//! a few large ranged requests (neighbouring blobs are read through small
+//! gaps rather than fetched one by one), opens and verifies every blob, and
+//! writes it at its offsets into every file that uses it. Files are created
+//! and sized first, so holes are never written and writes can land in any
+//! order. A file whose blob fails is reported and removed, never left
+//! looking restored.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lifeboat_format::{BlobFlags, BlobType, ContentPart, Id, Node, open_blob};
+use lifeboat_index::pack_path;
+use rayon::prelude::*;
+
+use crate::backup::Progress;
+use crate::{Error, Repository};
+
+/// Largest span of one ranged read, unless a single blob is larger.
+const READ_SPAN: u64 = 8 << 20;
+/// Widest gap between two needed blobs that is read through.
+const READ_GAP: u64 = 256 << 10;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One file being written.
+struct Slot {
+    dest: PathBuf,
+    /// Blob writes still to do; the handle is closed when it reaches 0.
+    remaining: AtomicUsize,
+    handle: Mutex<Option<fs::File>>,
+    /// The first failure, if any.
+    failed: Mutex<Option<String>>,
+}
+
+impl Slot {
+    fn fail(&self, why: String) {
+        let mut f = lock(&self.failed);
+        if f.is_none() {
+            *f = Some(why);
+        }
+        *lock(&self.handle) = None;
+    }
+
+    fn is_failed(&self) -> bool {
+        lock(&self.failed).is_some()
+    }
+
+    /// Write `data` at `off`, opening the file on first use and closing it
+    /// after its last blob.
+    fn write(&self, data: &[u8], off: u64, progress: &Progress) -> bool {
+        if self.is_failed() {
+            return false;
+        }
+        let res = {
+            let mut h = lock(&self.handle);
+            if h.is_none() {
+                match fs::OpenOptions::new().write(true).open(&self.dest) {
+                    Ok(f) => *h = Some(f),
+                    Err(e) => {
+                        drop(h);
+                        self.fail(format!("open: {e}"));
+                        return false;
+                    }
+                }
+            }
+            match h.as_ref() {
+                Some(f) => f.write_all_at(data, off),
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = res {
+            self.fail(format!("write: {e}"));
+            return false;
+        }
+        progress
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *lock(&self.handle) = None;
+            progress.files.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+}
+
+/// A needed blob and where it goes.
+struct Want {
+    id: Id,
+    flags: BlobFlags,
+    raw_len: u32,
+    offset: u32,
+    stored_len: u32,
+    /// (slot, offset in file)
+    targets: Vec<(usize, u64)>,
+}
+
+/// Outcome per file, in the order given.
+pub(crate) struct ContentOutcome {
+    /// `Some(reason)` for files that could not be restored (and were removed).
+    pub failures: Vec<Option<String>>,
+    /// Content bytes written.
+    pub bytes: u64,
+}
+
+impl Repository {
+    /// Write the content of `files` (destination, node) with a pool of
+    /// `pool`'s threads.
+    pub(crate) fn restore_contents(
+        &self,
+        files: &[(PathBuf, &Node)],
+        pool: &rayon::ThreadPool,
+        progress: &Progress,
+    ) -> ContentOutcome {
+        let slots: Vec<Slot> = files
+            .iter()
+            .map(|(dest, node)| Slot {
+                dest: dest.clone(),
+                remaining: AtomicUsize::new(
+                    node.content
+                        .iter()
+                        .filter(|p| matches!(p, ContentPart::Blob { .. }))
+                        .count(),
+                ),
+                handle: Mutex::new(None),
+                failed: Mutex::new(None),
+            })
+            .collect();
+
+        // 1. Create and size every file; holes stay unwritten.
+        pool.install(|| {
+            slots.par_iter().zip(files).for_each(|(s, (_, node))| {
+                let _ = fs::remove_file(&s.dest);
+                let size: u64 = node.content.iter().map(|p| p.len()).sum();
+                let res = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&s.dest)
+                    .and_then(|f| f.set_len(size));
+                match res {
+                    Err(e) => s.fail(format!("create: {e}")),
+                    Ok(()) if s.remaining.load(Ordering::Relaxed) == 0 => {
+                        progress.files.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(()) => {}
+                }
+            })
+        });
+
+        // 2. Plan: blob -> targets, grouped by pack.
+        let mut targets: HashMap<Id, Vec<(usize, u64)>> = HashMap::new();
+        let mut lens: HashMap<Id, u32> = HashMap::new();
+        for (i, (_, node)) in files.iter().enumerate() {
+            let mut off = 0u64;
+            for part in &node.content {
+                if let ContentPart::Blob { id, len } = part {
+                    targets.entry(*id).or_default().push((i, off));
+                    lens.insert(*id, *len);
+                }
+                off += part.len();
+            }
+        }
+        let mut packs: HashMap<Id, Vec<Want>> = HashMap::new();
+        {
+            let idx = self.index();
+            for (id, t) in targets {
+                let loc = idx.get(&id).copied();
+                let why = match loc {
+                    None => Some(Error::BlobNotFound { blob: id }.to_string()),
+                    Some(l) if l.blob_type != BlobType::Data => {
+                        Some(format!("blob {id} is indexed as {:?}", l.blob_type))
+                    }
+                    Some(l) if Some(&l.raw_len) != lens.get(&id) => Some(format!(
+                        "blob {id} has {} bytes, tree says {}",
+                        l.raw_len,
+                        lens.get(&id).copied().unwrap_or_default()
+                    )),
+                    Some(_) => None,
+                };
+                match (loc, why) {
+                    (Some(l), None) => packs.entry(l.pack).or_default().push(Want {
+                        id,
+                        flags: l.flags,
+                        raw_len: l.raw_len,
+                        offset: l.offset,
+                        stored_len: l.stored_len,
+                        targets: t,
+                    }),
+                    (_, why) => {
+                        let why = why.unwrap_or_default();
+                        for (s, _) in t {
+                            slots[s].fail(why.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let mut packs: Vec<(Id, Vec<Want>)> = packs.into_iter().collect();
+        packs.sort_by_key(|(id, _)| *id);
+
+        // 3. Read, verify and write, pack by pack in parallel.
+        pool.install(|| {
+            packs.par_iter_mut().for_each(|(pack, wants)| {
+                if progress.cancel.load(Ordering::Relaxed) {
+                    return;
+                }
+                wants.sort_by_key(|w| w.offset);
+                self.restore_pack(pack, wants, &slots, progress);
+            })
+        });
+
+        // 4. Failed files are removed and reported.
+        let mut bytes = 0u64;
+        let failures = slots
+            .into_iter()
+            .zip(files)
+            .map(|(s, (_, node))| {
+                let why = s.failed.into_inner().unwrap_or_else(|p| p.into_inner());
+                if why.is_some() {
+                    let _ = fs::remove_file(&s.dest);
+                } else {
+                    bytes += node.content.iter().map(|p| p.len()).sum::<u64>();
+                }
+                why
+            })
+            .collect();
+        ContentOutcome { failures, bytes }
+    }
+
+    fn restore_pack(&self, pack: &Id, wants: &[Want], slots: &[Slot], progress: &Progress) {
+        let path = pack_path(pack);
+        let mut i = 0;
+        while i < wants.len() {
+            // Extend the span while the next blob is close and it stays small.
+            let start = u64::from(wants[i].offset);
+            let mut end = start + u64::from(wants[i].stored_len);
+            let mut j = i + 1;
+            while j < wants.len() {
+                let (o, l) = (u64::from(wants[j].offset), u64::from(wants[j].stored_len));
+                if o > end + READ_GAP || o + l - start > READ_SPAN {
+                    break;
+                }
+                end = end.max(o + l);
+                j += 1;
+            }
+            let span = &wants[i..j];
+            i = j;
+            // Skip a span whose files have all failed already.
+            if span
+                .iter()
+                .all(|w| w.targets.iter().all(|(s, _)| slots[*s].is_failed()))
+            {
+                continue;
+            }
+            let bytes = match self.backend.get_range(&path, start..end) {
+                Ok(b) => b,
+                Err(lifeboat_store::Error::Truncated { .. }) if span.len() > 1 => {
+                    // Save what the damaged pack still holds: blob by blob.
+                    for w in span {
+                        self.restore_pack(pack, std::slice::from_ref(w), slots, progress);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    let reason = match e {
+                        e if e.is_not_found() => "pack is missing".to_string(),
+                        lifeboat_store::Error::Truncated { len, .. } => {
+                            format!("pack is truncated ({len} bytes)")
+                        }
+                        other => other.to_string(),
+                    };
+                    for w in span {
+                        let why = Error::CorruptBlob {
+                            pack: *pack,
+                            blob: w.id,
+                            reason: reason.clone(),
+                        }
+                        .to_string();
+                        for (s, _) in &w.targets {
+                            slots[*s].fail(why.clone());
+                        }
+                    }
+                    continue;
+                }
+            };
+            for w in span {
+                let a = (u64::from(w.offset) - start) as usize;
+                let Some(stored) = bytes.get(a..a + w.stored_len as usize) else {
+                    for (s, _) in &w.targets {
+                        slots[*s].fail(format!("pack {pack}: short read"));
+                    }
+                    continue;
+                };
+                match open_blob(&self.key, BlobType::Data, &w.id, w.flags, w.raw_len, stored) {
+                    Ok(data) => {
+                        for (s, off) in &w.targets {
+                            slots[*s].write(&data, *off, progress);
+                        }
+                    }
+                    Err(e) => {
+                        let why = Error::CorruptBlob {
+                            pack: *pack,
+                            blob: w.id,
+                            reason: e.to_string(),
+                        }
+                        .to_string();
+                        for (s, _) in &w.targets {
+                            slots[*s].fail(why.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

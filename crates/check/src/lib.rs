@@ -1,21 +1,40 @@
-//! Verification of Lifeboat repositories.
+//! Verification and repair of Lifeboat repositories.
 //!
-//! Owns `lifeboat check`: a structural pass (index against the pack listing,
-//! every snapshot's trees walked to confirm each referenced blob is indexed)
-//! and an optional data pass that downloads packs and verifies every byte.
-//! It only reads: it never writes, repairs or deletes anything.
+//! Owns `lifeboat check` and `lifeboat repair snapshots`. [`check`] has a
+//! structural pass (key slots, the index against one listing of the packs,
+//! index segments, every snapshot's trees walked to confirm that each
+//! referenced blob can be found) and an optional data pass that downloads
+//! packs and verifies every byte: the pack's hash against its name, its
+//! header against the index, and every blob decrypted, decompressed and
+//! re-hashed. Findings come in [`Category`]s, each naming the snapshots it
+//! affects.
+//!
+//! [`check`] only reads, with one exception: in resumable mode
+//! ([`Resume`]) it writes its encrypted verification record under
+//! `verify/`. [`repair_snapshots`] is the only code here that writes
+//! repository data, and only when asked to.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod checker;
+mod data;
+mod record;
+mod repair;
+mod select;
+mod walk;
 
-use lifeboat_core::Repository;
-use lifeboat_format::{
-    ContentPart, Id, NodeKind, decode_pack_header, open_blob, parse_pack_trailer,
-};
-use lifeboat_index::pack_path;
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
+
 use serde::Serialize;
 
-/// Errors that stop a check from running at all.
+pub use record::RECORD_DIR;
+pub use repair::{
+    DroppedPack, REPAIRED_FROM, REPAIRED_TAG, RepairOptions, RepairReport, RepairedSnapshot,
+    repair_snapshots,
+};
+pub use select::{Subset, parse_duration, parse_size};
+
+/// Errors that stop a check (or a repair) from running at all. Damage is
+/// never an error: it is reported in [`CheckReport`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -25,278 +44,302 @@ pub enum Error {
     /// The repository could not be read.
     #[error(transparent)]
     Core(#[from] lifeboat_core::Error),
+    /// The options do not fit together.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// Stopped through [`CheckProgress::cancel`].
+    #[error("interrupted")]
+    Interrupted,
+    /// Repair refuses to run while data that it would drop can still be
+    /// recovered by rebuilding the index.
+    #[error(
+        "{packs} pack(s) hold data that snapshots need but are in no index; \
+         run `lifeboat index rebuild` first, then repair what is still lost"
+    )]
+    IndexIncomplete {
+        /// Packs that are in no index but hold needed blobs.
+        packs: usize,
+    },
+    /// Writing the repaired snapshots failed.
+    #[error("repair: {0}")]
+    Repair(String),
 }
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Kinds of damage.
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The repository is damaged: data or an access path is lost or at risk.
+    Damage,
+    /// Worth knowing, harmless: a concurrent or interrupted backup leaves
+    /// these, and prune cleans them up.
+    Notice,
+}
+
+/// Kinds of finding. Each is documented, with its cause and remedy, in
+/// `docs/check.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Category {
+    /// A key slot does not hash to its name or is not a valid slot: the
+    /// password it held no longer opens the repository.
+    CorruptKeySlot,
+    /// A snapshot object cannot be read, decrypted or decoded.
+    DamagedSnapshot,
     /// An indexed pack is not in the store.
     MissingPack,
-    /// A pack in the store is in no index.
-    OrphanPack,
-    /// A pack's size differs from its index entry.
+    /// A pack's size differs from its index entry (usually truncated).
     WrongSizePack,
-    /// A pack's bytes do not hash to its name.
-    CorruptPack,
-    /// A pack's header is unreadable or disagrees with the index.
-    CorruptPackHeader,
-    /// A blob fails to decrypt, decompress or verify.
-    CorruptBlob,
-    /// A blob referenced by a snapshot is in no index.
+    /// A pack is in no index but holds blobs that snapshots need: the index
+    /// segment that listed it is missing. `lifeboat index rebuild` recovers it.
+    MissingIndexSegment,
+    /// A tree blob that a snapshot needs is in no index and no pack.
+    MissingTree,
+    /// A data blob that a snapshot needs is in no index and no pack.
     MissingBlob,
-    /// A blob is indexed in more than one pack.
+    /// A pack's header cannot be decrypted or disagrees with the index.
+    CorruptPackHeader,
+    /// A blob fails to decrypt, decompress or verify against its id.
+    CorruptBlob,
+    /// A pack's bytes do not hash to its name, though its header and blobs
+    /// verify.
+    CorruptPack,
+    /// A pack in the store is in no index and nothing needs its blobs (left
+    /// by an interrupted or running backup).
+    OrphanPack,
+    /// A blob is stored in more than one pack (two backups stored it at the
+    /// same time).
     DuplicateBlob,
-    /// A snapshot or one of its trees cannot be read.
-    DamagedSnapshot,
+}
+
+impl Category {
+    /// Damage or notice.
+    pub fn severity(self) -> Severity {
+        match self {
+            Category::OrphanPack | Category::DuplicateBlob => Severity::Notice,
+            _ => Severity::Damage,
+        }
+    }
+
+    /// Whether a snapshot that references the object cannot be restored
+    /// completely now.
+    pub fn is_loss(self) -> bool {
+        matches!(
+            self,
+            Category::DamagedSnapshot
+                | Category::MissingPack
+                | Category::WrongSizePack
+                | Category::MissingIndexSegment
+                | Category::MissingTree
+                | Category::MissingBlob
+                | Category::CorruptBlob
+        )
+    }
+
+    /// The snake_case name used in text and JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::CorruptKeySlot => "corrupt_key_slot",
+            Category::DamagedSnapshot => "damaged_snapshot",
+            Category::MissingPack => "missing_pack",
+            Category::WrongSizePack => "wrong_size_pack",
+            Category::MissingIndexSegment => "missing_index_segment",
+            Category::MissingTree => "missing_tree",
+            Category::MissingBlob => "missing_blob",
+            Category::CorruptPackHeader => "corrupt_pack_header",
+            Category::CorruptBlob => "corrupt_blob",
+            Category::CorruptPack => "corrupt_pack",
+            Category::OrphanPack => "orphan_pack",
+            Category::DuplicateBlob => "duplicate_blob",
+        }
+    }
+
+    /// One line saying what the category means.
+    pub fn description(self) -> &'static str {
+        match self {
+            Category::CorruptKeySlot => {
+                "key slots that are damaged (their password no longer opens the repository)"
+            }
+            Category::DamagedSnapshot => "snapshot objects that cannot be read",
+            Category::MissingPack => "indexed packs missing from the store",
+            Category::WrongSizePack => "packs whose size differs from the index (truncated)",
+            Category::MissingIndexSegment => {
+                "packs in no index that hold needed data (run `lifeboat index rebuild`)"
+            }
+            Category::MissingTree => "directory listings (tree blobs) that are nowhere",
+            Category::MissingBlob => "file data (data blobs) that is nowhere",
+            Category::CorruptPackHeader => {
+                "pack headers that are unreadable or disagree with the index"
+            }
+            Category::CorruptBlob => "blobs that fail to decrypt or verify",
+            Category::CorruptPack => "packs whose bytes do not hash to their name",
+            Category::OrphanPack => "packs in no index that nothing needs (prune removes them)",
+            Category::DuplicateBlob => {
+                "blobs stored in more than one pack (prune removes the extra copies)"
+            }
+        }
+    }
 }
 
 /// One finding.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
-    /// Kind of damage.
+    /// Kind of finding.
     pub category: Category,
-    /// The object concerned (pack, blob or snapshot id).
+    /// Damage or notice.
+    pub severity: Severity,
+    /// The object concerned: a pack, blob or snapshot id, or a key slot's
+    /// path (`keys/<id>`).
     pub object: String,
     /// Details.
     pub message: String,
+    /// Snapshots that reference the object, by id.
+    pub snapshots: Vec<String>,
+}
+
+/// Resumable verification: which packs a `--read-data` run reads, from the
+/// verification record. At least one pack is read per run when any is due.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Resume {
+    /// Read only packs last verified longer ago than this (or never). Without
+    /// it every pack is due, the longest-unverified first.
+    pub max_age: Option<Duration>,
+    /// Start no pack after this much time has passed (packs already being
+    /// read are finished).
+    pub max_duration: Option<Duration>,
+    /// Read at most this many packs.
+    pub max_packs: Option<u64>,
 }
 
 /// What to verify.
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
-    /// Download and verify every pack.
+    /// Download packs and verify every blob in them.
     pub read_data: bool,
+    /// Which packs `read_data` reads.
+    pub subset: Subset,
+    /// Resumable mode (only with `read_data` and [`Subset::All`]).
+    pub resume: Option<Resume>,
+    /// Packs read at once (0: a default that suits the store).
+    pub read_concurrency: usize,
+}
+
+/// Counters a caller can watch while a check runs, and a flag to stop it.
+#[derive(Debug, Default)]
+pub struct CheckProgress {
+    /// Packs to read in this run.
+    pub packs_total: AtomicU64,
+    /// Packs read so far.
+    pub packs_done: AtomicU64,
+    /// Bytes of those packs.
+    pub bytes_total: AtomicU64,
+    /// Bytes read so far.
+    pub bytes_done: AtomicU64,
+    /// Trees walked so far.
+    pub trees_done: AtomicU64,
+    /// Set to stop; the check then fails with [`Error::Interrupted`].
+    pub cancel: AtomicBool,
+}
+
+/// The outcome of a check, by exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Everything checked, no damage (notices allowed).
+    Clean,
+    /// No damage found, but some objects could not be read because the store
+    /// failed; see [`CheckReport::unchecked`].
+    Incomplete,
+    /// Damage found.
+    Damaged,
+}
+
+/// What a `--read-data` run read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DataStats {
+    /// Packs selected for reading.
+    pub packs_selected: u64,
+    /// Packs read and verified.
+    pub packs_read: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Blobs decrypted and verified.
+    pub blobs_read: u64,
+    /// Resumable mode: packs skipped because they were verified recently.
+    pub packs_fresh: u64,
+    /// Resumable mode: packs due but left for a later run (time or count limit).
+    pub packs_left: u64,
+    /// Resumable mode: the verification record written.
+    pub record: Option<String>,
+    /// Seconds spent reading and verifying.
+    pub seconds: f64,
 }
 
 /// The result of a check.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CheckReport {
-    /// Findings.
+    /// Findings, by category then object.
     pub problems: Vec<Problem>,
-    /// Snapshots whose data is damaged, by id.
+    /// Snapshots that cannot be restored completely, by id.
     pub damaged_snapshots: Vec<String>,
+    /// Objects that could not be checked because the store failed.
+    pub unchecked: Vec<String>,
+    /// Things the user should know that are not findings (a damaged
+    /// verification record, for example).
+    pub warnings: Vec<String>,
+    /// Key slots checked.
+    pub keys: u64,
     /// Snapshots checked.
     pub snapshots: u64,
+    /// Trees walked.
+    pub trees: u64,
     /// Packs listed in the store.
     pub packs: u64,
-    /// Packs whose data was read.
-    pub packs_read: u64,
-    /// Blobs verified by reading.
-    pub blobs_read: u64,
+    /// Index segments in the store.
+    pub index_segments: u64,
+    /// The data pass, when asked for.
+    pub data: Option<DataStats>,
 }
 
 impl CheckReport {
-    /// Whether nothing was found.
-    pub fn is_clean(&self) -> bool {
-        self.problems.is_empty()
+    /// Whether any finding is damage.
+    pub fn has_damage(&self) -> bool {
+        self.problems.iter().any(|p| p.severity == Severity::Damage)
     }
-}
 
-fn problem(category: Category, object: impl ToString, message: impl ToString) -> Problem {
-    Problem {
-        category,
-        object: object.to_string(),
-        message: message.to_string(),
+    /// Whether nothing at all was found and everything was checked.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.unchecked.is_empty()
+    }
+
+    /// Clean, incomplete or damaged.
+    pub fn verdict(&self) -> Verdict {
+        if self.has_damage() {
+            Verdict::Damaged
+        } else if !self.unchecked.is_empty() {
+            Verdict::Incomplete
+        } else {
+            Verdict::Clean
+        }
+    }
+
+    /// Findings of one category.
+    pub fn of(&self, category: Category) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(move |p| p.category == category)
     }
 }
 
 /// Check `repo`. Damage is reported in the result; `Err` means the check
-/// itself could not run.
-pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
-    let mut report = CheckReport::default();
-    let backend = repo.backend();
-    // One listing of all packs.
-    let listed: HashMap<Id, u64> = backend
-        .list("data/")?
-        .into_iter()
-        .filter_map(|o| {
-            o.path
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .map(|id| (id, o.size))
-        })
-        .collect();
-    report.packs = listed.len() as u64;
-    let index = repo.index();
-    let indexed: HashMap<Id, u64> = index.packs().map(|(id, s)| (*id, *s)).collect();
-    for (id, size) in &indexed {
-        match listed.get(id) {
-            None => report.problems.push(problem(
-                Category::MissingPack,
-                id,
-                "pack is indexed but missing from the store",
-            )),
-            Some(s) if s != size => report.problems.push(problem(
-                Category::WrongSizePack,
-                id,
-                format!("pack has {s} bytes, index says {size}"),
-            )),
-            _ => {}
-        }
-    }
-    for id in listed.keys() {
-        if !indexed.contains_key(id) {
-            report
-                .problems
-                .push(problem(Category::OrphanPack, id, "pack is in no index"));
-        }
-    }
-    if index.duplicates() > 0 {
-        report.problems.push(problem(
-            Category::DuplicateBlob,
-            "index",
-            format!(
-                "{} blob entries are indexed more than once",
-                index.duplicates()
-            ),
-        ));
-    }
-    drop(index);
-
-    // Walk every snapshot.
-    let mut damaged: BTreeMap<String, ()> = BTreeMap::new();
-    let mut seen_trees: HashSet<Id> = HashSet::new();
-    for sid in repo.snapshot_ids()? {
-        report.snapshots += 1;
-        let snap = match repo.load_snapshot(&sid) {
-            Ok(s) => s,
-            Err(e) => {
-                report
-                    .problems
-                    .push(problem(Category::DamagedSnapshot, sid, e));
-                damaged.insert(sid.to_hex(), ());
-                continue;
-            }
-        };
-        let mut stack = vec![snap.tree];
-        let mut bad = false;
-        while let Some(t) = stack.pop() {
-            if !seen_trees.insert(t) {
-                continue;
-            }
-            let tree = match repo.load_tree(&t) {
-                Ok(tree) => tree,
-                Err(e) => {
-                    let cat = if matches!(e, lifeboat_core::Error::BlobNotFound { .. }) {
-                        Category::MissingBlob
-                    } else {
-                        Category::DamagedSnapshot
-                    };
-                    report.problems.push(problem(
-                        cat,
-                        t,
-                        format!("tree of snapshot {}: {e}", sid.short()),
-                    ));
-                    bad = true;
-                    continue;
-                }
-            };
-            let index = repo.index();
-            for n in &tree.nodes {
-                if n.kind == NodeKind::Dir {
-                    if let Some(s) = n.subtree {
-                        stack.push(s);
-                    }
-                }
-                for c in &n.content {
-                    if let ContentPart::Blob { id, .. } = c {
-                        if !index.contains(id) {
-                            report.problems.push(problem(
-                                Category::MissingBlob,
-                                id,
-                                format!("data of {:?} in snapshot {}", n.name_lossy(), sid.short()),
-                            ));
-                            bad = true;
-                        }
-                    }
-                }
-            }
-        }
-        if bad {
-            damaged.insert(sid.to_hex(), ());
-        }
-    }
-
-    if opts.read_data {
-        let key = repo.master_key();
-        let packs: Vec<Id> = listed.keys().copied().collect();
-        let results: Vec<(Vec<Problem>, u64)> = packs
-            .par_iter()
-            .map(|id| {
-                let mut probs = Vec::new();
-                let bytes = match backend.get(&pack_path(id)) {
-                    Ok(b) => b,
-                    Err(e) => return (vec![problem(Category::MissingPack, id, e)], 0),
-                };
-                if Id::of_object(&bytes) != *id {
-                    probs.push(problem(
-                        Category::CorruptPack,
-                        id,
-                        "pack content does not hash to its name",
-                    ));
-                }
-                let header = parse_pack_trailer(&bytes).and_then(|hlen| {
-                    let end = bytes.len() - lifeboat_format::PACK_TRAILER_LEN;
-                    let start = end.checked_sub(hlen as usize).ok_or(
-                        lifeboat_format::Error::Truncated {
-                            what: "pack header",
-                            needed: hlen as usize,
-                            actual: end,
-                        },
-                    )?;
-                    decode_pack_header(key, &bytes[start..end], bytes.len() as u64)
-                });
-                let entries = match header {
-                    Ok(h) => h,
-                    Err(e) => {
-                        probs.push(problem(Category::CorruptPackHeader, id, e));
-                        return (probs, 0);
-                    }
-                };
-                let index = repo.index();
-                let mut n = 0;
-                for e in &entries {
-                    match index.get(&e.id) {
-                        Some(l)
-                            if l.pack == *id
-                                && (l.offset != e.offset || l.stored_len != e.stored_len) =>
-                        {
-                            probs.push(problem(
-                                Category::CorruptPackHeader,
-                                id,
-                                format!("blob {} differs from the index", e.id),
-                            ))
-                        }
-                        _ => {}
-                    }
-                    let blob = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-                    if let Err(err) = open_blob(key, e.blob_type, &e.id, e.flags, e.raw_len, blob) {
-                        probs.push(problem(
-                            Category::CorruptBlob,
-                            e.id,
-                            format!("in pack {id}: {err}"),
-                        ));
-                    }
-                    n += 1;
-                }
-                (probs, n)
-            })
-            .collect();
-        for (p, n) in results {
-            report.packs_read += 1;
-            report.blobs_read += n;
-            report.problems.extend(p);
-        }
-    }
-    report.damaged_snapshots = damaged.into_keys().collect();
-    report
-        .problems
-        .sort_by(|a, b| a.category.cmp(&b.category).then(a.object.cmp(&b.object)));
-    Ok(report)
+/// itself could not run. Reads only, except for the verification record in
+/// resumable mode.
+pub fn check(
+    repo: &lifeboat_core::Repository,
+    opts: &CheckOptions,
+    progress: &CheckProgress,
+) -> Result<CheckReport> {
+    Ok(checker::Checker::run(repo, opts, progress)?.report)
 }

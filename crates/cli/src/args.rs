@@ -178,10 +178,13 @@ pub enum Command {
         filter: SnapshotFilterArgs,
     },
     /// Verify the repository's structure, and with --read-data every byte.
-    Check {
-        /// Download every pack and verify every blob.
-        #[arg(long)]
-        read_data: bool,
+    #[command(after_help = crate::check_cmd::CHECK_AFTER_HELP)]
+    Check(crate::check_cmd::CheckArgs),
+    /// Repair a damaged repository.
+    Repair {
+        /// What to repair.
+        #[command(subcommand)]
+        command: crate::check_cmd::RepairCommand,
     },
     /// Manage the passwords (key slots) of the repository.
     Key {

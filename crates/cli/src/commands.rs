@@ -22,7 +22,7 @@ fn location(g: &Global) -> Result<String> {
         .ok_or_else(|| anyhow!("no repository given: use -r/--repo or set LIFEBOAT_REPOSITORY"))
 }
 
-fn open_repo(g: &Global) -> Result<Repository> {
+pub(crate) fn open_repo(g: &Global) -> Result<Repository> {
     let loc = location(g)?;
     let backend = lifeboat::open_location(&loc, false)?;
     let pw = password::get(g)?;
@@ -459,40 +459,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Key { command } => key(g, command),
-        Command::Check { read_data } => {
-            let repo = open_repo(g)?;
-            let opts = lifeboat_check::CheckOptions {
-                read_data: *read_data,
-            };
-            let report = lifeboat_check::check(&repo, &opts)?;
-            if g.json {
-                print_json(&report);
-            } else {
-                for p in &report.problems {
-                    println!("{:?}: {}: {}", p.category, p.object, p.message);
-                }
-                for s in &report.damaged_snapshots {
-                    println!("damaged snapshot: {s}");
-                }
-                println!(
-                    "checked {} snapshots, {} packs ({} read, {} blobs verified): {}",
-                    report.snapshots,
-                    report.packs,
-                    report.packs_read,
-                    report.blobs_read,
-                    if report.is_clean() {
-                        "no errors".to_string()
-                    } else {
-                        format!("{} problems", report.problems.len())
-                    }
-                );
-            }
-            Ok(if report.is_clean() {
-                exit::OK
-            } else {
-                exit::ERROR
-            })
-        }
+        Command::Check(a) => crate::check_cmd::check(g, a),
+        Command::Repair { command } => crate::check_cmd::repair(g, command),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout();

@@ -1,6 +1,7 @@
 //! The `lifeboat` command-line program.
 
 mod args;
+mod check_cmd;
 mod commands;
 mod output;
 mod password;
@@ -15,8 +16,11 @@ pub(crate) mod exit {
     pub const OK: u8 = 0;
     /// Any failure.
     pub const ERROR: u8 = 1;
-    /// Backup finished but some entries could not be read.
+    /// Backup finished but some entries could not be read; check found no
+    /// damage but could not read some objects.
     pub const INCOMPLETE: u8 = 3;
+    /// `check` found damage.
+    pub const DAMAGE: u8 = 4;
     /// No repository at the location.
     pub const NO_REPOSITORY: u8 = 10;
     /// The password opened no key.

@@ -2,6 +2,8 @@
 //! holes being read and comes back byte-identical, taking about the disk
 //! space the original did.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

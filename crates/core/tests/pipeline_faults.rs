@@ -3,6 +3,8 @@
 //! snapshot, and without damaging the repository (a clean backup
 //! afterwards restores byte-identical).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;

@@ -4,7 +4,7 @@
 //! channel) while rayon verifies them: the pack's BLAKE3 against its name,
 //! the header against the index, and every blob decrypted, decompressed and
 //! re-hashed, the blobs of one pack in parallel too. Memory is bounded by
-//! (readers + queue + rayon threads) packs.
+//! (readers + rayon threads) packs: the hand-over queue is a rendezvous.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -322,10 +322,13 @@ pub(crate) fn read_data(
     let always = records.as_ref().map_or(1, |r| r.1);
     let deadline = opts.resume.and_then(|r| r.max_duration).map(|d| t0 + d);
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Every pack in flight is held whole, so keep few of them: one reader
+    // per two verifying threads keeps the verifiers busy on a local or
+    // nearby store, and the hand-over queue holds none (rendezvous).
     let readers = if opts.read_concurrency > 0 {
         opts.read_concurrency
     } else {
-        cpus.clamp(2, 8)
+        (cpus / 2).clamp(1, 8)
     };
 
     let repo = c.repo;
@@ -343,8 +346,7 @@ pub(crate) fn read_data(
         };
         let next = AtomicUsize::new(0);
         let backend = repo.backend();
-        let (tx, rx) =
-            crossbeam_channel::bounded::<(ListedPack, lifeboat_store::Result<Bytes>)>(readers);
+        let (tx, rx) = crossbeam_channel::bounded::<(ListedPack, lifeboat_store::Result<Bytes>)>(0);
         std::thread::scope(|s| {
             for _ in 0..readers {
                 let tx = tx.clone();

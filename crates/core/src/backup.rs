@@ -23,10 +23,11 @@ use crate::saver::BlobSaver;
 use crate::{Error, Repository, Result};
 
 /// Chunks sealed in parallel per batch, and the byte cap of one batch.
-const BATCH_CHUNKS: usize = 32;
-const BATCH_BYTES: usize = 32 << 20;
-/// Content bytes held in memory by all workers together (see [`Budget`]).
-const MEMORY_BUDGET: usize = 48 << 20;
+const BATCH_CHUNKS: usize = 16;
+const BATCH_BYTES: usize = 16 << 20;
+/// Content bytes held in memory by all workers together (see [`Budget`]),
+/// per worker thread, and at least [`BATCH_BYTES`].
+const MEMORY_PER_THREAD: usize = 8 << 20;
 /// Holes shorter than this are read (as zeros) rather than skipped, so a
 /// fragmented file does not become a storm of tiny chunks.
 const MIN_HOLE: u64 = 1 << 20;
@@ -601,7 +602,15 @@ impl Repository {
         let start = Instant::now();
         let start_time = now_rfc3339();
         let excludes = PathFilter::new(&opts.excludes)?;
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads.unwrap_or(0))
+            .stack_size(16 << 20)
+            .thread_name(|i| format!("lifeboat-backup-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        // A rendezvous: a full pack waits in its worker until an uploader
+        // takes it, so at most one pack per uploader is in flight.
+        let (tx, rx) = crossbeam_channel::bounded(0);
         let saver = BlobSaver::new(self, tx, &opts.fail);
         let walker = Walker {
             repo: self,
@@ -610,7 +619,7 @@ impl Repository {
             budget: Budget {
                 used: Mutex::new(0),
                 room: Condvar::new(),
-                cap: MEMORY_BUDGET,
+                cap: (MEMORY_PER_THREAD * pool.current_num_threads()).max(BATCH_BYTES),
             },
             excludes,
             names: NameCache::default(),
@@ -625,12 +634,6 @@ impl Repository {
             bytes_total: AtomicU64::new(0),
         };
         let mut parent_id = None;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads.unwrap_or(0))
-            .stack_size(16 << 20)
-            .thread_name(|i| format!("lifeboat-backup-{i}"))
-            .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
 
         let uploaders = opts.upload_threads.unwrap_or(UPLOADERS).max(1);
         let walked = std::thread::scope(|s| {

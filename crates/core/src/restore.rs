@@ -164,10 +164,19 @@ impl Repository {
             if selected && n.kind == NodeKind::Dir && !includes.is_empty() {
                 selected_dirs.insert(p.to_path_buf());
             }
+            if !selected && n.kind != NodeKind::Dir {
+                return Ok(true);
+            }
+            // Keep only what restoring needs: the path carries the name,
+            // and ownership is restored by number.
+            let mut node = n.clone();
+            node.name = Vec::new();
+            node.user = None;
+            node.group = None;
             all.push((
                 Entry {
                     path: p.to_path_buf(),
-                    node: n.clone(),
+                    node,
                 },
                 selected,
             ));

@@ -24,7 +24,7 @@ use crate::backup::Progress;
 use crate::{Error, Repository};
 
 /// Largest span of one ranged read, unless a single blob is larger.
-const READ_SPAN: u64 = 8 << 20;
+const READ_SPAN: u64 = 2 << 20;
 /// Widest gap between two needed blobs that is read through.
 const READ_GAP: u64 = 256 << 10;
 

@@ -124,7 +124,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         .collect();
     report.packs = listed.len() as u64;
     let index = repo.index();
-    let indexed: HashMap<Id, u64> = index.packs().map(|(id, s)| (*id, *s)).collect();
+    let indexed: HashMap<Id, u64> = index.packs().collect();
     for (id, size) in &indexed {
         match listed.get(id) {
             None => report.problems.push(problem(

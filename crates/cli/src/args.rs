@@ -183,6 +183,12 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// Maintain the index: rebuild it from pack headers, or compact it.
+    Index {
+        /// Index command.
+        #[command(subcommand)]
+        command: crate::index_cmd::IndexCommand,
+    },
     /// Manage the passwords (key slots) of the repository.
     Key {
         /// Key command.

@@ -458,6 +458,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Key { command } => key(g, command),
+        Command::Index { command } => crate::index_cmd::run(g, command),
         Command::Check { read_data } => {
             let repo = open_repo(g)?;
             let opts = lifeboat_check::CheckOptions {

@@ -178,6 +178,22 @@ impl Repository {
         password: &[u8],
         cache_root: Option<std::path::PathBuf>,
     ) -> Result<Repository> {
+        Repository::open_inner(backend, password, Some(cache_root))
+    }
+
+    /// [`open`](Repository::open) without reading the index, which stays
+    /// empty: for `index rebuild` and `index compact`, which read the index
+    /// segments themselves and must work when they are damaged.
+    pub fn open_without_index(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        Repository::open_inner(backend, password, None)
+    }
+
+    /// `load_index`: `None` to skip the index, else the cache root.
+    fn open_inner(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        load_index: Option<Option<std::path::PathBuf>>,
+    ) -> Result<Repository> {
         let cfg_bytes = match backend.get("config") {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
@@ -230,11 +246,17 @@ impl Repository {
             });
         };
         let config = Config::decode(&key, &cfg_bytes).map_err(|e| Error::corrupt("config", e))?;
-        let opts = IndexOptions {
-            cache_dir: cache_root.map(|r| lifeboat_index::repository_cache_dir(&r, &config.id)),
-            ..IndexOptions::default()
+        let index = match load_index {
+            None => Index::new(),
+            Some(cache_root) => {
+                let opts = IndexOptions {
+                    cache_dir: cache_root
+                        .map(|r| lifeboat_index::repository_cache_dir(&r, &config.id)),
+                    ..IndexOptions::default()
+                };
+                Index::open(&backend, &key, &opts)?
+            }
         };
-        let index = Index::open(&backend, &key, &opts)?;
         Repository::assemble(backend, key, config, key_id, index)
     }
 

@@ -147,9 +147,7 @@ impl Dest {
                     .map_err(io_err(Some(d)))?;
                 Ok(Dest::Named(tmp, d.join(TABLE_FILE)))
             }
-            None => Ok(Dest::Anonymous(
-                tempfile::tempfile().map_err(io_err(None))?,
-            )),
+            None => Ok(Dest::Anonymous(tempfile::tempfile().map_err(io_err(None))?)),
         }
     }
 
@@ -274,7 +272,9 @@ fn merge(
         } else {
             let Some(r) = new.take()? else { break };
             let seq = seq_of(&r);
-            let slot = new_map.get_mut(seq).ok_or_else(|| corrupt("pack sequence"))?;
+            let slot = new_map
+                .get_mut(seq)
+                .ok_or_else(|| corrupt("pack sequence"))?;
             if *slot == DEAD {
                 continue;
             }
@@ -316,7 +316,9 @@ fn merge(
             with_pack(r, *p)
         } else {
             let Some(r) = new.take()? else { break };
-            let p = *new_map.get(seq_of(&r)).ok_or_else(|| corrupt("pack sequence"))?;
+            let p = *new_map
+                .get(seq_of(&r))
+                .ok_or_else(|| corrupt("pack sequence"))?;
             if p == DEAD {
                 continue;
             }
@@ -517,9 +519,8 @@ fn attempt(
     drop(new_map);
     w.finish(duplicates).map_err(&err)?;
     let (file, path) = dest.commit()?;
-    let table = Table::open(file, cx.mac_key, false, cx.opts.release_every).map_err(|e| {
-        Error::Internal(format!("opening the table just written: {e}"))
-    })?;
+    let table = Table::open(file, cx.mac_key, false, cx.opts.release_every)
+        .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
     stats.table_path = path;
     Ok(Attempt::Done(Built::New(table)))
 }

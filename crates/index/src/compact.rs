@@ -119,48 +119,42 @@ pub fn compact(
     // Segments read, by ordinal: id and whether it is small.
     let mut read: Vec<(Id, bool)> = Vec::new();
     let mut supersedes: HashSet<Id> = HashSet::new();
-    read_segments(
-        backend,
-        key,
-        &listed,
-        opts.read_concurrency,
-        |id, r| {
-            progress.done.fetch_add(1, Ordering::Relaxed);
-            let seg = match r {
-                Ok(s) => s,
-                // Deleted since the listing (by another compaction): not ours.
-                Err(Error::Store(e)) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            supersedes.extend(seg.supersedes.iter().copied());
-            let ord = read.len() as u32;
-            let small = seg.blob_count() < target.div_ceil(2);
-            read.push((id, small));
-            if !small {
-                return Ok(());
-            }
-            for p in &seg.packs {
-                let mut r = [0u8; CPACK];
+    read_segments(backend, key, &listed, opts.read_concurrency, |id, r| {
+        progress.done.fetch_add(1, Ordering::Relaxed);
+        let seg = match r {
+            Ok(s) => s,
+            // Deleted since the listing (by another compaction): not ours.
+            Err(Error::Store(e)) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        supersedes.extend(seg.supersedes.iter().copied());
+        let ord = read.len() as u32;
+        let small = seg.blob_count() < target.div_ceil(2);
+        read.push((id, small));
+        if !small {
+            return Ok(());
+        }
+        for p in &seg.packs {
+            let mut r = [0u8; CPACK];
+            r[..32].copy_from_slice(&p.id.0);
+            r[32..36].copy_from_slice(&ord.to_be_bytes());
+            r[36..44].copy_from_slice(&p.size.to_le_bytes());
+            r[44] = p.blob_type as u8;
+            packs.push(r).map_err(io)?;
+            for b in &p.blobs {
+                let mut r = [0u8; CBLOB];
                 r[..32].copy_from_slice(&p.id.0);
-                r[32..36].copy_from_slice(&ord.to_be_bytes());
-                r[36..44].copy_from_slice(&p.size.to_le_bytes());
-                r[44] = p.blob_type as u8;
-                packs.push(r).map_err(io)?;
-                for b in &p.blobs {
-                    let mut r = [0u8; CBLOB];
-                    r[..32].copy_from_slice(&p.id.0);
-                    r[32..36].copy_from_slice(&b.offset.to_be_bytes());
-                    r[36..40].copy_from_slice(&ord.to_be_bytes());
-                    r[40..72].copy_from_slice(&b.id.0);
-                    r[72] = b.flags.0;
-                    r[73..77].copy_from_slice(&b.stored_len.to_le_bytes());
-                    r[77..81].copy_from_slice(&b.raw_len.to_le_bytes());
-                    blobs.push(r).map_err(io)?;
-                }
+                r[32..36].copy_from_slice(&b.offset.to_be_bytes());
+                r[36..40].copy_from_slice(&ord.to_be_bytes());
+                r[40..72].copy_from_slice(&b.id.0);
+                r[72] = b.flags.0;
+                r[73..77].copy_from_slice(&b.stored_len.to_le_bytes());
+                r[77..81].copy_from_slice(&b.raw_len.to_le_bytes());
+                blobs.push(r).map_err(io)?;
             }
-            Ok(())
-        },
-    )?;
+        }
+        Ok(())
+    })?;
 
     // Merge the small live segments; keep the large ones; delete the
     // superseded ones that are still listed.

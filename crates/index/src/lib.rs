@@ -384,6 +384,14 @@ impl Index {
         self.segments.extend(self.added_segments.iter().copied());
     }
 
+    /// Change [`IndexOptions::release_every`] for this index.
+    pub fn set_release_every(&mut self, lookups: u64) {
+        self.opts.release_every = lookups;
+        if let Some(t) = &mut self.table {
+            t.set_release_every(lookups);
+        }
+    }
+
     /// What the last load or refresh did.
     pub fn load_stats(&self) -> &LoadStats {
         &self.stats
@@ -511,7 +519,11 @@ impl Index {
 
     /// Table blobs with their positions, in id order.
     pub(crate) fn table_scan(&self) -> impl Iterator<Item = (usize, Id, BlobLocation)> + '_ {
-        self.table.as_ref().map(TableScan::new).into_iter().flatten()
+        self.table
+            .as_ref()
+            .map(TableScan::new)
+            .into_iter()
+            .flatten()
     }
 
     /// Blobs in the delta, in id order.

@@ -93,7 +93,9 @@ fn read_pack(
     let hlen = u64::from(parse_pack_trailer(&tail).map_err(|e| e.to_string())?);
     let need = hlen + PACK_TRAILER_LEN as u64;
     if need > size {
-        return Err(format!("header of {hlen} bytes does not fit in {size} bytes"));
+        return Err(format!(
+            "header of {hlen} bytes does not fit in {size} bytes"
+        ));
     }
     let fetched;
     let sealed: &[u8] = if need <= tail_len {

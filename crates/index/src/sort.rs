@@ -231,7 +231,11 @@ mod tests {
             s.push(*r).unwrap();
         }
         assert_eq!(s.len(), 100_000);
-        assert!(s.runs.len() > 50, "expected spilled runs, got {}", s.runs.len());
+        assert!(
+            s.runs.len() > 50,
+            "expected spilled runs, got {}",
+            s.runs.len()
+        );
         let out = drain(s.finish().unwrap());
         let mut want = input;
         want.sort_unstable();

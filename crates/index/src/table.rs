@@ -131,7 +131,12 @@ pub(crate) fn blob_record(
 ) -> [u8; BLOB_REC] {
     let mut r = [0u8; BLOB_REC];
     r[..32].copy_from_slice(&id[..32]);
-    let p = pack | if flags.compressed() { COMPRESSED_BIT } else { 0 };
+    let p = pack
+        | if flags.compressed() {
+            COMPRESSED_BIT
+        } else {
+            0
+        };
     r[32..36].copy_from_slice(&p.to_le_bytes());
     r[36..40].copy_from_slice(&offset.to_le_bytes());
     r[40..44].copy_from_slice(&stored_len.to_le_bytes());
@@ -299,8 +304,7 @@ impl Table {
                 at += n as u64;
             }
             // blake3::Hash compares in constant time.
-            if mac.finalize() != blake3::Hash::from_bytes(id_at(&footer, FOOTER_LEN - MAC_LEN).0)
-            {
+            if mac.finalize() != blake3::Hash::from_bytes(id_at(&footer, FOOTER_LEN - MAC_LEN).0) {
                 return Err(TableError::Invalid("MAC does not match"));
             }
         }
@@ -327,6 +331,11 @@ impl Table {
             lookups: AtomicU64::new(0),
             release_every,
         })
+    }
+
+    /// Lookups between releases of the mapped pages (0: never).
+    pub(crate) fn set_release_every(&mut self, n: u64) {
+        self.release_every = n;
     }
 
     /// Segments merged into this table, ascending.

@@ -460,7 +460,13 @@ fn compaction_refuses_to_touch_an_undecodable_index() {
     let bad_id = Id::of_object(&bad);
     b.put(&segment_path(&bad_id), bad.into()).unwrap();
     let before = list_ids(&b);
-    let e = compact(&b, &k, &CompactOptions::default(), &IndexProgress::default()).unwrap_err();
+    let e = compact(
+        &b,
+        &k,
+        &CompactOptions::default(),
+        &IndexProgress::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Segment { .. }), "{e}");
     assert_eq!(list_ids(&b), before);
 }
@@ -477,7 +483,8 @@ fn store_packs(b: &Arc<dyn Backend>, k: &MasterKey, n: usize) -> Vec<IndexPack> 
         let mut pb = PackBuilder::new(t, 0);
         for j in 0..(i + 1) {
             let data = format!("blob {i} {j} ").repeat(50 * j + 1);
-            pb.add(&seal_blob(k, t, data.as_bytes(), 3).unwrap()).unwrap();
+            pb.add(&seal_blob(k, t, data.as_bytes(), 3).unwrap())
+                .unwrap();
         }
         let (bytes, pid, entries) = pb.finish(k).unwrap();
         let size = bytes.len() as u64;
@@ -509,7 +516,8 @@ fn rebuild_restores_the_index_from_pack_headers() {
     write_segment(&b, &k, &segment(packs[..4].iter().cloned())).unwrap();
     // A damaged segment and a junk name: rebuild supersedes and removes both.
     let bad = b"garbage".to_vec();
-    b.put(&segment_path(&Id::of_object(&bad)), bad.into()).unwrap();
+    b.put(&segment_path(&Id::of_object(&bad)), bad.into())
+        .unwrap();
     b.put("index/not-an-id", Bytes::from_static(b"x")).unwrap();
     assert!(Index::load(&b, &k).is_err());
     // A pack with a broken trailer is reported, not indexed.
@@ -549,11 +557,20 @@ fn rebuild_reads_headers_larger_than_the_first_ranged_read() {
     }
     let (bytes, pid, entries) = pb.finish(&k).unwrap();
     b.put(&pack_path(&pid), bytes.into()).unwrap();
-    let r = rebuild(&b, &k, &RebuildOptions::default(), &IndexProgress::default()).unwrap();
+    let r = rebuild(
+        &b,
+        &k,
+        &RebuildOptions::default(),
+        &IndexProgress::default(),
+    )
+    .unwrap();
     assert_eq!(r.blobs, 500);
     let idx = Index::load(&b, &k).unwrap();
     for e in &entries {
         let l = idx.get(&e.id).unwrap();
-        assert_eq!((l.pack, l.offset, l.stored_len), (pid, e.offset, e.stored_len));
+        assert_eq!(
+            (l.pack, l.offset, l.stored_len),
+            (pid, e.offset, e.stored_len)
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Lookups in the local index table at scale (default 10 M blobs; set
 //! `LIFEBOAT_BENCH_INDEX_BLOBS` to change it). One thread, so the figures are
 //! lookups per second on one core. The table is built once, outside the
-//! timings, in a temporary directory.
+//! timings, in a temporary directory. First through the memory map with
+//! nothing released (`Lookups::Mapped`), then with the mapping released every
+//! 256 lookups, then with one `pread` per lookup (`Lookups::Read`, the
+//! default).
 //!
 //! `cargo bench -p lifeboat-bench --bench index`
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -10,7 +13,7 @@ use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lifeboat_format::{BlobFlags, BlobType, Id, IndexEntry, IndexPack, MasterKey};
-use lifeboat_index::{Index, IndexOptions};
+use lifeboat_index::{Index, IndexOptions, Lookups};
 
 const SEED: u64 = 0x5eed_1dc0_ffee_0001;
 const BLOBS_PER_PACK: u64 = 16;
@@ -66,7 +69,7 @@ fn lookups(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let opts = IndexOptions {
         cache_dir: Some(dir.path().to_path_buf()),
-        release_every: 0,
+        lookups: Lookups::Mapped,
         ..IndexOptions::default()
     };
     let t = Instant::now();
@@ -117,13 +120,36 @@ fn lookups(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    // With the default resident-set bound: the table's pages are dropped
-    // every 4096 lookups and faulted in again from the page cache.
-    idx.set_release_every(IndexOptions::default().release_every);
-    g.bench_function("contains_hit_release_4096", |b| {
+    // Mapped, dropping the table's pages every 256 lookups: a bounded
+    // resident set, paid for with page faults.
+    idx.set_lookups(Lookups::Mapped, 256);
+    g.bench_function("contains_hit_mapped_release_256", |b| {
         b.iter_batched(
             &mut hits,
             |ids| assert!(ids.iter().all(|i| idx.contains(i))),
+            BatchSize::SmallInput,
+        )
+    });
+    // The default: one pread of a 4 KiB page per lookup, nothing resident.
+    idx.set_lookups(Lookups::Read, 0);
+    g.bench_function("contains_hit_read", |b| {
+        b.iter_batched(
+            &mut hits,
+            |ids| assert!(ids.iter().all(|i| idx.contains(i))),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("get_hit_read", |b| {
+        b.iter_batched(
+            &mut hits,
+            |ids| ids.iter().filter_map(|i| idx.get(i)).count(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("contains_miss_read", |b| {
+        b.iter_batched(
+            &mut misses,
+            |ids| assert!(!ids.iter().any(|i| idx.contains(i))),
             BatchSize::SmallInput,
         )
     });

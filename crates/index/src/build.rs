@@ -519,8 +519,14 @@ fn attempt(
     drop(new_map);
     w.finish(duplicates).map_err(&err)?;
     let (file, path) = dest.commit()?;
-    let table = Table::open(file, cx.mac_key, false, cx.opts.release_every)
-        .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
+    let table = Table::open(
+        file,
+        cx.mac_key,
+        false,
+        cx.opts.lookups,
+        cx.opts.release_every,
+    )
+    .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
     stats.table_path = path;
     Ok(Attempt::Done(Built::New(table)))
 }
@@ -547,7 +553,7 @@ pub(crate) fn build_from_packs(
         merge(&mut w, Empty, Empty, new_packs, new_blobs, &mut new_map).map_err(&err)?;
     w.finish(duplicates).map_err(&err)?;
     let (file, path) = dest.commit()?;
-    let table = Table::open(file, mac_key, false, opts.release_every)
+    let table = Table::open(file, mac_key, false, opts.lookups, opts.release_every)
         .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
     Ok((table, path))
 }
@@ -564,7 +570,7 @@ pub(crate) fn open_cached(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    Table::open(file, mac_key, true, opts.release_every)
+    Table::open(file, mac_key, true, opts.lookups, opts.release_every)
         .map(Some)
         .map_err(|e| e.to_string())
 }

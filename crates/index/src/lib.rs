@@ -40,6 +40,7 @@ mod used;
 
 pub use compact::{CompactOptions, CompactReport, compact};
 pub use rebuild::{RebuildOptions, RebuildReport, UnreadablePack, rebuild};
+pub use table::Lookups;
 pub use used::UsedBlobs;
 
 use build::{BuildContext, Built};
@@ -159,8 +160,11 @@ pub struct IndexOptions {
     /// Bytes of records sorted in memory before spilling a sorted run to
     /// disk while building the table.
     pub sort_memory: usize,
-    /// Lookups between dropping the table's pages from the resident set
-    /// (0: never). Bounds the memory a long backup maps; see docs/index.md.
+    /// How lookups read the table: with `pread` (the default; nothing stays
+    /// resident) or through the memory map (faster; see [`Lookups`]).
+    pub lookups: Lookups,
+    /// With [`Lookups::Mapped`]: lookups between dropping the table's pages
+    /// from the resident set (0: never).
     pub release_every: u64,
     /// Segments downloaded and decoded at once.
     pub read_concurrency: usize,
@@ -171,7 +175,8 @@ impl Default for IndexOptions {
         IndexOptions {
             cache_dir: None,
             sort_memory: 32 << 20,
-            release_every: 4096,
+            lookups: Lookups::Read,
+            release_every: 0,
             read_concurrency: 4,
         }
     }
@@ -384,12 +389,23 @@ impl Index {
         self.segments.extend(self.added_segments.iter().copied());
     }
 
-    /// Change [`IndexOptions::release_every`] for this index.
-    pub fn set_release_every(&mut self, lookups: u64) {
-        self.opts.release_every = lookups;
+    /// Change how lookups read the table ([`IndexOptions::lookups`] and
+    /// [`IndexOptions::release_every`]).
+    pub fn set_lookups(&mut self, mode: Lookups, release_every: u64) {
+        self.opts.lookups = mode;
+        self.opts.release_every = release_every;
         if let Some(t) = &mut self.table {
-            t.set_release_every(lookups);
+            t.set_lookups(mode, release_every);
         }
+    }
+
+    /// Bytes of memory the index holds outside the table file: the table's
+    /// page fence and segment list, and the delta.
+    pub fn heap_bytes(&self) -> usize {
+        self.table.as_ref().map_or(0, Table::heap_bytes)
+            + self.delta.len() * 96
+            + self.delta_packs.len() * 72
+            + self.segments.capacity() * 32
     }
 
     /// What the last load or refresh did.

@@ -3,17 +3,21 @@
 //! and mapped read-only. The layout is specified in `docs/index.md`.
 //!
 //! ```text
-//! table  = segment id × S ‖ superseded id × K ‖ pack record × P ‖ blob record × B ‖ footer
+//! table  = segment id × S ‖ superseded id × K ‖ pack record × P ‖ zeros to a multiple of 4096
+//!          ‖ blob pages ‖ fence ‖ footer
 //! pack   = pack id (32) ‖ size u64 LE ‖ type u8 ‖ 7 zero bytes              (48 bytes)
 //! blob   = blob id (32) ‖ pack u32 LE ‖ offset u32 LE ‖ stored_len u32 LE ‖ raw_len u32 LE
 //!          (48 bytes; pack = index of the pack record, bit 31 = compressed)
+//! page   = 85 blob records ‖ 16 zero bytes (4096 bytes; the last page: its records only)
+//! fence  = for each blob page, the first 8 bytes of its first blob id as u64 BE, stored u64 LE
 //! footer = "LBIDXTBL" ‖ version u32 LE (1) ‖ 0 u32 ‖ S u64 ‖ K u64 ‖ P u64 ‖ B u64
 //!          ‖ duplicates u64 ‖ 40 zero bytes ‖ MAC (32)                       (128 bytes)
 //! ```
 //!
 //! The MAC is BLAKE3 keyed with a key derived from the master key, over every
 //! byte before it. Packs are sorted by pack id, blobs by blob id; both lists
-//! hold each id once.
+//! hold each id once. A blob page never straddles a 4 KiB page of the file,
+//! so a lookup, guided by the fence held in memory, touches one page.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -38,6 +42,10 @@ pub(crate) const PACK_REC: usize = 48;
 pub(crate) const BLOB_REC: usize = 48;
 /// Bytes of the footer, MAC included.
 pub(crate) const FOOTER_LEN: usize = 128;
+/// Bytes of a blob page.
+const PAGE: usize = 4096;
+/// Blob records in a full page.
+const PER_PAGE: usize = PAGE / BLOB_REC;
 /// Bytes of the MAC at the very end.
 const MAC_LEN: usize = 32;
 /// Bit of a blob record's pack field that holds the compressed flag.
@@ -76,12 +84,32 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
-    fn file_len(&self) -> Option<u64> {
-        let ids = self.segments.checked_add(self.superseded)?;
-        let recs = self.packs.checked_add(self.blobs)?;
-        ids.checked_mul(SEG_REC as u64)?
-            .checked_add(recs.checked_mul(BLOB_REC as u64)?)?
-            .checked_add(FOOTER_LEN as u64)
+    /// Blob pages.
+    fn pages(&self) -> u64 {
+        self.blobs.div_ceil(PER_PAGE as u64)
+    }
+
+    /// Offsets of the pack records, the first blob page and the fence, and
+    /// the file length; `None` if they overflow.
+    fn layout(&self) -> Option<(u64, u64, u64, u64)> {
+        let packs_at = self
+            .segments
+            .checked_add(self.superseded)?
+            .checked_mul(SEG_REC as u64)?;
+        let packs_end = packs_at.checked_add(self.packs.checked_mul(PACK_REC as u64)?)?;
+        let blobs_at = packs_end.checked_next_multiple_of(PAGE as u64)?;
+        let pages = self.pages();
+        let blob_bytes = match pages {
+            0 => 0,
+            n => (n - 1)
+                .checked_mul(PAGE as u64)?
+                .checked_add((self.blobs - (n - 1) * PER_PAGE as u64) * BLOB_REC as u64)?,
+        };
+        let fence_at = blobs_at.checked_add(blob_bytes)?;
+        let len = fence_at
+            .checked_add(pages.checked_mul(8)?)?
+            .checked_add(FOOTER_LEN as u64)?;
+        Some((packs_at, blobs_at, fence_at, len))
     }
 }
 
@@ -162,6 +190,8 @@ pub(crate) struct TableWriter {
     mac: blake3::Hasher,
     counts: Counts,
     section: u8,
+    pos: u64,
+    fence: Vec<u64>,
 }
 
 impl TableWriter {
@@ -172,17 +202,30 @@ impl TableWriter {
             mac: blake3::Hasher::new_keyed(mac_key),
             counts: Counts::default(),
             section: 0,
+            pos: 0,
+            fence: Vec::new(),
         }
     }
 
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.mac.update(bytes);
+        self.pos += bytes.len() as u64;
         self.out.write_all(bytes)
+    }
+
+    fn zeros(&mut self, n: usize) -> io::Result<()> {
+        const Z: [u8; PAGE] = [0; PAGE];
+        self.put(&Z[..n])
     }
 
     fn enter(&mut self, section: u8) -> io::Result<()> {
         if section < self.section {
             return Err(io::Error::other("table sections written out of order"));
+        }
+        if section >= 3 && self.section < 3 {
+            // Blob pages start on a page boundary.
+            let pad = self.pos.next_multiple_of(PAGE as u64) - self.pos;
+            self.zeros(pad as usize)?;
         }
         self.section = section;
         Ok(())
@@ -214,15 +257,25 @@ impl TableWriter {
         Ok(i)
     }
 
-    /// Add a blob record (last section; ascending blob id).
+    /// Add a blob record (fourth section; ascending blob id).
     pub(crate) fn blob(&mut self, rec: &[u8; BLOB_REC]) -> io::Result<()> {
         self.enter(3)?;
+        if self.counts.blobs % PER_PAGE as u64 == 0 {
+            if self.counts.blobs > 0 {
+                self.zeros(PAGE - PER_PAGE * BLOB_REC)?;
+            }
+            self.fence.push(prefix(rec));
+        }
         self.counts.blobs += 1;
         self.put(rec)
     }
 
-    /// Write the footer and sync. Returns the file, positioned at its end.
+    /// Write the fence and the footer, and sync.
     pub(crate) fn finish(mut self, duplicates: u64) -> io::Result<File> {
+        self.enter(4)?;
+        for f in std::mem::take(&mut self.fence) {
+            self.put(&f.to_le_bytes())?;
+        }
         self.counts.duplicates = duplicates;
         let c = self.counts;
         let mut f = [0u8; FOOTER_LEN - MAC_LEN];
@@ -235,12 +288,31 @@ impl TableWriter {
             f[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
         self.put(&f)?;
+        if c.layout().map(|l| l.3) != Some(self.pos + MAC_LEN as u64) {
+            return Err(io::Error::other("table length does not match its layout"));
+        }
         let mac = self.mac.finalize();
         self.out.write_all(mac.as_bytes())?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(file)
     }
+}
+
+/// How lookups reach the table file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lookups {
+    /// Read the one 4 KiB page a lookup needs with `pread` into a buffer on
+    /// the stack. Nothing of the table stays resident, whatever the number
+    /// of lookups: the choice for backups.
+    #[default]
+    Read,
+    /// Read through the memory map: several times faster, but every page a
+    /// lookup touches stays mapped, and counted in the resident set, until
+    /// [`IndexOptions::release_every`](crate::IndexOptions::release_every)
+    /// lookups drop them (the kernel may also reclaim them, as they are clean
+    /// file pages). For bulk work such as check and prune.
+    Mapped,
 }
 
 /// An open, verified, mapped table.
@@ -253,6 +325,9 @@ pub(crate) struct Table {
     superseded: Vec<Id>,
     packs_at: usize,
     blobs_at: usize,
+    /// First id prefix of each blob page.
+    fence: Vec<u64>,
+    lookups_mode: Lookups,
     lookups: AtomicU64,
     release_every: u64,
 }
@@ -265,6 +340,7 @@ impl Table {
         file: File,
         mac_key: &[u8; 32],
         verify: bool,
+        lookups_mode: Lookups,
         release_every: u64,
     ) -> Result<Table, TableError> {
         let len = file.metadata()?.len();
@@ -286,7 +362,10 @@ impl Table {
             blobs: u64_at(&footer, 40),
             duplicates: u64_at(&footer, 48),
         };
-        if counts.file_len() != Some(len) || counts.packs > MAX_PACKS {
+        let Some((packs_at, blobs_at, fence_at, want)) = counts.layout() else {
+            return Err(TableError::Invalid("counts overflow"));
+        };
+        if want != len || counts.packs > MAX_PACKS {
             return Err(TableError::Invalid("counts do not match the file size"));
         }
         if usize::try_from(len).is_err() {
@@ -308,34 +387,40 @@ impl Table {
                 return Err(TableError::Invalid("MAC does not match"));
             }
         }
-        let map = MappedFile::map(&file)?;
-        let b = map.bytes();
-        if b.len() as u64 != len {
-            return Err(TableError::Invalid("file changed while opening"));
-        }
+        let mut raw = vec![0u8; counts.pages() as usize * 8];
+        file.read_exact_at(&mut raw, fence_at)?;
+        let fence: Vec<u64> = raw.chunks_exact(8).map(|c| u64_at(c, 0)).collect();
+        drop(raw);
         let s = counts.segments as usize;
         let k = counts.superseded as usize;
-        let segments = (0..s).map(|i| id_at(b, i * SEG_REC)).collect();
-        let superseded = (s..s + k).map(|i| id_at(b, i * SEG_REC)).collect();
-        let packs_at = (s + k) * SEG_REC;
-        let blobs_at = packs_at + counts.packs as usize * PACK_REC;
-        map.release(0, packs_at);
+        let mut raw = vec![0u8; (s + k) * SEG_REC];
+        file.read_exact_at(&mut raw, 0)?;
+        let segments = (0..s).map(|i| id_at(&raw, i * SEG_REC)).collect();
+        let superseded = (s..s + k).map(|i| id_at(&raw, i * SEG_REC)).collect();
+        drop(raw);
+        let map = MappedFile::map(&file)?;
+        if map.bytes().len() as u64 != len {
+            return Err(TableError::Invalid("file changed while opening"));
+        }
         Ok(Table {
             map,
             file,
             counts,
             segments,
             superseded,
-            packs_at,
-            blobs_at,
+            packs_at: packs_at as usize,
+            blobs_at: blobs_at as usize,
+            fence,
+            lookups_mode,
             lookups: AtomicU64::new(0),
             release_every,
         })
     }
 
-    /// Lookups between releases of the mapped pages (0: never).
-    pub(crate) fn set_release_every(&mut self, n: u64) {
-        self.release_every = n;
+    /// Change how lookups read the table.
+    pub(crate) fn set_lookups(&mut self, mode: Lookups, release_every: u64) {
+        self.lookups_mode = mode;
+        self.release_every = release_every;
     }
 
     /// Segments merged into this table, ascending.
@@ -364,17 +449,29 @@ impl Table {
         self.counts.duplicates
     }
 
-    fn blobs(&self) -> &[u8] {
-        &self.map.bytes()[self.blobs_at..self.blobs_at + self.len() * BLOB_REC]
+    /// Resident memory the table holds besides its mapping: the fence.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.fence.capacity() * 8 + (self.segments.capacity() + self.superseded.capacity()) * 32
     }
 
-    fn packs(&self) -> &[u8] {
-        &self.map.bytes()[self.packs_at..self.blobs_at]
+    /// Byte offset of blob record `i` in the file.
+    fn blob_offset(&self, i: usize) -> usize {
+        self.blobs_at + (i / PER_PAGE) * PAGE + (i % PER_PAGE) * BLOB_REC
     }
 
-    /// Count a lookup; every `release_every` lookups, drop the table's pages
-    /// from the resident set so it stays bounded however long the process
-    /// runs.
+    /// `N` bytes at `at`: from the mapping, or with `pread`.
+    fn bytes_at<const N: usize>(&self, at: usize, mapped: bool) -> Option<[u8; N]> {
+        let mut r = [0u8; N];
+        if mapped {
+            r.copy_from_slice(self.map.bytes().get(at..at + N)?);
+        } else {
+            self.file.read_exact_at(&mut r, at as u64).ok()?;
+        }
+        Some(r)
+    }
+
+    /// Count a mapped lookup; every `release_every` of them, drop the
+    /// table's pages from the resident set.
     fn note_lookup(&self) {
         if self.release_every == 0 {
             return;
@@ -386,53 +483,122 @@ impl Table {
         }
     }
 
-    /// Position of blob `id`.
+    /// Position of blob `id`: the fence (in memory) names the page, and an
+    /// interpolation search within it finds the record, so a lookup reads
+    /// one 4 KiB page.
     pub(crate) fn find(&self, id: &Id) -> Option<usize> {
-        self.note_lookup();
-        search(self.blobs(), BLOB_REC, id.as_bytes())
+        let k = prefix(id.as_bytes());
+        let hi = self.fence.partition_point(|&f| f <= k);
+        let mut lo = hi.checked_sub(1)?;
+        // Ids sharing the prefix `k` may run on from the page before.
+        while lo > 0 && self.fence[lo] == k {
+            lo -= 1;
+        }
+        let mapped = self.lookups_mode == Lookups::Mapped;
+        if mapped {
+            self.note_lookup();
+        }
+        (lo..hi).find_map(|p| {
+            let klo = self.fence[p];
+            let khi = self.fence.get(p + 1).copied().unwrap_or(u64::MAX);
+            let n = (self.len() - p * PER_PAGE).min(PER_PAGE) * BLOB_REC;
+            let at = self.blobs_at + p * PAGE;
+            let found = if mapped {
+                search(
+                    &self.map.bytes()[at..at + n],
+                    BLOB_REC,
+                    id.as_bytes(),
+                    klo,
+                    khi,
+                )
+            } else {
+                let mut buf = [0u8; PAGE];
+                self.file.read_exact_at(&mut buf[..n], at as u64).ok()?;
+                search(&buf[..n], BLOB_REC, id.as_bytes(), klo, khi)
+            };
+            found.map(|i| p * PER_PAGE + i)
+        })
     }
 
     /// Position of pack `id`.
     pub(crate) fn find_pack(&self, id: &Id) -> Option<usize> {
-        search(self.packs(), PACK_REC, id.as_bytes())
+        let key = id.as_bytes();
+        let k = prefix(key);
+        let mapped = self.lookups_mode == Lookups::Mapped;
+        let (mut lo, mut hi) = (0usize, self.pack_count());
+        let (mut klo, mut khi) = (0u64, u64::MAX);
+        let mut rounds = 0;
+        while lo < hi {
+            let mid = probe(lo, hi, k, klo, khi, &mut rounds);
+            let e: [u8; 32] = self.bytes_at(self.packs_at + mid * PACK_REC, mapped)?;
+            match e.as_slice().cmp(key.as_slice()) {
+                std::cmp::Ordering::Equal => return Some(mid),
+                std::cmp::Ordering::Less => {
+                    lo = mid + 1;
+                    klo = prefix(&e);
+                }
+                std::cmp::Ordering::Greater => {
+                    hi = mid;
+                    khi = prefix(&e);
+                }
+            }
+        }
+        None
+    }
+
+    fn pack_from(&self, i: usize, mapped: bool) -> Option<(Id, u64, BlobType)> {
+        if i >= self.pack_count() {
+            return None;
+        }
+        let r: [u8; PACK_REC] = self.bytes_at(self.packs_at + i * PACK_REC, mapped)?;
+        // A valid MAC means this crate's code wrote the byte.
+        let t = BlobType::from_u8(r[40]).unwrap_or(BlobType::Data);
+        Some((id_at(&r, 0), u64_at(&r, 32), t))
     }
 
     /// Pack record `i`: id, size, type.
     pub(crate) fn pack_at(&self, i: usize) -> Option<(Id, u64, BlobType)> {
-        let r = self.packs().get(i * PACK_REC..(i + 1) * PACK_REC)?;
-        // A valid MAC means this process's code wrote the byte.
-        let t = BlobType::from_u8(r[40]).unwrap_or(BlobType::Data);
-        Some((id_at(r, 0), u64_at(r, 32), t))
+        self.pack_from(i, self.lookups_mode == Lookups::Mapped)
     }
 
-    /// Blob record `i` with its location resolved.
-    pub(crate) fn blob_at(&self, i: usize) -> Option<(Id, BlobLocation)> {
-        let r = self.blobs().get(i * BLOB_REC..(i + 1) * BLOB_REC)?;
-        let p = u32_at(r, 32);
-        let (pack, _, blob_type) = self.pack_at((p & !COMPRESSED_BIT) as usize)?;
+    fn blob_from(&self, i: usize, mapped: bool) -> Option<(Id, BlobLocation)> {
+        if i >= self.len() {
+            return None;
+        }
+        let r: [u8; BLOB_REC] = self.bytes_at(self.blob_offset(i), mapped)?;
+        let p = u32_at(&r, 32);
+        let (pack, _, blob_type) = self.pack_from((p & !COMPRESSED_BIT) as usize, mapped)?;
         let flags = if p & COMPRESSED_BIT != 0 {
             BlobFlags(BlobFlags::COMPRESSED)
         } else {
             BlobFlags(0)
         };
         Some((
-            id_at(r, 0),
+            id_at(&r, 0),
             BlobLocation {
                 pack,
                 blob_type,
                 flags,
-                offset: u32_at(r, 36),
-                stored_len: u32_at(r, 40),
-                raw_len: u32_at(r, 44),
+                offset: u32_at(&r, 36),
+                stored_len: u32_at(&r, 40),
+                raw_len: u32_at(&r, 44),
             },
         ))
     }
 
-    /// Drop the pages of blob records `from..to` from the resident set.
-    pub(crate) fn release_blobs(&self, from: usize, to: usize) {
+    /// Blob record `i` with its location resolved.
+    pub(crate) fn blob_at(&self, i: usize) -> Option<(Id, BlobLocation)> {
+        self.blob_from(i, self.lookups_mode == Lookups::Mapped)
+    }
+
+    /// Drop the pages of blob records `from..to`, and the pack records,
+    /// from the resident set (after a stretch of a sequential scan).
+    fn release_scanned(&self, from: usize, to: usize) {
         if to > from {
+            let start = self.blob_offset(from);
+            self.map.release(start, self.blob_offset(to) - start);
             self.map
-                .release(self.blobs_at + from * BLOB_REC, (to - from) * BLOB_REC);
+                .release(self.packs_at, self.pack_count() * PACK_REC);
         }
     }
 
@@ -442,32 +608,47 @@ impl Table {
     }
 
     /// Read blob records in order, with `pread` (not through the mapping).
-    pub(crate) fn blob_records(&self) -> SectionReader<'_, BLOB_REC> {
-        SectionReader::new(&self.file, self.blobs_at as u64, self.counts.blobs)
+    pub(crate) fn blob_records(&self) -> BlobReader<'_> {
+        BlobReader {
+            file: &self.file,
+            pos: self.blobs_at as u64,
+            left: self.counts.blobs,
+            buf: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+/// The next position to probe for prefix `k` in `lo..hi`, whose ids have
+/// prefixes within `klo..=khi`: interpolated for the first rounds (ids are
+/// uniformly distributed), then bisected, which bounds the worst case.
+fn probe(lo: usize, hi: usize, k: u64, klo: u64, khi: u64, rounds: &mut u32) -> usize {
+    *rounds += 1;
+    if *rounds <= INTERPOLATION_ROUNDS && klo <= k && k <= khi {
+        let span = u128::from(khi - klo) + 1;
+        let off = (u128::from(k - klo) * (hi - lo) as u128 / span) as usize;
+        lo + off.min(hi - lo - 1)
+    } else {
+        lo + (hi - lo) / 2
     }
 }
 
 /// Interpolation search for `key` among the 32-byte ids that start each
-/// `rec`-byte record of `data`, which are sorted and unique. For uniformly
-/// distributed ids the expected number of probes is O(log log n), about 3
-/// for 10^7 ids; bisection after a few rounds bounds the worst case at
-/// O(log n).
-fn search(data: &[u8], rec: usize, key: &[u8; 32]) -> Option<usize> {
+/// `rec`-byte record of `data`, which are sorted and unique and whose
+/// prefixes lie within `klo..=khi`. For uniformly distributed ids the
+/// expected number of probes is O(log log n); bisection after a few rounds
+/// bounds the worst case at O(log n).
+fn search(data: &[u8], rec: usize, key: &[u8; 32], klo: u64, khi: u64) -> Option<usize> {
     let n = data.len() / rec;
     let k = prefix(key);
+    if k < klo || k > khi {
+        return None;
+    }
     let (mut lo, mut hi) = (0usize, n);
-    // Every id in lo..hi has a prefix within klo..=khi.
-    let (mut klo, mut khi) = (0u64, u64::MAX);
+    let (mut klo, mut khi) = (klo, khi);
     let mut rounds = 0;
     while hi - lo > SCAN {
-        let mid = if rounds < INTERPOLATION_ROUNDS {
-            let span = u128::from(khi - klo) + 1;
-            let off = (u128::from(k - klo) * (hi - lo) as u128 / span) as usize;
-            lo + off.min(hi - lo - 1)
-        } else {
-            lo + (hi - lo) / 2
-        };
-        rounds += 1;
+        let mid = probe(lo, hi, k, klo, khi, &mut rounds);
         let e = &data[mid * rec..mid * rec + 32];
         match e.cmp(key.as_slice()) {
             std::cmp::Ordering::Equal => return Some(mid),
@@ -526,6 +707,42 @@ impl<const N: usize> Source<N> for SectionReader<'_, N> {
     }
 }
 
+/// Sequential reader of the blob pages of a table file, by `pread`, skipping
+/// the padding at the end of each page.
+pub(crate) struct BlobReader<'f> {
+    file: &'f File,
+    pos: u64,
+    left: u64,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Source<BLOB_REC> for BlobReader<'_> {
+    fn next_rec(&mut self) -> io::Result<Option<[u8; BLOB_REC]>> {
+        if self.at >= self.buf.len() {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            // Whole pages, 64 at a time; the last one may be short.
+            let recs = self.left.min(64 * PER_PAGE as u64);
+            let full = recs / PER_PAGE as u64;
+            let bytes = full * PAGE as u64 + (recs % PER_PAGE as u64) * BLOB_REC as u64;
+            self.buf.resize(bytes as usize, 0);
+            self.file.read_exact_at(&mut self.buf, self.pos)?;
+            self.pos += bytes;
+            self.left -= recs;
+            self.at = 0;
+        }
+        let mut r = [0u8; BLOB_REC];
+        r.copy_from_slice(&self.buf[self.at..self.at + BLOB_REC]);
+        self.at += BLOB_REC;
+        if self.at % PAGE == PER_PAGE * BLOB_REC {
+            self.at += PAGE - PER_PAGE * BLOB_REC;
+        }
+        Ok(Some(r))
+    }
+}
+
 /// Blob records of a table in id order, through the mapping; the consumed
 /// part is released as the scan goes, so a full scan stays small.
 pub(crate) struct TableScan<'t> {
@@ -549,13 +766,13 @@ impl Iterator for TableScan<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.pos - self.released >= SCAN_RELEASE {
-            self.table.release_blobs(self.released, self.pos);
+            self.table.release_scanned(self.released, self.pos);
             self.released = self.pos;
         }
         while self.pos < self.table.len() {
             let i = self.pos;
             self.pos += 1;
-            if let Some((id, loc)) = self.table.blob_at(i) {
+            if let Some((id, loc)) = self.table.blob_from(i, true) {
                 return Some((i, id, loc));
             }
         }
@@ -599,15 +816,15 @@ mod tests {
                 })
                 .collect();
             for (i, id) in v.iter().enumerate() {
-                assert_eq!(search(&data, 40, id), Some(i), "n={n} i={i}");
+                assert_eq!(search(&data, 40, id, 0, u64::MAX), Some(i), "n={n} i={i}");
                 let mut other = *id;
                 other[31] ^= 1;
                 if v.binary_search(&other).is_err() {
-                    assert_eq!(search(&data, 40, &other), None);
+                    assert_eq!(search(&data, 40, &other, 0, u64::MAX), None);
                 }
             }
-            assert_eq!(search(&data, 40, &[0u8; 32]), None);
-            assert_eq!(search(&data, 40, &[0xff; 32]), None);
+            assert_eq!(search(&data, 40, &[0u8; 32], 0, u64::MAX), None);
+            assert_eq!(search(&data, 40, &[0xff; 32], 0, u64::MAX), None);
         }
     }
 
@@ -622,7 +839,7 @@ mod tests {
         v.sort_unstable();
         let data: Vec<u8> = v.concat();
         for (i, id) in v.iter().enumerate() {
-            assert_eq!(search(&data, 32, id), Some(i));
+            assert_eq!(search(&data, 32, id, 0, u64::MAX), Some(i));
         }
     }
 }

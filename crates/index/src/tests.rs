@@ -574,3 +574,72 @@ fn rebuild_reads_headers_larger_than_the_first_ranged_read() {
         );
     }
 }
+
+#[test]
+fn ids_sharing_a_prefix_across_pages_are_all_found() {
+    // 400 ids with one 8-byte prefix span five blob pages of 85 records:
+    // the fence cannot tell those pages apart.
+    let mut p = pack(1, 400);
+    for (i, b) in p.blobs.iter_mut().enumerate() {
+        b.id.0[..8].copy_from_slice(&[0x42; 8]);
+        b.id.0[8..16].copy_from_slice(&(i as u64).to_be_bytes());
+    }
+    let packs = vec![p, pack(2, 300), pack(3, 7)];
+    let k = MasterKey::generate().unwrap();
+    let idx = Index::from_packs(packs.clone(), &k, &IndexOptions::default()).unwrap();
+    let want = expected(&packs);
+    assert_eq!(idx.len(), 707);
+    for (id, loc) in &want {
+        assert_eq!(idx.get(id), Some(*loc), "{id}");
+    }
+    let mut absent = want[0].0;
+    absent.0[..8].copy_from_slice(&[0x42; 8]);
+    absent.0[8..16].copy_from_slice(&1000u64.to_be_bytes());
+    assert!(!idx.contains(&absent));
+    assert_eq!(idx.iter().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn empty_tables_work() {
+    let b = mem();
+    let k = MasterKey::generate().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let idx = Index::open(&b, &k, &cached(cache.path())).unwrap();
+    assert!(idx.is_empty());
+    assert!(!idx.contains(&id(1, 1)));
+    assert_eq!(idx.iter().count(), 0);
+    let idx = Index::open(&b, &k, &cached(cache.path())).unwrap();
+    assert!(idx.load_stats().cache_used);
+    // Segments without packs.
+    write_segment(&b, &k, &IndexSegment::new()).unwrap();
+    let idx = Index::open(&b, &k, &cached(cache.path())).unwrap();
+    assert!(idx.is_empty());
+    assert_eq!(idx.segments().len(), 1);
+}
+
+#[test]
+fn mapped_and_read_lookups_agree() {
+    let packs: Vec<IndexPack> = (0..300).map(|n| pack(n, 1 + n % 9)).collect();
+    let want = expected(&packs);
+    let k = MasterKey::generate().unwrap();
+    let opts = IndexOptions {
+        lookups: Lookups::Mapped,
+        release_every: 7,
+        ..IndexOptions::default()
+    };
+    let mut idx = Index::from_packs(packs.clone(), &k, &opts).unwrap();
+    for mode in [Lookups::Mapped, Lookups::Read] {
+        idx.set_lookups(mode, 7);
+        for (id, loc) in &want {
+            assert_eq!(idx.get(id), Some(*loc), "{mode:?}");
+        }
+        assert!(!idx.contains(&id(5000, 1)));
+        for p in &packs {
+            assert_eq!(idx.pack_size(&p.id), Some(p.size), "{mode:?}");
+        }
+        assert_eq!(idx.pack_size(&id(5000, 1)), None);
+        assert_eq!(idx.iter().collect::<Vec<_>>(), want);
+    }
+    // The fence and segment list, not the blobs: 8 bytes per 85 blobs.
+    assert!(idx.heap_bytes() < 4096, "{}", idx.heap_bytes());
+}

@@ -1,6 +1,12 @@
-//! Building the local table from the repository's index segments: a full
-//! build, or an incremental refresh that reads only segments the previous
-//! table has not merged and merges them with it into a new file.
+//! Building the local tables from the repository's index segments.
+//!
+//! The index is a *base* table plus at most one *overlay*. A refresh reads
+//! only the segments neither has merged. While the overlay stays small
+//! (at most 1/8 of the base), they are merged with the old overlay into a new
+//! overlay, so a refresh costs in proportion to what is new, not to the size
+//! of the index. Past that, the overlay's segments are read again and
+//! everything is merged into a new base. A segment merged into either table
+//! that is superseded or gone forces a full build.
 //!
 //! Memory is bounded by the sort budget, the segments being decoded (one per
 //! reader thread, plus one queued), and 4 bytes per pack for renumbering
@@ -35,8 +41,16 @@ const PENDING: u32 = u32::MAX - 1;
 /// How often a build is retried when a segment vanishes under it.
 const ATTEMPTS: usize = 4;
 
-/// Name of the table file in the index cache directory.
+/// Name of the base table file in the index cache directory.
 pub(crate) const TABLE_FILE: &str = "table-v1";
+/// Name of the overlay table file in the index cache directory.
+pub(crate) const OVERLAY_FILE: &str = "overlay-v1";
+/// The overlay is folded into the base when it would exceed 1/`OVERLAY_RATIO`
+/// of the base's blobs.
+const OVERLAY_RATIO: u64 = 8;
+/// Fewest stored bytes per blob in a segment (a 32-byte id and four more
+/// fields), to estimate from listed sizes how many blobs segments hold.
+const SEGMENT_BYTES_PER_BLOB: u64 = 36;
 
 fn io_err(path: Option<&Path>) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Cache {
@@ -47,6 +61,14 @@ fn io_err(path: Option<&Path>) -> impl Fn(std::io::Error) -> Error + '_ {
 
 /// All segment ids under `index/`, ascending.
 pub(crate) fn list_segments(backend: &Arc<dyn Backend>) -> Result<Vec<Id>> {
+    Ok(list_segments_sized(backend)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// All segment ids under `index/` with their sizes, ascending by id.
+fn list_segments_sized(backend: &Arc<dyn Backend>) -> Result<Vec<(Id, u64)>> {
     let mut ids = Vec::new();
     for obj in backend.list("index/")? {
         let name = obj.path.trim_start_matches("index/");
@@ -54,10 +76,10 @@ pub(crate) fn list_segments(backend: &Arc<dyn Backend>) -> Result<Vec<Id>> {
             segment: name.to_string(),
             source: e,
         })?;
-        ids.push(id);
+        ids.push((id, obj.size));
     }
     ids.sort_unstable();
-    ids.dedup();
+    ids.dedup_by_key(|(id, _)| *id);
     Ok(ids)
 }
 
@@ -138,14 +160,14 @@ enum Dest {
 }
 
 impl Dest {
-    fn create(dir: Option<&Path>) -> Result<Dest> {
+    fn create(dir: Option<&Path>, name: &str) -> Result<Dest> {
         match dir {
             Some(d) => {
                 let tmp = tempfile::Builder::new()
                     .prefix(".table-")
                     .tempfile_in(d)
                     .map_err(io_err(Some(d)))?;
-                Ok(Dest::Named(tmp, d.join(TABLE_FILE)))
+                Ok(Dest::Named(tmp, d.join(name)))
             }
             None => Ok(Dest::Anonymous(tempfile::tempfile().map_err(io_err(None))?)),
         }
@@ -230,8 +252,10 @@ fn corrupt(what: &str) -> std::io::Error {
 
 /// Merge an old table's records (possibly none) with new ones into `w`.
 /// `new_map[seq]` is `DEAD` for packs of superseded segments and `PENDING`
-/// for the others; it is filled with table positions. Returns the number of
-/// duplicate blob entries (the same blob id at two different locations).
+/// for the others; it is filled with table positions. When writing an
+/// overlay, `base` is its base: blobs it holds are left out and packs it
+/// holds are flagged. Returns the duplicate blob entries (the same blob id
+/// at another location) and the packs shared with `base`.
 fn merge(
     w: &mut TableWriter,
     old_packs: impl Source<PACK_REC>,
@@ -239,16 +263,16 @@ fn merge(
     new_packs: Sorted<NEW_PACK>,
     new_blobs: Sorted<NEW_BLOB>,
     new_map: &mut [u32],
-) -> std::io::Result<u64> {
+    base: Option<&Table>,
+) -> std::io::Result<(u64, u64)> {
     // Packs, by id; the old table wins a tie.
     let mut old = Peekable::new(old_packs)?;
     let mut new = Peekable::new(new_packs)?;
     let mut old_map: Vec<u32> = Vec::new();
+    // Pack ids written, for comparing locations with the base (overlays only).
+    let mut written: Vec<Id> = Vec::new();
+    let mut shared = 0u64;
     let mut last: Option<([u8; 32], u32)> = None;
-    let same = |last: &Option<([u8; 32], u32)>, id: &[u8]| match last {
-        Some((l, i)) if l.as_slice() == id => Some(*i),
-        _ => None,
-    };
     loop {
         let take_old = match (old.peek(), new.peek()) {
             (None, None) => break,
@@ -256,42 +280,45 @@ fn merge(
             (None, Some(_)) => false,
             (Some(o), Some(n)) => o[..32] <= n[..32],
         };
-        if take_old {
+        let (rec, slot) = if take_old {
             let Some(r) = old.take()? else { break };
-            let i = match same(&last, &r[..32]) {
-                Some(i) => i,
-                None => {
-                    let i = w.pack(&r)?;
-                    let mut id = [0u8; 32];
-                    id.copy_from_slice(&r[..32]);
-                    last = Some((id, i));
-                    i
-                }
-            };
-            old_map.push(i);
+            old_map.push(PENDING);
+            let i = old_map.len() - 1;
+            (r, (true, i))
         } else {
             let Some(r) = new.take()? else { break };
             let seq = seq_of(&r);
-            let slot = new_map
-                .get_mut(seq)
-                .ok_or_else(|| corrupt("pack sequence"))?;
-            if *slot == DEAD {
+            if *new_map.get(seq).ok_or_else(|| corrupt("pack sequence"))? == DEAD {
                 continue;
             }
-            *slot = match same(&last, &r[..32]) {
-                Some(i) => i,
-                None => {
-                    let mut id = [0u8; 32];
-                    id.copy_from_slice(&r[..32]);
-                    let size = u64::from_le_bytes([
-                        r[36], r[37], r[38], r[39], r[40], r[41], r[42], r[43],
-                    ]);
-                    let t = BlobType::from_u8(r[44]).map_err(|_| corrupt("blob type"))?;
-                    let i = w.pack(&pack_record(&Id(id), size, t))?;
-                    last = Some((id, i));
-                    i
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&r[..32]);
+            let size = u64::from_le_bytes([r[36], r[37], r[38], r[39], r[40], r[41], r[42], r[43]]);
+            let t = BlobType::from_u8(r[44]).map_err(|_| corrupt("blob type"))?;
+            (pack_record(&Id(id), size, t, false), (false, seq))
+        };
+        let i = match last {
+            Some((l, i)) if l[..] == rec[..32] => i,
+            _ => {
+                let mut id = [0u8; 32];
+                id.copy_from_slice(&rec[..32]);
+                let mut rec = rec;
+                if let Some(b) = base {
+                    // Old records carry their flag already.
+                    if slot.0 && rec[41] == 1 || !slot.0 && b.find_pack(&Id(id)).is_some() {
+                        rec[41] = 1;
+                        shared += 1;
+                    }
+                    written.push(Id(id));
                 }
-            };
+                let i = w.pack(&rec)?;
+                last = Some((id, i));
+                i
+            }
+        };
+        match slot {
+            (true, j) => old_map[j] = i,
+            (false, seq) => new_map[seq] = i,
         }
     }
 
@@ -313,7 +340,12 @@ fn merge(
             let p = old_map
                 .get(record_pack(&r) as usize)
                 .ok_or_else(|| corrupt("blob refers to a missing pack"))?;
-            with_pack(r, *p)
+            // Known not to be in the base: the old table is that overlay.
+            last = Some(with_pack(r, *p));
+            seen.clear();
+            seen.extend(last);
+            w.blob(&with_pack(r, *p))?;
+            continue;
         } else {
             let Some(r) = new.take()? else { break };
             let p = *new_map
@@ -343,14 +375,29 @@ fn merge(
                 }
             }
             _ => {
-                w.blob(&rec)?;
-                last = Some(rec);
                 seen.clear();
                 seen.push(rec);
+                last = Some(rec);
+                if let Some(b) = base {
+                    let mut id = [0u8; 32];
+                    id.copy_from_slice(&rec[..32]);
+                    if let Some(pos) = b.find(&Id(id)) {
+                        // Held by the base: left out, and a duplicate if
+                        // the base has it elsewhere.
+                        let same = b.blob_at(pos).is_some_and(|(_, l)| {
+                            written.get(record_pack(&rec) as usize) == Some(&l.pack)
+                                && l.offset == le32(&rec, 36)
+                                && l.stored_len == le32(&rec, 40)
+                        });
+                        duplicates += u64::from(!same);
+                        continue;
+                    }
+                }
+                w.blob(&rec)?;
             }
         }
     }
-    Ok(duplicates)
+    Ok((duplicates, shared))
 }
 
 /// Settings shared by every build of one index.
@@ -359,62 +406,72 @@ pub(crate) struct BuildContext<'a> {
     pub key: &'a MasterKey,
     pub mac_key: &'a [u8; 32],
     pub opts: &'a IndexOptions,
-    /// The index cache directory, created; `None` for an unnamed table.
+    /// The index cache directory, created; `None` for unnamed tables.
     pub dir: Option<&'a Path>,
 }
 
-/// A new table, or word that the old one is current.
+/// What a refresh produced.
 pub(crate) enum Built {
-    /// The base table already holds every live segment.
-    Current,
-    /// A new table.
-    New(Table),
+    /// The tables given already hold every live segment; with `overlay`
+    /// false, the overlay given is not part of the index any more.
+    Current {
+        /// Whether the overlay given is still valid.
+        overlay: bool,
+    },
+    /// A new base; any overlay is obsolete.
+    Base(Table),
+    /// A new overlay over the current base.
+    Overlay(Table),
 }
 
 enum Attempt {
-    Done(Built),
+    Done(Box<Built>),
     /// A merged segment was superseded: only a full build is correct.
     NeedFull,
+    /// The overlay would grow too large: merge it into the base.
+    NeedFold,
     /// A listed segment disappeared and nothing read supersedes it.
     Vanished(Id),
 }
 
-/// Bring the table up to date with the repository: incrementally from
-/// `base` if it is still a subset of the live index, else in full.
+/// Bring the tables up to date with the repository (see the module doc).
 pub(crate) fn build(
     cx: &BuildContext<'_>,
     base: Option<&Table>,
+    overlay: Option<&Table>,
     stats: &mut LoadStats,
 ) -> Result<Built> {
-    let mut base = base;
     let mut vanished = None;
     for _ in 0..ATTEMPTS {
-        let listed = list_segments(cx.backend)?;
+        let sized = list_segments_sized(cx.backend)?;
+        let listed: Vec<Id> = sized.iter().map(|(id, _)| *id).collect();
         stats.segments_listed = listed.len();
-        if let Some(b) = base {
-            if !b.segments().iter().all(|s| listed.binary_search(s).is_ok()) {
-                base = None;
-            }
-        }
-        match attempt(cx, &listed, base, stats)? {
-            Attempt::Done(b) => {
-                stats.full_build = base.is_none();
-                return Ok(b);
-            }
-            Attempt::NeedFull => {
-                base = None;
-                match attempt(cx, &listed, None, stats)? {
-                    Attempt::Done(b) => {
-                        stats.full_build = true;
-                        return Ok(b);
-                    }
-                    Attempt::NeedFull => {
-                        return Err(Error::Internal("full build asked for a full build".into()));
-                    }
-                    Attempt::Vanished(id) => vanished = Some(id),
+        let subset = |t: &&Table| t.segments().iter().all(|s| listed.binary_search(s).is_ok());
+        let mut base = base.filter(subset);
+        let mut overlay = overlay.filter(subset).filter(|_| base.is_some());
+        let mut allow_overlay = true;
+        loop {
+            match attempt(cx, &sized, &listed, base, overlay, allow_overlay, stats)? {
+                Attempt::Done(b) => {
+                    stats.full_build = base.is_none();
+                    return Ok(*b);
+                }
+                Attempt::NeedFull if base.is_some() => {
+                    base = None;
+                    overlay = None;
+                }
+                Attempt::NeedFold if allow_overlay => {
+                    overlay = None;
+                    allow_overlay = false;
+                }
+                Attempt::NeedFull | Attempt::NeedFold => {
+                    return Err(Error::Internal("a full build asked for another".into()));
+                }
+                Attempt::Vanished(id) => {
+                    vanished = Some(id);
+                    break;
                 }
             }
-            Attempt::Vanished(id) => vanished = Some(id),
         }
     }
     Err(Error::SegmentVanished {
@@ -424,19 +481,44 @@ pub(crate) fn build(
 
 fn attempt(
     cx: &BuildContext<'_>,
+    sized: &[(Id, u64)],
     listed: &[Id],
     base: Option<&Table>,
+    overlay: Option<&Table>,
+    allow_overlay: bool,
     stats: &mut LoadStats,
 ) -> Result<Attempt> {
+    let tables: Vec<&Table> = base.iter().chain(overlay.iter()).copied().collect();
     let known = |id: &Id| {
-        base.is_some_and(|b| {
-            b.segments().binary_search(id).is_ok() || b.superseded().binary_search(id).is_ok()
+        tables.iter().any(|t| {
+            t.segments().binary_search(id).is_ok() || t.superseded().binary_search(id).is_ok()
         })
     };
     let to_read: Vec<Id> = listed.iter().filter(|id| !known(id)).copied().collect();
     if base.is_some() && to_read.is_empty() {
-        return Ok(Attempt::Done(Built::Current));
+        return Ok(Attempt::Done(Box::new(Built::Current {
+            overlay: overlay.is_some(),
+        })));
     }
+    // Write an overlay while it stays small; else a new base. Decided from
+    // the listed sizes, before reading, so nothing is read twice.
+    let write_overlay = match base {
+        Some(b) if allow_overlay => {
+            let new_bytes: u64 = sized
+                .iter()
+                .filter(|(id, _)| !known(id))
+                .map(|(_, size)| size)
+                .sum();
+            let total = overlay.map_or(0, |o| o.len() as u64) + new_bytes / SEGMENT_BYTES_PER_BLOB;
+            let fits = total * OVERLAY_RATIO <= b.len() as u64;
+            if !fits && overlay.is_some() {
+                // The overlay's segments must be read again for the base.
+                return Ok(Attempt::NeedFold);
+            }
+            fits
+        }
+        _ => false,
+    };
     let mut feed = Feed::new(cx.dir, cx.opts.sort_memory);
     let mut ranges: Vec<(Id, u32, u32)> = Vec::new();
     let mut supersedes: HashSet<Id> = HashSet::new();
@@ -464,17 +546,20 @@ fn attempt(
             Ok(())
         },
     )?;
-    if let Some(b) = base {
-        if b.segments().iter().any(|s| supersedes.contains(s)) {
-            return Ok(Attempt::NeedFull);
-        }
+    if tables
+        .iter()
+        .any(|t| t.segments().iter().any(|s| supersedes.contains(s)))
+    {
+        return Ok(Attempt::NeedFull);
     }
     if let Some(v) = gone.iter().find(|v| !supersedes.contains(v)) {
         return Ok(Attempt::Vanished(*v));
     }
+    // The old table merged into the new one: the overlay, or the base.
+    let old = if write_overlay { overlay } else { base };
 
     let mut new_map = vec![PENDING; feed.seqs as usize];
-    let mut merged: Vec<Id> = base.map(|b| b.segments().to_vec()).unwrap_or_default();
+    let mut merged: Vec<Id> = old.map(|t| t.segments().to_vec()).unwrap_or_default();
     for (id, start, end) in &ranges {
         if supersedes.contains(id) {
             new_map[*start as usize..*end as usize].fill(DEAD);
@@ -484,13 +569,21 @@ fn attempt(
     }
     merged.sort_unstable();
     merged.dedup();
-    let mut superseded: Vec<Id> = base.map(|b| b.superseded().to_vec()).unwrap_or_default();
+    let mut superseded: Vec<Id> = tables
+        .iter()
+        .flat_map(|t| t.superseded().iter().copied())
+        .collect();
     superseded.extend(supersedes);
     superseded.retain(|id| listed.binary_search(id).is_ok());
     superseded.sort_unstable();
     superseded.dedup();
 
-    let dest = Dest::create(cx.dir)?;
+    let name = if write_overlay {
+        OVERLAY_FILE
+    } else {
+        TABLE_FILE
+    };
+    let dest = Dest::create(cx.dir, name)?;
     let err = io_err(cx.dir);
     let mut w = TableWriter::new(dest.file()?, cx.mac_key);
     for id in &merged {
@@ -501,23 +594,35 @@ fn attempt(
     }
     let new_packs = feed.packs.finish().map_err(&err)?;
     let new_blobs = feed.blobs.finish().map_err(&err)?;
-    let duplicates = match base {
-        Some(b) => {
-            merge(
+    let over = if write_overlay { base } else { None };
+    let (duplicates, shared) = match old {
+        Some(t) => {
+            let (d, s) = merge(
                 &mut w,
-                b.pack_records(),
-                b.blob_records(),
+                t.pack_records(),
+                t.blob_records(),
                 new_packs,
                 new_blobs,
                 &mut new_map,
+                over,
             )
-            .map_err(&err)?
-                + b.duplicates()
+            .map_err(&err)?;
+            (d + t.duplicates(), s)
         }
-        None => merge(&mut w, Empty, Empty, new_packs, new_blobs, &mut new_map).map_err(&err)?,
+        None => merge(
+            &mut w,
+            Empty,
+            Empty,
+            new_packs,
+            new_blobs,
+            &mut new_map,
+            over,
+        )
+        .map_err(&err)?,
     };
     drop(new_map);
-    w.finish(duplicates).map_err(&err)?;
+    w.finish(duplicates, shared, over.map(Table::mac))
+        .map_err(&err)?;
     let (file, path) = dest.commit()?;
     let table = Table::open(
         file,
@@ -527,8 +632,13 @@ fn attempt(
         cx.opts.release_every,
     )
     .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
-    stats.table_path = path;
-    Ok(Attempt::Done(Built::New(table)))
+    if write_overlay {
+        stats.overlay_path = path;
+        Ok(Attempt::Done(Box::new(Built::Overlay(table))))
+    } else {
+        stats.table_path = path;
+        Ok(Attempt::Done(Box::new(Built::Base(table))))
+    }
 }
 
 /// Build a table from packs given directly (no repository): for tests and
@@ -545,32 +655,59 @@ pub(crate) fn build_from_packs(
         feed.add_pack(&p).map_err(&err)?;
     }
     let mut new_map = vec![PENDING; feed.seqs as usize];
-    let dest = Dest::create(dir)?;
+    let dest = Dest::create(dir, TABLE_FILE)?;
     let mut w = TableWriter::new(dest.file()?, mac_key);
     let new_packs = feed.packs.finish().map_err(&err)?;
     let new_blobs = feed.blobs.finish().map_err(&err)?;
-    let duplicates =
-        merge(&mut w, Empty, Empty, new_packs, new_blobs, &mut new_map).map_err(&err)?;
-    w.finish(duplicates).map_err(&err)?;
+    let (duplicates, _) = merge(
+        &mut w,
+        Empty,
+        Empty,
+        new_packs,
+        new_blobs,
+        &mut new_map,
+        None,
+    )
+    .map_err(&err)?;
+    w.finish(duplicates, 0, None).map_err(&err)?;
     let (file, path) = dest.commit()?;
     let table = Table::open(file, mac_key, false, opts.lookups, opts.release_every)
         .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
     Ok((table, path))
 }
 
-/// Open the table in `dir` if there is one and its MAC holds.
+/// Open the base table in `dir` and its overlay, each if it is there and its
+/// MAC holds; an overlay of another base is ignored.
 pub(crate) fn open_cached(
     dir: &Path,
     mac_key: &[u8; 32],
     opts: &IndexOptions,
-) -> std::result::Result<Option<Table>, String> {
-    let path = dir.join(TABLE_FILE);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+) -> (Option<Table>, Option<Table>, Option<String>) {
+    let open = |name: &str| -> std::result::Result<Option<Table>, String> {
+        let path = dir.join(name);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Table::open(file, mac_key, true, opts.lookups, opts.release_every)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display()))
     };
-    Table::open(file, mac_key, true, opts.lookups, opts.release_every)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    let base = match open(TABLE_FILE) {
+        Ok(Some(b)) if b.base_mac().is_none() => b,
+        Ok(Some(_)) => return (None, None, Some("base table is an overlay".into())),
+        Ok(None) => return (None, None, None),
+        Err(e) => return (None, None, Some(e)),
+    };
+    match open(OVERLAY_FILE) {
+        Ok(Some(o)) if o.base_mac() == Some(base.mac()) => (Some(base), Some(o), None),
+        Ok(_) => (Some(base), None, None),
+        Err(e) => (Some(base), None, Some(e)),
+    }
+}
+
+/// Remove the overlay file (after a new base made it obsolete).
+pub(crate) fn remove_overlay(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(OVERLAY_FILE));
 }

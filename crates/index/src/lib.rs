@@ -196,8 +196,10 @@ pub struct LoadStats {
     pub cache_used: bool,
     /// Why a table or cache directory found on disk was not used.
     pub cache_rejected: Option<String>,
-    /// The table file; `None` for an unlinked temporary file.
+    /// The base table file; `None` for an unlinked temporary file.
     pub table_path: Option<PathBuf>,
+    /// The overlay table file, if there is one in the cache directory.
+    pub overlay_path: Option<PathBuf>,
 }
 
 /// Counters of a long index operation, updated as it runs.
@@ -238,14 +240,16 @@ fn prepare_dir(cache_dir: &Path) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The merged index of all live segments: a mapped local table plus the
-/// blobs this process added since it was built.
+/// The merged index of all live segments: a local base table, an overlay
+/// table for segments merged since the base was built, and the blobs this
+/// process added since (the delta, in memory).
 ///
 /// Reads take `&self` and may run on many threads at once; lookups allocate
 /// nothing. Adding takes `&mut self`.
 #[derive(Default)]
 pub struct Index {
-    table: Option<Table>,
+    base: Option<Table>,
+    overlay: Option<Table>,
     delta: BTreeMap<Id, BlobLocation>,
     delta_packs: BTreeMap<Id, u64>,
     added_segments: Vec<Id>,
@@ -277,9 +281,9 @@ impl Index {
         Index::open(backend, key, &IndexOptions::default())
     }
 
-    /// Open the index with `opts`: reuse the local table in the cache
-    /// directory if its MAC holds and it is still a subset of the live
-    /// index, reading only segments it lacks; else build it in full.
+    /// Open the index with `opts`: reuse the local tables in the cache
+    /// directory if their MACs hold and they are still a subset of the live
+    /// index, reading only segments they lack; else build them in full.
     pub fn open(backend: &Arc<dyn Backend>, key: &MasterKey, opts: &IndexOptions) -> Result<Index> {
         let mut idx = Index {
             opts: opts.clone(),
@@ -311,14 +315,15 @@ impl Index {
         };
         idx.stats.table_path = path;
         idx.stats.full_build = true;
-        idx.table = Some(table);
+        idx.base = Some(table);
         Ok(idx)
     }
 
     /// Bring the index up to date with the repository: read the segments
-    /// written since the table was built and swap in a new table. Blobs
-    /// added with [`add_pack`](Index::add_pack) that the new table holds
-    /// leave the delta.
+    /// written since the tables were built and swap in a new overlay (or,
+    /// when that would grow past 1/8 of the base, a new base). Blobs added
+    /// with [`add_pack`](Index::add_pack) that the tables now hold leave the
+    /// delta.
     pub fn refresh(&mut self, backend: &Arc<dyn Backend>, key: &MasterKey) -> Result<()> {
         let mac = mac_key(key);
         let mut stats = LoadStats::default();
@@ -329,18 +334,25 @@ impl Index {
                 Err(e) => stats.cache_rejected = Some(format!("{}: {e}", cd.display())),
             }
         }
-        // A table this process holds is trusted; else look for one on disk.
-        let mut loaded = None;
-        if self.table.is_none() {
+        // Tables this process holds are trusted; else look for them on disk.
+        if self.base.is_none() {
             if let Some(d) = &dir {
-                match build::open_cached(d, &mac, &self.opts) {
-                    Ok(t) => loaded = t,
-                    Err(reason) => stats.cache_rejected = Some(reason),
+                let (b, o, rejected) = build::open_cached(d, &mac, &self.opts);
+                stats.cache_used = b.is_some();
+                stats.cache_rejected = rejected;
+                if b.is_some() {
+                    stats.table_path = Some(d.join(build::TABLE_FILE));
                 }
+                if o.is_some() {
+                    stats.overlay_path = Some(d.join(build::OVERLAY_FILE));
+                }
+                self.base = b;
+                self.overlay = o;
             }
+        } else {
+            stats.table_path = self.stats.table_path.take();
+            stats.overlay_path = self.stats.overlay_path.take();
         }
-        let base = self.table.as_ref().or(loaded.as_ref());
-        stats.cache_used = loaded.is_some();
         let mut cx = BuildContext {
             backend,
             key,
@@ -348,61 +360,70 @@ impl Index {
             opts: &self.opts,
             dir: dir.as_deref(),
         };
-        let built = match build::build(&cx, base, &mut stats) {
+        let (base, overlay) = (self.base.as_ref(), self.overlay.as_ref());
+        let built = match build::build(&cx, base, overlay, &mut stats) {
             Err(Error::Cache { path, source }) if cx.dir.is_some() => {
                 // The cache directory is unusable (full, read-only): fall back
-                // to an unlinked file.
+                // to unlinked files.
                 stats.cache_rejected = Some(format!("{}: {source}", path.display()));
                 cx.dir = None;
-                build::build(&cx, base, &mut stats)?
+                build::build(&cx, base, overlay, &mut stats)?
             }
             r => r?,
         };
         match built {
-            Built::Current => {
-                if loaded.is_some() {
-                    stats.table_path = dir.as_ref().map(|d| d.join(build::TABLE_FILE));
-                    self.table = loaded;
-                } else {
-                    stats.table_path = self.stats.table_path.clone();
+            Built::Current { overlay: true } => {}
+            Built::Current { overlay: false } => {
+                self.overlay = None;
+                stats.overlay_path = None;
+            }
+            Built::Base(t) => {
+                self.base = Some(t);
+                self.overlay = None;
+                stats.overlay_path = None;
+                if let (Some(d), Some(_)) = (&dir, &stats.table_path) {
+                    build::remove_overlay(d);
                 }
             }
-            Built::New(t) => self.table = Some(t),
+            Built::Overlay(t) => self.overlay = Some(t),
         }
         self.stats = stats;
-        if let Some(t) = &self.table {
-            self.delta.retain(|id, _| t.find(id).is_none());
-            self.delta_packs.retain(|id, _| t.find_pack(id).is_none());
-            self.added_segments
-                .retain(|s| t.segments().binary_search(s).is_err());
-        }
-        self.rebuild_segment_list();
+        let tables: Vec<&Table> = self.base.iter().chain(self.overlay.iter()).collect();
+        self.delta
+            .retain(|id, _| tables.iter().all(|t| t.find(id).is_none()));
+        self.delta_packs
+            .retain(|id, _| tables.iter().all(|t| t.find_pack(id).is_none()));
+        self.added_segments.retain(|s| {
+            tables
+                .iter()
+                .all(|t| t.segments().binary_search(s).is_err())
+        });
+        self.segments = tables
+            .iter()
+            .flat_map(|t| t.segments().iter().copied())
+            .chain(self.added_segments.iter().copied())
+            .collect();
         Ok(())
     }
 
-    fn rebuild_segment_list(&mut self) {
-        self.segments = self
-            .table
-            .as_ref()
-            .map(|t| t.segments().to_vec())
-            .unwrap_or_default();
-        self.segments.extend(self.added_segments.iter().copied());
+    fn tables(&self) -> impl Iterator<Item = &Table> + '_ {
+        self.base.iter().chain(self.overlay.iter())
     }
 
-    /// Change how lookups read the table ([`IndexOptions::lookups`] and
+    /// Change how lookups read the tables ([`IndexOptions::lookups`] and
     /// [`IndexOptions::release_every`]).
     pub fn set_lookups(&mut self, mode: Lookups, release_every: u64) {
         self.opts.lookups = mode;
         self.opts.release_every = release_every;
-        if let Some(t) = &mut self.table {
+        for t in self.base.iter_mut().chain(self.overlay.iter_mut()) {
             t.set_lookups(mode, release_every);
         }
     }
 
-    /// Bytes of memory the index holds outside the table file: the table's
-    /// page fence and segment list, and the delta.
+    /// Bytes of memory the index holds outside the table files: the tables'
+    /// page fences and segment lists, and the delta.
     pub fn heap_bytes(&self) -> usize {
-        self.table.as_ref().map_or(0, Table::heap_bytes)
+        self.tables().map(Table::heap_bytes).sum::<usize>()
             + self.delta.len() * 96
             + self.delta_packs.len() * 72
             + self.segments.capacity() * 32
@@ -424,11 +445,7 @@ impl Index {
 
     /// Merge one pack's blobs into the in-memory delta.
     pub fn add_pack(&mut self, p: &IndexPack) {
-        let in_table = self
-            .table
-            .as_ref()
-            .is_some_and(|t| t.find_pack(&p.id).is_some());
-        if !in_table {
+        if self.pack_size(&p.id).is_none() {
             self.delta_packs.insert(p.id, p.size);
         }
         for b in &p.blobs {
@@ -455,18 +472,18 @@ impl Index {
         if let Some(l) = self.delta.get(id) {
             return Some(*l);
         }
-        let t = self.table.as_ref()?;
-        t.blob_at(t.find(id)?).map(|(_, l)| l)
+        self.tables()
+            .find_map(|t| t.blob_at(t.find(id)?).map(|(_, l)| l))
     }
 
     /// Whether a blob is indexed.
     pub fn contains(&self, id: &Id) -> bool {
-        self.delta.contains_key(id) || self.table.as_ref().is_some_and(|t| t.find(id).is_some())
+        self.delta.contains_key(id) || self.tables().any(|t| t.find(id).is_some())
     }
 
     /// Number of distinct blobs.
     pub fn len(&self) -> usize {
-        self.table.as_ref().map_or(0, Table::len) + self.delta.len()
+        self.table_len() + self.delta.len()
     }
 
     /// Whether the index is empty.
@@ -479,26 +496,33 @@ impl Index {
         if let Some(s) = self.delta_packs.get(id) {
             return Some(*s);
         }
-        let t = self.table.as_ref()?;
-        t.pack_at(t.find_pack(id)?).map(|(_, s, _)| s)
+        self.tables()
+            .find_map(|t| t.pack_at(t.find_pack(id)?).map(|(_, s, _)| s))
     }
 
-    /// Indexed packs and their sizes: the table's in id order, then the
-    /// delta's.
+    /// Indexed packs and their sizes, each once: the base's in id order,
+    /// then the overlay's, then the delta's.
     pub fn packs(&self) -> impl Iterator<Item = (Id, u64)> + '_ {
-        let n = self.table.as_ref().map_or(0, Table::pack_count);
-        (0..n)
-            .filter_map(|i| self.table.as_ref().and_then(|t| t.pack_at(i)))
-            .map(|(id, size, _)| (id, size))
+        let base = self.base.iter().flat_map(|t| {
+            (0..t.pack_count()).filter_map(|i| t.pack_at(i).map(|(id, size, _)| (id, size)))
+        });
+        let overlay = self
+            .overlay
+            .iter()
+            .flat_map(|t| (0..t.pack_count()).filter_map(|i| t.own_pack_at(i).flatten()));
+        base.chain(overlay)
             .chain(self.delta_packs.iter().map(|(id, s)| (*id, *s)))
     }
 
     /// Number of indexed packs.
     pub fn pack_count(&self) -> usize {
-        self.table.as_ref().map_or(0, Table::pack_count) + self.delta_packs.len()
+        self.tables()
+            .map(|t| t.pack_count() - t.shared_packs())
+            .sum::<usize>()
+            + self.delta_packs.len()
     }
 
-    /// Live segments merged (the table's, then those added in memory).
+    /// Live segments merged (the tables', then those added in memory).
     pub fn segments(&self) -> &[Id] {
         &self.segments
     }
@@ -506,40 +530,49 @@ impl Index {
     /// Blob ids indexed at more than one location (in two packs, or twice
     /// in one pack); identical entries listed by two segments do not count.
     pub fn duplicates(&self) -> u64 {
-        self.table.as_ref().map_or(0, Table::duplicates) + self.delta_duplicates
+        self.tables().map(Table::duplicates).sum::<u64>() + self.delta_duplicates
     }
 
     /// Every blob and its location, in ascending id order. A full scan
-    /// releases the table pages behind it, so it does not make the whole
-    /// table resident.
+    /// releases the table pages behind it, so it does not make the tables
+    /// resident.
     pub fn iter(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
-        let table = self
-            .table
-            .as_ref()
-            .map(|t| TableScan::new(t).map(|(_, id, l)| (id, l)));
         MergeIter {
-            a: table.into_iter().flatten().peekable(),
+            a: self.table_scan().map(|(_, id, l)| (id, l)).peekable(),
             b: self.delta.iter().map(|(id, l)| (*id, *l)).peekable(),
         }
     }
 
-    /// The table's position of a blob (for [`UsedBlobs`]).
+    /// The position of a blob in the tables (base, then overlay), for
+    /// [`UsedBlobs`].
     pub(crate) fn table_position(&self, id: &Id) -> Option<usize> {
-        self.table.as_ref()?.find(id)
+        if let Some(p) = self.base.as_ref().and_then(|t| t.find(id)) {
+            return Some(p);
+        }
+        let o = self.overlay.as_ref()?;
+        o.find(id)
+            .map(|p| p + self.base.as_ref().map_or(0, Table::len))
     }
 
-    /// Number of blobs in the table (not the delta).
+    /// Number of blobs in the tables (not the delta).
     pub(crate) fn table_len(&self) -> usize {
-        self.table.as_ref().map_or(0, Table::len)
+        self.tables().map(Table::len).sum()
     }
 
     /// Table blobs with their positions, in id order.
     pub(crate) fn table_scan(&self) -> impl Iterator<Item = (usize, Id, BlobLocation)> + '_ {
-        self.table
-            .as_ref()
-            .map(TableScan::new)
-            .into_iter()
-            .flatten()
+        let shift = self.base.as_ref().map_or(0, Table::len);
+        let base = self.base.iter().flat_map(TableScan::new);
+        let overlay = self
+            .overlay
+            .iter()
+            .flat_map(TableScan::new)
+            .map(move |(p, id, l)| (p + shift, id, l));
+        MergeIter {
+            a: base.map(|(p, id, l)| (id, (p, l))).peekable(),
+            b: overlay.map(|(p, id, l)| (id, (p, l))).peekable(),
+        }
+        .map(|(id, (p, l))| (p, id, l))
     }
 
     /// Blobs in the delta, in id order.
@@ -559,12 +592,12 @@ struct MergeIter<A: Iterator, B: Iterator> {
     b: std::iter::Peekable<B>,
 }
 
-impl<A, B> Iterator for MergeIter<A, B>
+impl<T, A, B> Iterator for MergeIter<A, B>
 where
-    A: Iterator<Item = (Id, BlobLocation)>,
-    B: Iterator<Item = (Id, BlobLocation)>,
+    A: Iterator<Item = (Id, T)>,
+    B: Iterator<Item = (Id, T)>,
 {
-    type Item = (Id, BlobLocation);
+    type Item = (Id, T);
 
     fn next(&mut self) -> Option<Self::Item> {
         match (self.a.peek(), self.b.peek()) {

@@ -5,18 +5,21 @@
 //! ```text
 //! table  = segment id × S ‖ superseded id × K ‖ pack record × P ‖ zeros to a multiple of 4096
 //!          ‖ blob pages ‖ fence ‖ footer
-//! pack   = pack id (32) ‖ size u64 LE ‖ type u8 ‖ 7 zero bytes              (48 bytes)
+//! pack   = pack id (32) ‖ size u64 LE ‖ type u8 ‖ in-base u8 ‖ 6 zero bytes (48 bytes)
 //! blob   = blob id (32) ‖ pack u32 LE ‖ offset u32 LE ‖ stored_len u32 LE ‖ raw_len u32 LE
 //!          (48 bytes; pack = index of the pack record, bit 31 = compressed)
 //! page   = 85 blob records ‖ 16 zero bytes (4096 bytes; the last page: its records only)
 //! fence  = for each blob page, the first 8 bytes of its first blob id as u64 BE, stored u64 LE
 //! footer = "LBIDXTBL" ‖ version u32 LE (1) ‖ 0 u32 ‖ S u64 ‖ K u64 ‖ P u64 ‖ B u64
-//!          ‖ duplicates u64 ‖ 40 zero bytes ‖ MAC (32)                       (128 bytes)
+//!          ‖ duplicates u64 ‖ shared packs u64 ‖ base MAC (32) ‖ MAC (32)    (128 bytes)
 //! ```
 //!
 //! The MAC is BLAKE3 keyed with a key derived from the master key, over every
 //! byte before it. Packs are sorted by pack id, blobs by blob id; both lists
-//! hold each id once. A blob page never straddles a 4 KiB page of the file,
+//! hold each id once. A *base* table has an all-zero base MAC. An *overlay*
+//! holds only segments merged after its base was built, names its base by
+//! the base's MAC, holds no blob that its base holds, and flags (`in-base`)
+//! and counts (`shared packs`) the packs it shares with its base. A blob page never straddles a 4 KiB page of the file,
 //! so a lookup, guided by the fence held in memory, touches one page.
 
 use std::fs::File;
@@ -81,6 +84,7 @@ pub(crate) struct Counts {
     pub packs: u64,
     pub blobs: u64,
     pub duplicates: u64,
+    pub shared_packs: u64,
 }
 
 impl Counts {
@@ -139,12 +143,18 @@ fn prefix(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
-/// Encode a pack record.
-pub(crate) fn pack_record(id: &Id, size: u64, blob_type: BlobType) -> [u8; PACK_REC] {
+/// Encode a pack record; `in_base`: an overlay's pack that its base holds too.
+pub(crate) fn pack_record(
+    id: &Id,
+    size: u64,
+    blob_type: BlobType,
+    in_base: bool,
+) -> [u8; PACK_REC] {
     let mut r = [0u8; PACK_REC];
     r[..32].copy_from_slice(&id.0);
     r[32..40].copy_from_slice(&size.to_le_bytes());
     r[40] = blob_type as u8;
+    r[41] = u8::from(in_base);
     r
 }
 
@@ -270,22 +280,39 @@ impl TableWriter {
         self.put(rec)
     }
 
-    /// Write the fence and the footer, and sync.
-    pub(crate) fn finish(mut self, duplicates: u64) -> io::Result<File> {
+    /// Write the fence and the footer, and sync. `base`: the MAC of the
+    /// base table this one overlays, for an overlay.
+    pub(crate) fn finish(
+        mut self,
+        duplicates: u64,
+        shared_packs: u64,
+        base: Option<&[u8; 32]>,
+    ) -> io::Result<File> {
         self.enter(4)?;
         for f in std::mem::take(&mut self.fence) {
             self.put(&f.to_le_bytes())?;
         }
         self.counts.duplicates = duplicates;
+        self.counts.shared_packs = shared_packs;
         let c = self.counts;
         let mut f = [0u8; FOOTER_LEN - MAC_LEN];
         f[..8].copy_from_slice(MAGIC);
         f[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        for (i, v) in [c.segments, c.superseded, c.packs, c.blobs, c.duplicates]
-            .into_iter()
-            .enumerate()
+        for (i, v) in [
+            c.segments,
+            c.superseded,
+            c.packs,
+            c.blobs,
+            c.duplicates,
+            c.shared_packs,
+        ]
+        .into_iter()
+        .enumerate()
         {
             f[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        if let Some(b) = base {
+            f[64..96].copy_from_slice(b);
         }
         self.put(&f)?;
         if c.layout().map(|l| l.3) != Some(self.pos + MAC_LEN as u64) {
@@ -327,6 +354,9 @@ pub(crate) struct Table {
     blobs_at: usize,
     /// First id prefix of each blob page.
     fence: Vec<u64>,
+    /// This table's MAC, and its base's (zero for a base table).
+    mac: [u8; 32],
+    base_mac: [u8; 32],
     lookups_mode: Lookups,
     lookups: AtomicU64,
     release_every: u64,
@@ -361,6 +391,7 @@ impl Table {
             packs: u64_at(&footer, 32),
             blobs: u64_at(&footer, 40),
             duplicates: u64_at(&footer, 48),
+            shared_packs: u64_at(&footer, 56),
         };
         let Some((packs_at, blobs_at, fence_at, want)) = counts.layout() else {
             return Err(TableError::Invalid("counts overflow"));
@@ -411,6 +442,8 @@ impl Table {
             packs_at: packs_at as usize,
             blobs_at: blobs_at as usize,
             fence,
+            mac: id_at(&footer, FOOTER_LEN - MAC_LEN).0,
+            base_mac: id_at(&footer, 64).0,
             lookups_mode,
             lookups: AtomicU64::new(0),
             release_every,
@@ -447,6 +480,21 @@ impl Table {
     /// Blob ids seen in more than one place when the table was built.
     pub(crate) fn duplicates(&self) -> u64 {
         self.counts.duplicates
+    }
+
+    /// Packs of this overlay that its base holds too.
+    pub(crate) fn shared_packs(&self) -> usize {
+        self.counts.shared_packs as usize
+    }
+
+    /// This table's MAC: its identity.
+    pub(crate) fn mac(&self) -> &[u8; 32] {
+        &self.mac
+    }
+
+    /// The MAC of the base this table overlays; `None` for a base table.
+    pub(crate) fn base_mac(&self) -> Option<&[u8; 32]> {
+        (self.base_mac != [0; 32]).then_some(&self.base_mac)
     }
 
     /// Resident memory the table holds besides its mapping: the fence.
@@ -546,11 +594,15 @@ impl Table {
         None
     }
 
-    fn pack_from(&self, i: usize, mapped: bool) -> Option<(Id, u64, BlobType)> {
+    fn pack_record_at(&self, i: usize, mapped: bool) -> Option<[u8; PACK_REC]> {
         if i >= self.pack_count() {
             return None;
         }
-        let r: [u8; PACK_REC] = self.bytes_at(self.packs_at + i * PACK_REC, mapped)?;
+        self.bytes_at(self.packs_at + i * PACK_REC, mapped)
+    }
+
+    fn pack_from(&self, i: usize, mapped: bool) -> Option<(Id, u64, BlobType)> {
+        let r = self.pack_record_at(i, mapped)?;
         // A valid MAC means this crate's code wrote the byte.
         let t = BlobType::from_u8(r[40]).unwrap_or(BlobType::Data);
         Some((id_at(&r, 0), u64_at(&r, 32), t))
@@ -559,6 +611,12 @@ impl Table {
     /// Pack record `i`: id, size, type.
     pub(crate) fn pack_at(&self, i: usize) -> Option<(Id, u64, BlobType)> {
         self.pack_from(i, self.lookups_mode == Lookups::Mapped)
+    }
+
+    /// Pack record `i` if its base does not hold it too.
+    pub(crate) fn own_pack_at(&self, i: usize) -> Option<Option<(Id, u64)>> {
+        let r = self.pack_record_at(i, self.lookups_mode == Lookups::Mapped)?;
+        Some((r[41] == 0).then(|| (id_at(&r, 0), u64_at(&r, 32))))
     }
 
     fn blob_from(&self, i: usize, mapped: bool) -> Option<(Id, BlobLocation)> {

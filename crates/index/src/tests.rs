@@ -643,3 +643,88 @@ fn mapped_and_read_lookups_agree() {
     // The fence and segment list, not the blobs: 8 bytes per 85 blobs.
     assert!(idx.heap_bytes() < 4096, "{}", idx.heap_bytes());
 }
+
+#[test]
+fn small_refreshes_go_to_an_overlay_until_it_outgrows_an_eighth_of_the_base() {
+    let b = mem();
+    let k = MasterKey::generate().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut all: Vec<IndexPack> = (0..100).map(|n| pack(n, 10)).collect();
+    write_segment(&b, &k, &segment(all.iter().cloned())).unwrap();
+    let mut idx = Index::open(&b, &k, &cached(cache.path())).unwrap();
+    assert!(idx.load_stats().overlay_path.is_none());
+
+    // 50 new blobs, one shared pack with a moved blob: an overlay.
+    let mut moved = pack(3, 10);
+    moved.blobs[0].offset += 1;
+    let new: Vec<IndexPack> = (100..105).map(|n| pack(n, 10)).collect();
+    write_segment(&b, &k, &segment(new.iter().cloned().chain([moved]))).unwrap();
+    all.extend(new);
+    idx.refresh(&b, &k).unwrap();
+    let st = idx.load_stats().clone();
+    assert_eq!(st.segments_read, 1);
+    assert!(!st.full_build);
+    let overlay = st.overlay_path.clone().expect("an overlay");
+    assert!(overlay.is_file());
+    assert_eq!(idx.iter().collect::<Vec<_>>(), expected(&all));
+    assert_eq!(idx.len(), 1050);
+    assert_eq!(idx.pack_count(), 105);
+    assert_eq!(idx.packs().count(), 105);
+    assert_eq!(idx.duplicates(), 1);
+    assert_eq!(idx.segments().len(), 2);
+    let mut used = UsedBlobs::new(&idx);
+    for (id, _) in expected(&all) {
+        assert_eq!(used.insert(&id), Some(true));
+    }
+    assert_eq!(used.unused().count(), 0);
+    drop(used);
+    drop(idx);
+
+    // A later process uses base and overlay as they are.
+    let mut idx = Index::open(&b, &k, &cached(cache.path())).unwrap();
+    let st = idx.load_stats();
+    assert!(st.cache_used && st.segments_read == 0, "{st:?}");
+    assert_eq!(st.overlay_path.as_deref(), Some(overlay.as_path()));
+    assert_eq!(idx.iter().collect::<Vec<_>>(), expected(&all));
+
+    // Past 1/8 of the base: everything goes into a new base.
+    let more: Vec<IndexPack> = (200..210).map(|n| pack(n, 10)).collect();
+    write_segment(&b, &k, &segment(more.iter().cloned())).unwrap();
+    all.extend(more);
+    idx.refresh(&b, &k).unwrap();
+    let st = idx.load_stats();
+    assert!(st.overlay_path.is_none(), "{st:?}");
+    assert_eq!(st.segments_read, 2, "the overlay's segment is read again");
+    assert!(!overlay.exists());
+    assert_eq!(idx.iter().collect::<Vec<_>>(), expected(&all));
+    assert_eq!(idx.pack_count(), 115);
+    assert_eq!(idx.duplicates(), 1);
+}
+
+#[test]
+fn a_tampered_overlay_is_dropped_and_its_segments_read_again() {
+    let b = mem();
+    let k = MasterKey::generate().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut all: Vec<IndexPack> = (0..100).map(|n| pack(n, 10)).collect();
+    write_segment(&b, &k, &segment(all.iter().cloned())).unwrap();
+    drop(Index::open(&b, &k, &cached(cache.path())).unwrap());
+    let new = vec![pack(500, 20)];
+    write_segment(&b, &k, &segment(new.iter().cloned())).unwrap();
+    all.extend(new);
+    let idx = Index::open(&b, &k, &cached(cache.path())).unwrap();
+    let overlay = idx.load_stats().overlay_path.clone().unwrap();
+    drop(idx);
+    let mut bytes = std::fs::read(&overlay).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&overlay, &bytes).unwrap();
+    let idx = Index::open(&b, &k, &cached(cache.path())).unwrap();
+    let st = idx.load_stats();
+    assert!(st.cache_used && !st.full_build, "{st:?}");
+    assert!(
+        st.cache_rejected.as_deref().unwrap().contains("MAC"),
+        "{st:?}"
+    );
+    assert_eq!(st.segments_read, 1);
+    assert_eq!(idx.iter().collect::<Vec<_>>(), expected(&all));
+}

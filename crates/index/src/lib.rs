@@ -472,8 +472,7 @@ impl Index {
         if let Some(l) = self.delta.get(id) {
             return Some(*l);
         }
-        self.tables()
-            .find_map(|t| t.blob_at(t.find(id)?).map(|(_, l)| l))
+        self.tables().find_map(|t| t.get(id))
     }
 
     /// Whether a blob is indexed.

@@ -531,10 +531,10 @@ impl Table {
         }
     }
 
-    /// Position of blob `id`: the fence (in memory) names the page, and an
-    /// interpolation search within it finds the record, so a lookup reads
-    /// one 4 KiB page.
-    pub(crate) fn find(&self, id: &Id) -> Option<usize> {
+    /// Position and record of blob `id`: the fence (in memory) names the
+    /// page, and an interpolation search within it finds the record, so a
+    /// lookup reads one 4 KiB page.
+    fn lookup(&self, id: &Id) -> Option<(usize, [u8; BLOB_REC])> {
         let k = prefix(id.as_bytes());
         let hi = self.fence.partition_point(|&f| f <= k);
         let mut lo = hi.checked_sub(1)?;
@@ -551,21 +551,31 @@ impl Table {
             let khi = self.fence.get(p + 1).copied().unwrap_or(u64::MAX);
             let n = (self.len() - p * PER_PAGE).min(PER_PAGE) * BLOB_REC;
             let at = self.blobs_at + p * PAGE;
-            let found = if mapped {
-                search(
-                    &self.map.bytes()[at..at + n],
-                    BLOB_REC,
-                    id.as_bytes(),
-                    klo,
-                    khi,
-                )
+            let found = |page: &[u8]| {
+                let i = search(page, BLOB_REC, id.as_bytes(), klo, khi)?;
+                let mut r = [0u8; BLOB_REC];
+                r.copy_from_slice(&page[i * BLOB_REC..(i + 1) * BLOB_REC]);
+                Some((p * PER_PAGE + i, r))
+            };
+            if mapped {
+                found(&self.map.bytes()[at..at + n])
             } else {
                 let mut buf = [0u8; PAGE];
                 self.file.read_exact_at(&mut buf[..n], at as u64).ok()?;
-                search(&buf[..n], BLOB_REC, id.as_bytes(), klo, khi)
-            };
-            found.map(|i| p * PER_PAGE + i)
+                found(&buf[..n])
+            }
         })
+    }
+
+    /// Position of blob `id`.
+    pub(crate) fn find(&self, id: &Id) -> Option<usize> {
+        self.lookup(id).map(|(i, _)| i)
+    }
+
+    /// Location of blob `id`.
+    pub(crate) fn get(&self, id: &Id) -> Option<BlobLocation> {
+        let (_, r) = self.lookup(id)?;
+        self.location(&r, self.lookups_mode == Lookups::Mapped)
     }
 
     /// Position of pack `id`.
@@ -619,29 +629,31 @@ impl Table {
         Some((r[41] == 0).then(|| (id_at(&r, 0), u64_at(&r, 32))))
     }
 
-    fn blob_from(&self, i: usize, mapped: bool) -> Option<(Id, BlobLocation)> {
-        if i >= self.len() {
-            return None;
-        }
-        let r: [u8; BLOB_REC] = self.bytes_at(self.blob_offset(i), mapped)?;
-        let p = u32_at(&r, 32);
+    /// The location a blob record gives, its pack resolved.
+    fn location(&self, r: &[u8; BLOB_REC], mapped: bool) -> Option<BlobLocation> {
+        let p = u32_at(r, 32);
         let (pack, _, blob_type) = self.pack_from((p & !COMPRESSED_BIT) as usize, mapped)?;
         let flags = if p & COMPRESSED_BIT != 0 {
             BlobFlags(BlobFlags::COMPRESSED)
         } else {
             BlobFlags(0)
         };
-        Some((
-            id_at(&r, 0),
-            BlobLocation {
-                pack,
-                blob_type,
-                flags,
-                offset: u32_at(&r, 36),
-                stored_len: u32_at(&r, 40),
-                raw_len: u32_at(&r, 44),
-            },
-        ))
+        Some(BlobLocation {
+            pack,
+            blob_type,
+            flags,
+            offset: u32_at(r, 36),
+            stored_len: u32_at(r, 40),
+            raw_len: u32_at(r, 44),
+        })
+    }
+
+    fn blob_from(&self, i: usize, mapped: bool) -> Option<(Id, BlobLocation)> {
+        if i >= self.len() {
+            return None;
+        }
+        let r: [u8; BLOB_REC] = self.bytes_at(self.blob_offset(i), mapped)?;
+        Some((id_at(&r, 0), self.location(&r, mapped)?))
     }
 
     /// Blob record `i` with its location resolved.

@@ -59,7 +59,7 @@ pub(crate) const MAX_PACKS: u64 = COMPRESSED_BIT as u64;
 pub(crate) const MAC_CONTEXT: &str = "lifeboat 2025 local index table v1 MAC key";
 
 /// Below this many candidates, scan instead of probing.
-const SCAN: usize = 8;
+const SCAN: usize = 2;
 /// Interpolation probes before falling back to bisection.
 const INTERPOLATION_ROUNDS: u32 = 6;
 /// Records between releases of the consumed part of a sequential scan.
@@ -536,7 +536,7 @@ impl Table {
     /// lookup reads one 4 KiB page.
     fn lookup(&self, id: &Id) -> Option<(usize, [u8; BLOB_REC])> {
         let k = prefix(id.as_bytes());
-        let hi = self.fence.partition_point(|&f| f <= k);
+        let hi = fence_end(&self.fence, k);
         let mut lo = hi.checked_sub(1)?;
         // Ids sharing the prefix `k` may run on from the page before.
         while lo > 0 && self.fence[lo] == k {
@@ -687,6 +687,41 @@ impl Table {
             at: 0,
         }
     }
+}
+
+/// The number of fence entries `<= k` (the fence is ascending), found by
+/// interpolating from `k` (fence entries are uniformly distributed prefixes)
+/// and galloping from there: a few neighbouring cache lines instead of a
+/// binary search across the whole fence.
+fn fence_end(fence: &[u64], k: u64) -> usize {
+    let n = fence.len();
+    if n == 0 {
+        return 0;
+    }
+    let guess = ((u128::from(k) * n as u128) >> 64) as usize;
+    // Find a window lo..hi with fence[lo-1] <= k (or lo = 0) and
+    // fence[hi] > k (or hi = n), then bisect it.
+    let (mut lo, mut hi);
+    if fence[guess] <= k {
+        lo = guess + 1;
+        let mut step = 1;
+        hi = lo;
+        while hi < n && fence[hi] <= k {
+            lo = hi + 1;
+            hi = (hi + step).min(n);
+            step *= 2;
+        }
+    } else {
+        hi = guess;
+        let mut step = 1;
+        lo = hi;
+        while lo > 0 && fence[lo - 1] > k {
+            hi = lo - 1;
+            lo = lo.saturating_sub(step);
+            step *= 2;
+        }
+    }
+    lo + fence[lo..hi].partition_point(|&f| f <= k)
 }
 
 /// The next position to probe for prefix `k` in `lo..hi`, whose ids have
@@ -895,6 +930,39 @@ mod tests {
             }
             assert_eq!(search(&data, 40, &[0u8; 32], 0, u64::MAX), None);
             assert_eq!(search(&data, 40, &[0xff; 32], 0, u64::MAX), None);
+        }
+    }
+
+    #[test]
+    fn fence_end_matches_partition_point() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        for n in [0usize, 1, 2, 3, 10, 1000, 5000] {
+            let mut fence: Vec<u64> = (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    s
+                })
+                .collect();
+            fence.sort_unstable();
+            // Runs of equal entries too.
+            if n > 10 {
+                let v = fence[n / 2];
+                fence[n / 2 - 3..n / 2 + 3].fill(v);
+                fence.sort_unstable();
+            }
+            let mut keys: Vec<u64> = fence.clone();
+            keys.extend(fence.iter().map(|f| f.wrapping_add(1)));
+            keys.extend(fence.iter().map(|f| f.wrapping_sub(1)));
+            keys.extend([0, 1, u64::MAX, u64::MAX - 1, 1 << 63]);
+            for k in keys {
+                assert_eq!(
+                    fence_end(&fence, k),
+                    fence.partition_point(|&f| f <= k),
+                    "n={n} k={k}"
+                );
+            }
         }
     }
 

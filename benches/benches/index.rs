@@ -61,10 +61,13 @@ fn packs(blobs: u64) -> impl Iterator<Item = IndexPack> {
 }
 
 fn lookups(c: &mut Criterion) {
+    // Run as a test (`cargo test`/`nextest --all-targets`: no `--bench`),
+    // a small table is enough to check that the bench works.
+    let benching = std::env::args().any(|a| a == "--bench");
     let blobs: u64 = std::env::var("LIFEBOAT_BENCH_INDEX_BLOBS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
+        .unwrap_or(if benching { 10_000_000 } else { 100_000 });
     let key = MasterKey::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let opts = IndexOptions {
@@ -81,7 +84,11 @@ fn lookups(c: &mut Criterion) {
     );
     assert_eq!(idx.len() as u64, blobs);
 
-    let mut g = c.benchmark_group(format!("index_{}M", blobs / 1_000_000));
+    let mut g = c.benchmark_group(if blobs >= 1_000_000 {
+        format!("index_{}M", blobs / 1_000_000)
+    } else {
+        format!("index_{}k", blobs / 1000)
+    });
     g.throughput(Throughput::Elements(BATCH));
     let mut x = 1u64;
     let mut next = move || {

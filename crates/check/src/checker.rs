@@ -26,8 +26,8 @@ pub(crate) struct Loc {
     pub raw_len: u32,
 }
 
-impl From<&BlobLocation> for Loc {
-    fn from(l: &BlobLocation) -> Loc {
+impl From<BlobLocation> for Loc {
+    fn from(l: BlobLocation) -> Loc {
         Loc {
             pack: l.pack,
             blob_type: l.blob_type,
@@ -301,7 +301,7 @@ impl<'r> Checker<'r> {
         {
             let index = self.repo.index();
             for (id, size) in index.packs() {
-                self.packs.entry(*id).or_default().indexed = Some(*size);
+                self.packs.entry(id).or_default().indexed = Some(size);
             }
         }
         self.report.packs = self.packs.values().filter(|p| p.listed.is_some()).count() as u64;

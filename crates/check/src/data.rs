@@ -76,7 +76,7 @@ fn index_entries(index: &Index, pack: &Id) -> Vec<(Id, Loc)> {
     let mut v: Vec<(Id, Loc)> = index
         .iter()
         .filter(|(_, l)| l.pack == *pack)
-        .map(|(id, l)| (*id, Loc::from(l)))
+        .map(|(id, l)| (id, Loc::from(l)))
         .collect();
     v.sort_by_key(|(_, l)| l.offset);
     v

@@ -181,7 +181,7 @@ impl PackWriter<'_> {
             index
                 .iter()
                 .filter(|(_, l)| l.pack == *pack)
-                .map(|(id, l)| (*id, Loc::from(l)))
+                .map(|(id, l)| (id, Loc::from(l)))
                 .collect()
         };
         if entries.is_empty() {

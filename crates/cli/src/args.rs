@@ -186,6 +186,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::check_cmd::RepairCommand,
     },
+    /// Maintain the index: rebuild it from pack headers, or compact it.
+    Index {
+        /// Index command.
+        #[command(subcommand)]
+        command: crate::index_cmd::IndexCommand,
+    },
     /// Manage the passwords (key slots) of the repository.
     Key {
         /// Key command.

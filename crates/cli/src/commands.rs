@@ -362,8 +362,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             let st = repo.stats(&snaps)?;
             let idx = repo.index();
-            let repo_size: u64 = idx.packs().map(|(_, s)| *s).sum();
-            let packs = idx.packs().count();
+            let repo_size: u64 = idx.packs().map(|(_, s)| s).sum();
+            let packs = idx.pack_count();
             if g.json {
                 let mut v = serde_json::to_value(&st)?;
                 v["repository_packs"] = json!(packs);
@@ -461,6 +461,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Key { command } => key(g, command),
         Command::Check(a) => crate::check_cmd::check(g, a),
         Command::Repair { command } => crate::check_cmd::repair(g, command),
+        Command::Index { command } => crate::index_cmd::run(g, command),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout();
@@ -510,7 +511,7 @@ fn resolve_tree(repo: &Repository, spec: &str) -> Result<Id> {
         .filter(|(id, l)| {
             l.blob_type == lifeboat::format::BlobType::Tree && id.to_hex().starts_with(&spec)
         })
-        .map(|(id, _)| *id)
+        .map(|(id, _)| id)
         .collect();
     match m.as_slice() {
         [one] => Ok(*one),

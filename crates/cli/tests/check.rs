@@ -306,7 +306,7 @@ fn generate_golden() {
         .unwrap();
 
     // bitflip_blob: one bit in the middle of zeta.txt's blob.
-    let loc = *repo.index().get(&zeta).unwrap();
+    let loc = repo.index().get(&zeta).unwrap();
     let d = variant("bitflip_blob");
     flip_bit(
         &pack_file(&d, &p2),
@@ -581,7 +581,7 @@ fn golden_truncated_pack() {
         .index()
         .iter()
         .filter(|(_, l)| l.pack == f.p1 && u64::from(l.offset + l.stored_len) > len)
-        .map(|(id, _)| *id)
+        .map(|(id, _)| id)
         .collect();
     assert!(!lost.is_empty());
     let mut damaged: Vec<&str> = Vec::new();
@@ -838,9 +838,9 @@ fn packs_by_type(r: &Repo) -> (Packs, Packs) {
     }
     let (mut data, mut trees) = (Vec::new(), Vec::new());
     for (id, size) in idx.packs() {
-        match types.get(id) {
-            Some(BlobType::Tree) => trees.push((*id, *size)),
-            _ => data.push((*id, *size)),
+        match types.get(&id) {
+            Some(BlobType::Tree) => trees.push((id, size)),
+            _ => data.push((id, size)),
         }
     }
     data.sort();

@@ -5,7 +5,7 @@ use lifeboat_format::{
     BlobType, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot, MasterKey, Snapshot,
     Tree, open_blob,
 };
-use lifeboat_index::{Index, pack_path};
+use lifeboat_index::{Index, IndexOptions, pack_path};
 use lifeboat_store::Backend;
 
 use crate::{Error, Result};
@@ -164,8 +164,36 @@ impl Repository {
     }
 
     /// Open an existing repository with `password`: checks the format
-    /// version first, then tries each key slot.
+    /// version first, then tries each key slot. The index's local table is
+    /// kept under [`lifeboat_index::default_cache_root`].
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        Repository::open_with_cache(backend, password, lifeboat_index::default_cache_root())
+    }
+
+    /// [`open`](Repository::open), keeping the index's local table in
+    /// `cache_root/<repository id>/index/`; with `None`, in an unlinked
+    /// temporary file rebuilt from the repository's index on every open.
+    pub fn open_with_cache(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache_root: Option<std::path::PathBuf>,
+    ) -> Result<Repository> {
+        Repository::open_inner(backend, password, Some(cache_root))
+    }
+
+    /// [`open`](Repository::open) without reading the index, which stays
+    /// empty: for `index rebuild` and `index compact`, which read the index
+    /// segments themselves and must work when they are damaged.
+    pub fn open_without_index(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        Repository::open_inner(backend, password, None)
+    }
+
+    /// `load_index`: `None` to skip the index, else the cache root.
+    fn open_inner(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        load_index: Option<Option<std::path::PathBuf>>,
+    ) -> Result<Repository> {
         let cfg_bytes = match backend.get("config") {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
@@ -218,7 +246,17 @@ impl Repository {
             });
         };
         let config = Config::decode(&key, &cfg_bytes).map_err(|e| Error::corrupt("config", e))?;
-        let index = Index::load(&backend, &key)?;
+        let index = match load_index {
+            None => Index::new(),
+            Some(cache_root) => {
+                let opts = IndexOptions {
+                    cache_dir: cache_root
+                        .map(|r| lifeboat_index::repository_cache_dir(&r, &config.id)),
+                    ..IndexOptions::default()
+                };
+                Index::open(&backend, &key, &opts)?
+            }
+        };
         Repository::assemble(backend, key, config, key_id, index)
     }
 
@@ -266,11 +304,11 @@ impl Repository {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Re-read the index from the store.
+    /// Bring the index up to date with the store: reads only the segments
+    /// written since it was loaded (all of them after a compaction).
     pub fn reload_index(&self) -> Result<()> {
-        let idx = Index::load(&self.backend, &self.key)?;
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = idx;
-        Ok(())
+        let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
+        Ok(idx.refresh(&self.backend, &self.key)?)
     }
 
     // ---- keys -------------------------------------------------------------
@@ -441,7 +479,7 @@ impl Repository {
 
     /// Read, decrypt and verify a blob.
     pub fn read_blob(&self, blob_type: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let loc = *self
+        let loc = self
             .index()
             .get(id)
             .ok_or(Error::BlobNotFound { blob: *id })?;

@@ -173,7 +173,7 @@ impl Repository {
         {
             let idx = self.index();
             for (id, t) in targets {
-                let loc = idx.get(&id).copied();
+                let loc = idx.get(&id);
                 let why = match loc {
                     None => Some(Error::BlobNotFound { blob: id }.to_string()),
                     Some(l) if l.blob_type != BlobType::Data => {

@@ -1,18 +1,50 @@
 //! The blob index of a Lifeboat repository.
 //!
-//! Owns reading and writing index segments (`index/<id>`) and answering
-//! "where is blob X?" (pack, offset, lengths, type). Index segments are the
-//! only place this crate writes; it never touches packs or snapshots.
+//! Owns the index segments in the repository (`index/<id>`, each mapping blob
+//! ids to pack, offset, lengths and type) and answers "where is blob X?"
+//! without holding the index in memory: the live segments are merged into a
+//! local, sorted, fixed-width table file (in a cache directory, or an
+//! unlinked temporary file), authenticated with a MAC keyed from the master
+//! key and mapped read-only. Blobs added by the running process sit in a
+//! small in-memory delta beside it. [`Index::refresh`] reads only segments
+//! the table has not merged and swaps in a new file. [`compact`] merges small
+//! segments into larger ones and [`rebuild`] reconstructs the index from pack
+//! headers; both supersede old segments safely while other clients work.
+//! [`UsedBlobs`] is a set of blobs bounded to one bit per indexed blob, for
+//! check and prune.
 //!
-//! This version holds the merged index in a hash map. Its contract (what
-//! `load` reads, how superseded segments are skipped) is the one the mmap'd
-//! lookup table keeps.
+//! Index segments are the only repository objects this crate writes or
+//! deletes; it reads pack headers (for rebuild) but never writes packs or
+//! snapshots. The table layout, the memory model and the concurrency rules
+//! are in `docs/index.md`; the segment encoding is in `docs/format.md`.
+//!
+//! All `unsafe` code is in one private module that maps table files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use lifeboat_format::{BlobFlags, BlobType, Id, IndexPack, IndexSegment, MasterKey};
 use lifeboat_store::Backend;
+use zeroize::Zeroizing;
+
+mod build;
+mod compact;
+mod map;
+mod rebuild;
+mod sort;
+mod table;
+mod used;
+
+pub use compact::{CompactOptions, CompactReport, compact};
+pub use rebuild::{RebuildOptions, RebuildReport, UnreadablePack, rebuild};
+pub use table::Lookups;
+pub use used::UsedBlobs;
+
+use build::{BuildContext, Built};
+use table::{Table, TableScan};
 
 /// Errors from loading or writing the index.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +61,27 @@ pub enum Error {
         /// What was wrong.
         source: lifeboat_format::Error,
     },
+    /// A segment was listed, then deleted before it could be read, and no
+    /// segment that was read supersedes it (tried several times).
+    #[error(
+        "index segment {segment} disappeared while the index was read and nothing supersedes it; \
+         retry, or run `lifeboat index rebuild`"
+    )]
+    SegmentVanished {
+        /// Segment id.
+        segment: String,
+    },
+    /// The local table could not be written or read.
+    #[error("local index table in {}: {source}", path.display())]
+    Cache {
+        /// File or directory concerned (empty for an unnamed temporary file).
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A bug: an invariant of this crate does not hold.
+    #[error("internal index error: {0}")]
+    Internal(String),
 }
 
 /// Result alias for this crate.
@@ -62,119 +115,6 @@ pub fn segment_path(id: &Id) -> String {
     format!("index/{}", id.to_hex())
 }
 
-/// The merged index of all live segments.
-#[derive(Debug, Default)]
-pub struct Index {
-    blobs: HashMap<Id, BlobLocation>,
-    packs: HashMap<Id, u64>,
-    segments: Vec<Id>,
-    duplicates: u64,
-}
-
-impl Index {
-    /// An empty index.
-    pub fn new() -> Index {
-        Index::default()
-    }
-
-    /// Read every segment under `index/`, skipping segments that another
-    /// segment supersedes.
-    pub fn load(backend: &Arc<dyn Backend>, key: &MasterKey) -> Result<Index> {
-        let listed = backend.list("index/")?;
-        let mut segs = Vec::with_capacity(listed.len());
-        for obj in &listed {
-            let name = obj.path.trim_start_matches("index/");
-            let id: Id = name.parse().map_err(|e| Error::Segment {
-                segment: name.to_string(),
-                source: e,
-            })?;
-            let bytes = backend.get(&obj.path)?;
-            let seg = IndexSegment::decode(key, &bytes).map_err(|e| Error::Segment {
-                segment: name.to_string(),
-                source: e,
-            })?;
-            segs.push((id, seg));
-        }
-        let superseded: HashSet<Id> = segs
-            .iter()
-            .flat_map(|(_, s)| s.supersedes.iter().copied())
-            .collect();
-        let mut idx = Index::new();
-        for (id, seg) in &segs {
-            if !superseded.contains(id) {
-                idx.add_segment(*id, seg);
-            }
-        }
-        Ok(idx)
-    }
-
-    /// Merge a segment's packs into the index.
-    pub fn add_segment(&mut self, id: Id, seg: &IndexSegment) {
-        self.segments.push(id);
-        for p in &seg.packs {
-            self.add_pack(p);
-        }
-    }
-
-    /// Merge one pack's blobs.
-    pub fn add_pack(&mut self, p: &IndexPack) {
-        self.packs.insert(p.id, p.size);
-        for b in &p.blobs {
-            let loc = BlobLocation {
-                pack: p.id,
-                blob_type: p.blob_type,
-                flags: b.flags,
-                offset: b.offset,
-                stored_len: b.stored_len,
-                raw_len: b.raw_len,
-            };
-            if self.blobs.insert(b.id, loc).is_some() {
-                self.duplicates += 1;
-            }
-        }
-    }
-
-    /// Location of a blob.
-    pub fn get(&self, id: &Id) -> Option<&BlobLocation> {
-        self.blobs.get(id)
-    }
-
-    /// Whether a blob is indexed.
-    pub fn contains(&self, id: &Id) -> bool {
-        self.blobs.contains_key(id)
-    }
-
-    /// Number of distinct blobs.
-    pub fn len(&self) -> usize {
-        self.blobs.len()
-    }
-
-    /// Whether the index is empty.
-    pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
-    }
-
-    /// Indexed packs and their sizes.
-    pub fn packs(&self) -> impl Iterator<Item = (&Id, &u64)> {
-        self.packs.iter()
-    }
-
-    /// Segments merged.
-    pub fn segments(&self) -> &[Id] {
-        &self.segments
-    }
-
-    /// Blob entries seen more than once (stored in two packs).
-    pub fn duplicates(&self) -> u64 {
-        self.duplicates
-    }
-
-    /// Every blob and its location.
-    pub fn iter(&self) -> impl Iterator<Item = (&Id, &BlobLocation)> {
-        self.blobs.iter()
-    }
-}
-
 /// Encrypt and store a segment; returns its id.
 pub fn write_segment(
     backend: &Arc<dyn Backend>,
@@ -190,52 +130,485 @@ pub fn write_segment(
     Ok(id)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lifeboat_format::IndexEntry;
-    use lifeboat_store::ObjectStoreBackend;
+/// The cache directory for all repositories: `$XDG_CACHE_HOME/lifeboat`,
+/// else `$HOME/.cache/lifeboat`; `None` if neither is set.
+pub fn default_cache_root() -> Option<PathBuf> {
+    let nonempty = |v: &std::ffi::OsString| !v.is_empty();
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(nonempty) {
+        let p = PathBuf::from(x);
+        if p.is_absolute() {
+            return Some(p.join("lifeboat"));
+        }
+    }
+    std::env::var_os("HOME")
+        .filter(nonempty)
+        .map(|h| PathBuf::from(h).join(".cache").join("lifeboat"))
+}
 
-    fn pack(n: u8) -> IndexPack {
-        IndexPack {
-            id: Id([n; 32]),
-            blob_type: BlobType::Data,
-            size: 100,
-            blobs: vec![IndexEntry {
-                id: Id([n + 100; 32]),
-                flags: BlobFlags(0),
-                offset: 0,
-                stored_len: 50,
-                raw_len: 10,
-            }],
+/// The cache directory of one repository under `root`: `root/<repo id>`.
+pub fn repository_cache_dir(root: &Path, repository_id: &Id) -> PathBuf {
+    root.join(repository_id.to_hex())
+}
+
+/// How the index keeps its local table.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// The repository's cache directory; the table lives in its `index/`
+    /// subdirectory and is reused and refreshed across runs. `None`: an
+    /// unlinked temporary file, built in full on every open.
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes of records sorted in memory before spilling a sorted run to
+    /// disk while building the table.
+    pub sort_memory: usize,
+    /// How lookups read the table: with `pread` (the default; nothing stays
+    /// resident) or through the memory map (faster; see [`Lookups`]).
+    pub lookups: Lookups,
+    /// With [`Lookups::Mapped`]: lookups between dropping the table's pages
+    /// from the resident set (0: never).
+    pub release_every: u64,
+    /// Segments downloaded and decoded at once.
+    pub read_concurrency: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            cache_dir: None,
+            sort_memory: 32 << 20,
+            lookups: Lookups::Read,
+            release_every: 0,
+            read_concurrency: 4,
+        }
+    }
+}
+
+/// What loading or refreshing the index did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadStats {
+    /// Segments listed in the repository.
+    pub segments_listed: usize,
+    /// Segments downloaded and decoded.
+    pub segments_read: usize,
+    /// Whether the table was built from all segments, not from a previous one.
+    pub full_build: bool,
+    /// Whether a table from an earlier run was found valid and used.
+    pub cache_used: bool,
+    /// Why a table or cache directory found on disk was not used.
+    pub cache_rejected: Option<String>,
+    /// The base table file; `None` for an unlinked temporary file.
+    pub table_path: Option<PathBuf>,
+    /// The overlay table file, if there is one in the cache directory.
+    pub overlay_path: Option<PathBuf>,
+}
+
+/// Counters of a long index operation, updated as it runs.
+#[derive(Debug, Default)]
+pub struct IndexProgress {
+    /// Units done (segments or packs).
+    pub done: AtomicU64,
+    /// Units to do.
+    pub total: AtomicU64,
+}
+
+fn mac_key(key: &MasterKey) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(blake3::derive_key(table::MAC_CONTEXT, &key.to_bytes()))
+}
+
+/// Create `<cache_dir>/index` (mode 0700) and clear temporary files that a
+/// crashed run left there.
+fn prepare_dir(cache_dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = cache_dir.join("index");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 24 * 3600);
+            if old && e.file_name().to_string_lossy().starts_with(".table-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// The merged index of all live segments: a local base table, an overlay
+/// table for segments merged since the base was built, and the blobs this
+/// process added since (the delta, in memory).
+///
+/// Reads take `&self` and may run on many threads at once; lookups allocate
+/// nothing. Adding takes `&mut self`.
+#[derive(Default)]
+pub struct Index {
+    base: Option<Table>,
+    overlay: Option<Table>,
+    delta: BTreeMap<Id, BlobLocation>,
+    delta_packs: BTreeMap<Id, u64>,
+    added_segments: Vec<Id>,
+    segments: Vec<Id>,
+    delta_duplicates: u64,
+    opts: IndexOptions,
+    stats: LoadStats,
+}
+
+impl fmt::Debug for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index")
+            .field("blobs", &self.len())
+            .field("segments", &self.segments.len())
+            .field("table", &self.stats.table_path)
+            .finish()
+    }
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    /// Read every segment under `index/`, skipping superseded ones, into an
+    /// unlinked local table (no cache directory).
+    pub fn load(backend: &Arc<dyn Backend>, key: &MasterKey) -> Result<Index> {
+        Index::open(backend, key, &IndexOptions::default())
+    }
+
+    /// Open the index with `opts`: reuse the local tables in the cache
+    /// directory if their MACs hold and they are still a subset of the live
+    /// index, reading only segments they lack; else build them in full.
+    pub fn open(backend: &Arc<dyn Backend>, key: &MasterKey, opts: &IndexOptions) -> Result<Index> {
+        let mut idx = Index {
+            opts: opts.clone(),
+            ..Index::default()
+        };
+        idx.refresh(backend, key)?;
+        Ok(idx)
+    }
+
+    /// Build an index from packs given directly, without a repository (for
+    /// tests and benchmarks); the table goes to `opts.cache_dir` if set.
+    pub fn from_packs(
+        packs: impl IntoIterator<Item = IndexPack>,
+        key: &MasterKey,
+        opts: &IndexOptions,
+    ) -> Result<Index> {
+        let mac = mac_key(key);
+        let dir = match &opts.cache_dir {
+            Some(d) => Some(prepare_dir(d).map_err(|e| Error::Cache {
+                path: d.clone(),
+                source: e,
+            })?),
+            None => None,
+        };
+        let (table, path) = build::build_from_packs(packs, &mac, opts, dir.as_deref())?;
+        let mut idx = Index {
+            opts: opts.clone(),
+            ..Index::default()
+        };
+        idx.stats.table_path = path;
+        idx.stats.full_build = true;
+        idx.base = Some(table);
+        Ok(idx)
+    }
+
+    /// Bring the index up to date with the repository: read the segments
+    /// written since the tables were built and swap in a new overlay (or,
+    /// when that would grow past 1/8 of the base, a new base). Blobs added
+    /// with [`add_pack`](Index::add_pack) that the tables now hold leave the
+    /// delta.
+    pub fn refresh(&mut self, backend: &Arc<dyn Backend>, key: &MasterKey) -> Result<()> {
+        let mac = mac_key(key);
+        let mut stats = LoadStats::default();
+        let mut dir = None;
+        if let Some(cd) = &self.opts.cache_dir {
+            match prepare_dir(cd) {
+                Ok(d) => dir = Some(d),
+                Err(e) => stats.cache_rejected = Some(format!("{}: {e}", cd.display())),
+            }
+        }
+        // Tables this process holds are trusted; else look for them on disk.
+        if self.base.is_none() {
+            if let Some(d) = &dir {
+                let (b, o, rejected) = build::open_cached(d, &mac, &self.opts);
+                stats.cache_used = b.is_some();
+                stats.cache_rejected = rejected;
+                if b.is_some() {
+                    stats.table_path = Some(d.join(build::TABLE_FILE));
+                }
+                if o.is_some() {
+                    stats.overlay_path = Some(d.join(build::OVERLAY_FILE));
+                }
+                self.base = b;
+                self.overlay = o;
+            }
+        } else {
+            stats.table_path = self.stats.table_path.take();
+            stats.overlay_path = self.stats.overlay_path.take();
+        }
+        let mut cx = BuildContext {
+            backend,
+            key,
+            mac_key: &mac,
+            opts: &self.opts,
+            dir: dir.as_deref(),
+        };
+        let (base, overlay) = (self.base.as_ref(), self.overlay.as_ref());
+        let built = match build::build(&cx, base, overlay, &mut stats) {
+            Err(Error::Cache { path, source }) if cx.dir.is_some() => {
+                // The cache directory is unusable (full, read-only): fall back
+                // to unlinked files.
+                stats.cache_rejected = Some(format!("{}: {source}", path.display()));
+                cx.dir = None;
+                build::build(&cx, base, overlay, &mut stats)?
+            }
+            r => r?,
+        };
+        match built {
+            Built::Current { overlay: true } => {}
+            Built::Current { overlay: false } => {
+                self.overlay = None;
+                stats.overlay_path = None;
+            }
+            Built::Base(t) => {
+                self.base = Some(t);
+                self.overlay = None;
+                stats.overlay_path = None;
+                if let (Some(d), Some(_)) = (&dir, &stats.table_path) {
+                    build::remove_overlay(d);
+                }
+            }
+            Built::Overlay(t) => self.overlay = Some(t),
+        }
+        self.stats = stats;
+        let tables: Vec<&Table> = self.base.iter().chain(self.overlay.iter()).collect();
+        self.delta
+            .retain(|id, _| tables.iter().all(|t| t.find(id).is_none()));
+        self.delta_packs
+            .retain(|id, _| tables.iter().all(|t| t.find_pack(id).is_none()));
+        self.added_segments.retain(|s| {
+            tables
+                .iter()
+                .all(|t| t.segments().binary_search(s).is_err())
+        });
+        self.segments = tables
+            .iter()
+            .flat_map(|t| t.segments().iter().copied())
+            .chain(self.added_segments.iter().copied())
+            .collect();
+        Ok(())
+    }
+
+    fn tables(&self) -> impl Iterator<Item = &Table> + '_ {
+        self.base.iter().chain(self.overlay.iter())
+    }
+
+    /// Change how lookups read the tables ([`IndexOptions::lookups`] and
+    /// [`IndexOptions::release_every`]).
+    pub fn set_lookups(&mut self, mode: Lookups, release_every: u64) {
+        self.opts.lookups = mode;
+        self.opts.release_every = release_every;
+        for t in self.base.iter_mut().chain(self.overlay.iter_mut()) {
+            t.set_lookups(mode, release_every);
         }
     }
 
-    #[test]
-    fn load_skips_superseded_segments() {
-        let b: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
-        let k = MasterKey::generate().unwrap();
-        let mut s1 = IndexSegment::new();
-        s1.packs.push(pack(1));
-        let id1 = write_segment(&b, &k, &s1).unwrap();
-        let mut s2 = IndexSegment::new();
-        s2.packs.push(pack(2));
-        write_segment(&b, &k, &s2).unwrap();
-        let idx = Index::load(&b, &k).unwrap();
-        assert_eq!(idx.len(), 2);
-        assert_eq!(idx.get(&Id([101; 32])).unwrap().pack, Id([1; 32]));
+    /// Bytes of memory the index holds outside the table files: the tables'
+    /// page fences and segment lists, and the delta.
+    pub fn heap_bytes(&self) -> usize {
+        self.tables().map(Table::heap_bytes).sum::<usize>()
+            + self.delta.len() * 96
+            + self.delta_packs.len() * 72
+            + self.segments.capacity() * 32
+    }
 
-        let mut s3 = IndexSegment::new();
-        s3.supersedes.push(id1);
-        write_segment(&b, &k, &s3).unwrap();
-        let idx = Index::load(&b, &k).unwrap();
-        assert_eq!(idx.len(), 1);
-        assert!(!idx.contains(&Id([101; 32])));
+    /// What the last load or refresh did.
+    pub fn load_stats(&self) -> &LoadStats {
+        &self.stats
+    }
 
-        let other = MasterKey::generate().unwrap();
-        assert!(matches!(
-            Index::load(&b, &other),
-            Err(Error::Segment { .. })
-        ));
+    /// Merge a segment's packs into the in-memory delta.
+    pub fn add_segment(&mut self, id: Id, seg: &IndexSegment) {
+        self.added_segments.push(id);
+        self.segments.push(id);
+        for p in &seg.packs {
+            self.add_pack(p);
+        }
+    }
+
+    /// Merge one pack's blobs into the in-memory delta.
+    pub fn add_pack(&mut self, p: &IndexPack) {
+        if self.pack_size(&p.id).is_none() {
+            self.delta_packs.insert(p.id, p.size);
+        }
+        for b in &p.blobs {
+            let loc = BlobLocation {
+                pack: p.id,
+                blob_type: p.blob_type,
+                flags: b.flags,
+                offset: b.offset,
+                stored_len: b.stored_len,
+                raw_len: b.raw_len,
+            };
+            match self.get(&b.id) {
+                Some(old) if old != loc => self.delta_duplicates += 1,
+                Some(_) => {}
+                None => {
+                    self.delta.insert(b.id, loc);
+                }
+            }
+        }
+    }
+
+    /// Location of a blob.
+    pub fn get(&self, id: &Id) -> Option<BlobLocation> {
+        if let Some(l) = self.delta.get(id) {
+            return Some(*l);
+        }
+        self.tables().find_map(|t| t.get(id))
+    }
+
+    /// Whether a blob is indexed.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.delta.contains_key(id) || self.tables().any(|t| t.find(id).is_some())
+    }
+
+    /// Number of distinct blobs.
+    pub fn len(&self) -> usize {
+        self.table_len() + self.delta.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size of an indexed pack.
+    pub fn pack_size(&self, id: &Id) -> Option<u64> {
+        if let Some(s) = self.delta_packs.get(id) {
+            return Some(*s);
+        }
+        self.tables()
+            .find_map(|t| t.pack_at(t.find_pack(id)?).map(|(_, s, _)| s))
+    }
+
+    /// Indexed packs and their sizes, each once: the base's in id order,
+    /// then the overlay's, then the delta's.
+    pub fn packs(&self) -> impl Iterator<Item = (Id, u64)> + '_ {
+        let base = self.base.iter().flat_map(|t| {
+            (0..t.pack_count()).filter_map(|i| t.pack_at(i).map(|(id, size, _)| (id, size)))
+        });
+        let overlay = self
+            .overlay
+            .iter()
+            .flat_map(|t| (0..t.pack_count()).filter_map(|i| t.own_pack_at(i).flatten()));
+        base.chain(overlay)
+            .chain(self.delta_packs.iter().map(|(id, s)| (*id, *s)))
+    }
+
+    /// Number of indexed packs.
+    pub fn pack_count(&self) -> usize {
+        self.tables()
+            .map(|t| t.pack_count() - t.shared_packs())
+            .sum::<usize>()
+            + self.delta_packs.len()
+    }
+
+    /// Live segments merged (the tables', then those added in memory).
+    pub fn segments(&self) -> &[Id] {
+        &self.segments
+    }
+
+    /// Blob ids indexed at more than one location (in two packs, or twice
+    /// in one pack); identical entries listed by two segments do not count.
+    pub fn duplicates(&self) -> u64 {
+        self.tables().map(Table::duplicates).sum::<u64>() + self.delta_duplicates
+    }
+
+    /// Every blob and its location, in ascending id order. A full scan
+    /// releases the table pages behind it, so it does not make the tables
+    /// resident.
+    pub fn iter(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
+        MergeIter {
+            a: self.table_scan().map(|(_, id, l)| (id, l)).peekable(),
+            b: self.delta.iter().map(|(id, l)| (*id, *l)).peekable(),
+        }
+    }
+
+    /// The position of a blob in the tables (base, then overlay), for
+    /// [`UsedBlobs`].
+    pub(crate) fn table_position(&self, id: &Id) -> Option<usize> {
+        if let Some(p) = self.base.as_ref().and_then(|t| t.find(id)) {
+            return Some(p);
+        }
+        let o = self.overlay.as_ref()?;
+        o.find(id)
+            .map(|p| p + self.base.as_ref().map_or(0, Table::len))
+    }
+
+    /// Number of blobs in the tables (not the delta).
+    pub(crate) fn table_len(&self) -> usize {
+        self.tables().map(Table::len).sum()
+    }
+
+    /// Table blobs with their positions, in id order.
+    pub(crate) fn table_scan(&self) -> impl Iterator<Item = (usize, Id, BlobLocation)> + '_ {
+        let shift = self.base.as_ref().map_or(0, Table::len);
+        let base = self.base.iter().flat_map(TableScan::new);
+        let overlay = self
+            .overlay
+            .iter()
+            .flat_map(TableScan::new)
+            .map(move |(p, id, l)| (p + shift, id, l));
+        MergeIter {
+            a: base.map(|(p, id, l)| (id, (p, l))).peekable(),
+            b: overlay.map(|(p, id, l)| (id, (p, l))).peekable(),
+        }
+        .map(|(id, (p, l))| (p, id, l))
+    }
+
+    /// Blobs in the delta, in id order.
+    pub(crate) fn delta_iter(&self) -> impl Iterator<Item = (&Id, &BlobLocation)> + '_ {
+        self.delta.iter()
+    }
+
+    /// Whether a blob is in the delta.
+    pub(crate) fn delta_contains(&self, id: &Id) -> bool {
+        self.delta.contains_key(id)
     }
 }
+
+/// Merges two id-ordered streams of distinct ids.
+struct MergeIter<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<T, A, B> Iterator for MergeIter<A, B>
+where
+    A: Iterator<Item = (Id, T)>,
+    B: Iterator<Item = (Id, T)>,
+{
+    type Item = (Id, T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y.0 < x.0 => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+/// Used by `UsedBlobs` for blobs outside the table.
+pub(crate) type DeltaSet = HashSet<Id>;
+
+#[cfg(test)]
+mod tests;

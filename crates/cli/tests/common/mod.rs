@@ -195,7 +195,8 @@ impl TestRepo {
     pub fn cmd(&self) -> Command {
         let mut c = base_cmd();
         c.env("LIFEBOAT_REPOSITORY", &self.path)
-            .env("LIFEBOAT_PASSWORD", &self.password);
+            .env("LIFEBOAT_PASSWORD", &self.password)
+            .env("XDG_CACHE_HOME", self.tmp.path().join("cache"));
         c
     }
 

@@ -63,7 +63,34 @@ fn message(e: &anyhow::Error) -> String {
     out
 }
 
+/// Allocations of at least this size are mapped and unmapped directly.
+#[cfg(target_env = "gnu")]
+const MMAP_THRESHOLD: libc::c_int = 4 << 20;
+
+/// Have glibc map big buffers (packs, read windows: 4 MiB and up) and give
+/// them back when freed. By default glibc raises its mapping threshold to
+/// the largest block freed (up to 32 MiB), after which 16 MiB packs and
+/// windows come from per-thread arenas and stay resident after use. With
+/// many threads handing such buffers to each other that cost 40-60 MiB of
+/// peak memory on a backup (docs/benchmarks.md, "Peak memory").
+#[cfg(target_env = "gnu")]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: mallopt only sets a tuning parameter of the C allocator; it
+    // is called once, before any other thread exists, and its arguments
+    // are a valid option and value. Its result (0 on failure) is ignored:
+    // a failure leaves glibc's defaults, which are correct, only larger.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// Other C libraries (musl) have no such knob.
+#[cfg(not(target_env = "gnu"))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = args::Cli::parse();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),

@@ -24,9 +24,9 @@ use crate::{Error, Repository, Result};
 
 /// Chunks sealed in parallel per batch, and the byte cap of one batch.
 const BATCH_CHUNKS: usize = 16;
-const BATCH_BYTES: usize = 16 << 20;
+const BATCH_BYTES: usize = 8 << 20;
 /// Content bytes held in memory by all workers together (see [`Budget`]),
-/// per worker thread, and at least [`BATCH_BYTES`].
+/// per worker thread, and room for at least two full batches.
 const MEMORY_PER_THREAD: usize = 8 << 20;
 /// Holes shorter than this are read (as zeros) rather than skipped, so a
 /// fragmented file does not become a storm of tiny chunks.
@@ -81,6 +81,9 @@ struct Budget {
     used: Mutex<usize>,
     room: Condvar,
     cap: usize,
+    /// Threads waiting for room; releases wake them only if there are any
+    /// (a wake is a system call, and releases happen once per chunk).
+    waiting: AtomicU64,
 }
 
 thread_local! {
@@ -97,7 +100,20 @@ impl Budget {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         if HELD.get() == 0 {
             while *used > 0 && *used + n > self.cap {
-                used = self.room.wait(used).unwrap_or_else(|p| p.into_inner());
+                // Rather than idle, help: run a pending job of the pool
+                // (often a chunk of the batch that holds the budget).
+                drop(used);
+                let helped = matches!(rayon::yield_now(), Some(rayon::Yield::Executed));
+                used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+                if !helped && *used > 0 && *used + n > self.cap {
+                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                    used = self
+                        .room
+                        .wait_timeout(used, std::time::Duration::from_millis(2))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                }
             }
         }
         *used += n;
@@ -111,7 +127,9 @@ impl Drop for Grant<'_> {
         let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
         *used -= self.n;
         HELD.set(HELD.get().saturating_sub(self.n));
-        self.budget.room.notify_all();
+        if self.budget.waiting.load(Ordering::SeqCst) > 0 {
+            self.budget.room.notify_all();
+        }
     }
 }
 
@@ -429,9 +447,14 @@ impl<'a, 'r> Walker<'a, 'r> {
             }
             return Ok(Ok((parts, len)));
         }
-        let _grant = self.budget.take(len as usize);
-        let mut buf = Vec::with_capacity(len as usize + 1);
-        if let Err(e) = f.read_to_end(&mut buf) {
+        // Small files are many and bounded by the thread count: only those
+        // of a MiB or more count against the budget.
+        let _grant = (len >= 1 << 20).then(|| self.budget.take(len as usize));
+        // Read what stat said is there, no more: no size probe, no second
+        // read to find the end. A file that grew since is stored as it was
+        // when stat'ed; one that shrank, as it is.
+        let mut buf = Vec::with_capacity(len as usize);
+        if let Err(e) = (&mut f).take(len).read_to_end(&mut buf) {
             return Ok(Err(e));
         }
         if let Err(e) = self.fail.check(Stage::Read) {
@@ -619,7 +642,8 @@ impl Repository {
             budget: Budget {
                 used: Mutex::new(0),
                 room: Condvar::new(),
-                cap: (MEMORY_PER_THREAD * pool.current_num_threads()).max(BATCH_BYTES),
+                cap: (MEMORY_PER_THREAD * pool.current_num_threads()).max(2 * BATCH_BYTES),
+                waiting: AtomicU64::new(0),
             },
             excludes,
             names: NameCache::default(),

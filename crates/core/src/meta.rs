@@ -6,23 +6,27 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use lifeboat_format::{Node, NodeKind, Timestamp, Xattr};
 
 /// uid/gid → name lookups, cached.
 #[derive(Debug, Default)]
 pub(crate) struct NameCache {
-    users: Mutex<HashMap<u32, Option<String>>>,
-    groups: Mutex<HashMap<u32, Option<String>>>,
+    users: RwLock<HashMap<u32, Option<String>>>,
+    groups: RwLock<HashMap<u32, Option<String>>>,
 }
 
 fn cached(
-    map: &Mutex<HashMap<u32, Option<String>>>,
+    map: &RwLock<HashMap<u32, Option<String>>>,
     id: u32,
     lookup: impl FnOnce() -> Option<String>,
 ) -> Option<String> {
-    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    // Read-mostly: every entry asks, few ids exist.
+    if let Some(v) = map.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        return v.clone();
+    }
+    let mut m = map.write().unwrap_or_else(|p| p.into_inner());
     m.entry(id).or_insert_with(lookup).clone()
 }
 

@@ -27,7 +27,10 @@ impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
             kdf: KdfParams::default(),
-            compression_level: 3,
+            // Level 2: on the 1.8 GB real tree of docs/benchmarks.md, 3%
+            // larger than level 3 (the size of restic's repository) and
+            // 15% less time for the whole backup.
+            compression_level: 2,
             pack_size: 16 << 20,
             chunker: ChunkerParams::default(),
         }

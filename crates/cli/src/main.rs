@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod copy_cmd;
 mod output;
 mod password;
 

@@ -8,6 +8,7 @@
 //! them and must not define encodings of its own.
 
 mod backup;
+mod copy;
 mod error;
 mod filter;
 mod meta;
@@ -17,6 +18,7 @@ mod saver;
 mod walk;
 
 pub use backup::{BackupOptions, BackupReport, BackupSource, EntryError, Progress};
+pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};
 pub use error::{Error, Result};
 pub use filter::{PathFilter, SnapshotFilter};
 pub use repo::{InitOptions, KeyInfo, Repository};

@@ -277,6 +277,10 @@ impl Backend for CachedBackend {
         Self::slice(path, &whole, range)
     }
 
+    fn exclusive_create(&self) -> Result<bool> {
+        self.inner.exclusive_create()
+    }
+
     fn head(&self, path: &str) -> Result<ObjectInfo> {
         self.inner.head(path)
     }

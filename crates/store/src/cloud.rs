@@ -11,7 +11,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 
 use crate::object::{ObjectStoreBackend, RemoteOptions};
-use crate::{Error, Result};
+use crate::{Error, OpenOptions, Result};
 
 /// TLS goes through rustls with ring (not aws-lc-rs, which needs a C and
 /// cmake build); reqwest is built without a provider, so install ours once.
@@ -35,21 +35,23 @@ fn is_secret_var(name: &str) -> bool {
     ours && secret && !n.ends_with("_FILE") && !n.ends_with("_COMMAND")
 }
 
-/// `s` with the value of every credential variable in the environment
-/// replaced by `<redacted>`, and user:password parts of URLs removed.
-pub(crate) fn redact(s: &str) -> String {
+/// `s` with the value of every credential variable in the environment, and
+/// every string in `extra`, replaced by `<redacted>`, and user:password
+/// parts of URLs removed.
+pub(crate) fn redact_with(s: &str, extra: &[String]) -> String {
     let mut out = strip_userinfo(s);
-    for (k, v) in std::env::vars_os() {
-        let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
-            continue;
-        };
-        let v = v.trim();
-        if v.len() >= 4 && is_secret_var(k) && out.contains(v) {
-            out = out.replace(v, "<redacted>");
+    let env = std::env::vars_os().filter_map(|(k, v)| {
+        let (k, v) = (k.to_str()?, v.to_str()?);
+        is_secret_var(k).then(|| v.trim().to_string())
+    });
+    for v in env.chain(extra.iter().cloned()) {
+        if v.len() >= 4 && out.contains(&v) {
+            out = out.replace(&v, "<redacted>");
         }
     }
     out
 }
+
 
 /// Remove `user:password@` from every `scheme://user:password@host` in `s`.
 pub(crate) fn strip_userinfo(s: &str) -> String {
@@ -121,11 +123,50 @@ fn with_prefix(store: Arc<dyn ObjectStore>, prefix: &str) -> Arc<dyn ObjectStore
     }
 }
 
-fn build_error(location: &str, e: object_store::Error) -> Error {
+fn build_error(location: &str, e: object_store::Error, secrets: &[String]) -> Error {
     Error::InvalidLocation {
         location: location.to_string(),
-        reason: redact(&e.to_string()),
+        reason: redact_with(&e.to_string(), secrets),
     }
+}
+
+/// Values of settings whose keys name secrets.
+fn setting_secrets(o: &OpenOptions) -> Vec<String> {
+    o.settings
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_uppercase();
+            ["SECRET", "TOKEN", "KEY", "PASSWORD", "SAS", "CREDENTIAL"]
+                .iter()
+                .any(|w| k.contains(w))
+        })
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+fn setting<'a>(o: &'a OpenOptions, keys: &[&str]) -> Option<&'a str> {
+    o.settings
+        .iter()
+        .rev()
+        .find(|(k, _)| keys.contains(&k.to_ascii_lowercase().as_str()))
+        .map(|(_, v)| v.as_str())
+}
+
+fn apply_settings<K: std::str::FromStr, B>(
+    mut b: B,
+    o: &OpenOptions,
+    location: &str,
+    secrets: &[String],
+    set: impl Fn(B, K, &str) -> B,
+) -> Result<B> {
+    for (k, v) in &o.settings {
+        let key = k.to_ascii_lowercase().parse::<K>().map_err(|_| Error::InvalidLocation {
+            location: location.to_string(),
+            reason: redact_with(&format!("unknown store setting {k:?}"), secrets),
+        })?;
+        b = set(b, key, v);
+    }
+    Ok(b)
 }
 
 fn display(scheme: &str, bucket: &str, prefix: &str) -> String {
@@ -145,18 +186,24 @@ pub(crate) fn s3(
     bucket: &str,
     prefix: &str,
     endpoint: Option<&str>,
-    opts: &RemoteOptions,
+    o: &OpenOptions,
 ) -> Result<ObjectStoreBackend> {
     install_crypto_provider();
+    let opts = &o.remote;
+    let secrets = setting_secrets(o);
     let mut location = display("s3", bucket, prefix);
-    let mut b = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_retry(no_retries());
+    let mut b = AmazonS3Builder::from_env();
     for (k, v) in client_keys(opts) {
         b = b.with_config(AmazonS3ConfigKey::Client(k), v);
     }
+    b = apply_settings(b, o, &location, &secrets, |b, k, v| b.with_config(k, v))?;
+    b = b.with_bucket_name(bucket).with_retry(no_retries());
     let endpoint = endpoint
         .map(str::to_string)
+        .or_else(|| {
+            setting(o, &["aws_endpoint", "aws_endpoint_url", "endpoint", "endpoint_url"])
+                .map(str::to_string)
+        })
         .or_else(|| env("LIFEBOAT_S3_ENDPOINT"))
         .or_else(|| env("AWS_ENDPOINT_URL"))
         .or_else(|| env("AWS_ENDPOINT"));
@@ -179,45 +226,54 @@ pub(crate) fn s3(
         }
         b = b.with_endpoint(ep.clone());
     }
-    let store = b.build().map_err(|e| build_error(&location, e))?;
-    ObjectStoreBackend::remote(with_prefix(Arc::new(store), prefix), location, opts)
+    let store = b.build().map_err(|e| build_error(&location, e, &secrets))?;
+    let mut backend =
+        ObjectStoreBackend::remote(with_prefix(Arc::new(store), prefix), location, opts)?;
+    backend.set_secrets(secrets);
+    Ok(backend)
 }
 
 /// A Google Cloud Storage bucket; credentials from `GOOGLE_SERVICE_ACCOUNT`
 /// (a key file), `GOOGLE_SERVICE_ACCOUNT_KEY` (the key itself),
 /// `GOOGLE_APPLICATION_CREDENTIALS`, or the metadata server.
-pub(crate) fn gcs(bucket: &str, prefix: &str, opts: &RemoteOptions) -> Result<ObjectStoreBackend> {
+pub(crate) fn gcs(bucket: &str, prefix: &str, o: &OpenOptions) -> Result<ObjectStoreBackend> {
     install_crypto_provider();
+    let opts = &o.remote;
+    let secrets = setting_secrets(o);
     let location = display("gs", bucket, prefix);
-    let mut b = GoogleCloudStorageBuilder::from_env()
-        .with_bucket_name(bucket)
-        .with_retry(no_retries());
+    let mut b = GoogleCloudStorageBuilder::from_env();
     for (k, v) in client_keys(opts) {
         b = b.with_config(GoogleConfigKey::Client(k), v);
     }
-    let store = b.build().map_err(|e| build_error(&location, e))?;
-    ObjectStoreBackend::remote(with_prefix(Arc::new(store), prefix), location, opts)
+    b = apply_settings(b, o, &location, &secrets, |b, k, v| b.with_config(k, v))?;
+    b = b.with_bucket_name(bucket).with_retry(no_retries());
+    let store = b.build().map_err(|e| build_error(&location, e, &secrets))?;
+    let mut backend =
+        ObjectStoreBackend::remote(with_prefix(Arc::new(store), prefix), location, opts)?;
+    backend.set_secrets(secrets);
+    Ok(backend)
 }
 
 /// An Azure Blob Storage container; the account and credentials from
 /// `AZURE_STORAGE_ACCOUNT_NAME` and `AZURE_STORAGE_ACCOUNT_KEY` (or a SAS
 /// token, a service principal, or managed identity; `AZURE_STORAGE_USE_EMULATOR`
 /// for Azurite).
-pub(crate) fn azure(
-    container: &str,
-    prefix: &str,
-    opts: &RemoteOptions,
-) -> Result<ObjectStoreBackend> {
+pub(crate) fn azure(container: &str, prefix: &str, o: &OpenOptions) -> Result<ObjectStoreBackend> {
     install_crypto_provider();
+    let opts = &o.remote;
+    let secrets = setting_secrets(o);
     let location = display("az", container, prefix);
-    let mut b = MicrosoftAzureBuilder::from_env()
-        .with_container_name(container)
-        .with_retry(no_retries());
+    let mut b = MicrosoftAzureBuilder::from_env();
     for (k, v) in client_keys(opts) {
         b = b.with_config(AzureConfigKey::Client(k), v);
     }
-    let store = b.build().map_err(|e| build_error(&location, e))?;
-    ObjectStoreBackend::remote(with_prefix(Arc::new(store), prefix), location, opts)
+    b = apply_settings(b, o, &location, &secrets, |b, k, v| b.with_config(k, v))?;
+    b = b.with_container_name(container).with_retry(no_retries());
+    let store = b.build().map_err(|e| build_error(&location, e, &secrets))?;
+    let mut backend =
+        ObjectStoreBackend::remote(with_prefix(Arc::new(store), prefix), location, opts)?;
+    backend.set_secrets(secrets);
+    Ok(backend)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ mod retry;
 pub mod testing;
 
 pub use cache::{CacheStats, CachedBackend, cache_dir_for};
-pub use object::{ObjectStoreBackend, RemoteOptions};
+pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions};
 pub use retry::{RetryBackend, RetryPolicy};
 
 /// Errors from a storage backend.
@@ -143,8 +143,9 @@ pub struct ObjectInfo {
 ///   sees either no object or the whole object, never a prefix, also after a
 ///   crash. When they return `Ok`, the object is durable.
 /// - [`create`](Backend::create) fails with [`Error::AlreadyExists`] if the
-///   name is taken, and never overwrites; two concurrent creates of one name
-///   let exactly one succeed.
+///   name is taken, and never overwrites an object that exists when it
+///   starts; where [`exclusive_create`](Backend::exclusive_create) is true,
+///   two concurrent creates of one name let exactly one succeed.
 /// - Reading a missing object fails with [`Error::NotFound`].
 /// - [`get_range`](Backend::get_range) returns exactly the bytes asked for or
 ///   fails ([`Error::Truncated`] when the object is shorter).
@@ -170,6 +171,14 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// caching layer may fetch and keep the whole object.
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         self.get_range(path, range)
+    }
+    /// Whether [`create`](Backend::create) is exclusive against concurrent
+    /// creators. False for S3 servers without conditional writes (Garage
+    /// 2.x), where create looks first and then writes: it still refuses to
+    /// overwrite an object that is there, but two racing creators can both
+    /// succeed. May ask the store once.
+    fn exclusive_create(&self) -> Result<bool> {
+        Ok(true)
     }
     /// Size of an object.
     fn head(&self, path: &str) -> Result<ObjectInfo>;
@@ -335,10 +344,10 @@ impl Location {
                 bucket,
                 prefix,
                 endpoint,
-            } => Arc::new(cloud::s3(bucket, prefix, endpoint.as_deref(), &opts.remote)?),
-            Location::Gcs { bucket, prefix } => Arc::new(cloud::gcs(bucket, prefix, &opts.remote)?),
+            } => Arc::new(cloud::s3(bucket, prefix, endpoint.as_deref(), opts)?),
+            Location::Gcs { bucket, prefix } => Arc::new(cloud::gcs(bucket, prefix, opts)?),
             Location::Azure { container, prefix } => {
-                Arc::new(cloud::azure(container, prefix, &opts.remote)?)
+                Arc::new(cloud::azure(container, prefix, opts)?)
             }
         };
         let mut b = base;
@@ -367,6 +376,12 @@ pub struct OpenOptions {
     pub remote: RemoteOptions,
     /// Fault injection, for tests only.
     pub faults: Option<testing::FaultConfig>,
+    /// Settings for the cloud store's builder, applied after its
+    /// environment variables: `object_store` configuration keys such as
+    /// `aws_access_key_id` or `aws_endpoint`, for callers that pass
+    /// credentials without the environment. Values of keys naming secrets
+    /// are kept out of messages like the environment's.
+    pub settings: Vec<(String, String)>,
 }
 
 /// Names of the environment variables [`OpenOptions::from_env`] reads
@@ -376,6 +391,7 @@ pub const ENV_VARS: &[&str] = &[
     "LIFEBOAT_STORE_TIMEOUT",
     "LIFEBOAT_RETRIES",
     "LIFEBOAT_RETRY_DELAY_MS",
+    "LIFEBOAT_S3_CONDITIONAL_PUT",
     "LIFEBOAT_FAULTS",
 ];
 
@@ -393,7 +409,9 @@ impl OpenOptions {
     /// Defaults, adjusted by `LIFEBOAT_STORE_CONNECTIONS` (requests in flight
     /// to a remote store), `LIFEBOAT_STORE_TIMEOUT` (seconds per request),
     /// `LIFEBOAT_RETRIES` (retries of a transient error),
-    /// `LIFEBOAT_RETRY_DELAY_MS` (first backoff delay) and, for tests only,
+    /// `LIFEBOAT_RETRY_DELAY_MS` (first backoff delay),
+    /// `LIFEBOAT_S3_CONDITIONAL_PUT` (`auto`, `yes` or `no`: see
+    /// [`CreateMode`]) and, for tests only,
     /// `LIFEBOAT_FAULTS` (see [`testing::FaultConfig::parse`]).
     pub fn from_env() -> Result<OpenOptions> {
         let mut o = OpenOptions::default();
@@ -408,6 +426,17 @@ impl OpenOptions {
         }
         if let Some(ms) = env_num::<u64>("LIFEBOAT_RETRY_DELAY_MS")? {
             o.retry.first_delay = Duration::from_millis(ms);
+        }
+        match std::env::var("LIFEBOAT_S3_CONDITIONAL_PUT").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => {}
+            Ok("yes") => o.remote.create_mode = CreateMode::Conditional,
+            Ok("no") => o.remote.create_mode = CreateMode::HeadThenPut,
+            Ok(v) => {
+                return Err(Error::InvalidLocation {
+                    location: "LIFEBOAT_S3_CONDITIONAL_PUT".into(),
+                    reason: format!("must be auto, yes or no, not {v:?}"),
+                });
+            }
         }
         if let Ok(spec) = std::env::var("LIFEBOAT_FAULTS") {
             if !spec.trim().is_empty() {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
-use crate::cloud::redact;
+use crate::cloud::redact_with;
 use crate::{Backend, Error, ObjectInfo, Result};
 
 /// Settings for remote stores.
@@ -30,6 +30,24 @@ pub struct RemoteOptions {
     pub part_size: usize,
     /// Parts of one object uploaded at once.
     pub part_concurrency: usize,
+    /// How [`Backend::create`] keeps from overwriting.
+    pub create_mode: CreateMode,
+}
+
+/// How a remote store does create-if-absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CreateMode {
+    /// Find out on the first create: write a probe object twice, the second
+    /// time conditionally, and see whether the server refuses.
+    #[default]
+    Auto,
+    /// A conditional write (`If-None-Match: *` on S3): exclusive.
+    Conditional,
+    /// Look (HEAD), then write: refuses to overwrite an object that is
+    /// there, but two racing creators can both succeed. For S3 servers that
+    /// ignore `If-None-Match` (Garage 2.x).
+    HeadThenPut,
 }
 
 impl Default for RemoteOptions {
@@ -41,6 +59,7 @@ impl Default for RemoteOptions {
             multipart_threshold: 32 << 20,
             part_size: 8 << 20,
             part_concurrency: 4,
+            create_mode: CreateMode::Auto,
         }
     }
 }
@@ -93,6 +112,11 @@ pub struct ObjectStoreBackend {
     limiter: Option<Limiter>,
     /// For remote stores: multipart settings.
     remote: Option<RemoteOptions>,
+    /// Whether create is a conditional write, once known.
+    conditional: OnceLock<bool>,
+    /// Credential values given in settings rather than the environment,
+    /// to keep out of messages.
+    secrets: Vec<String>,
 }
 
 impl fmt::Debug for ObjectStoreBackend {
@@ -165,8 +189,9 @@ fn is_transient(e: &object_store::Error) -> bool {
 }
 
 impl Error {
-    pub(crate) fn from_store(path: &str, e: object_store::Error) -> Error {
+    pub(crate) fn from_store(path: &str, e: object_store::Error, secrets: &[String]) -> Error {
         let path = path.to_string();
+        let redact = |s: &str| redact_with(s, secrets);
         match e {
             object_store::Error::NotFound { .. } => Error::NotFound { path },
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
@@ -200,6 +225,8 @@ impl ObjectStoreBackend {
             location,
             limiter: None,
             remote: None,
+            conditional: OnceLock::new(),
+            secrets: Vec::new(),
         })
     }
 
@@ -213,7 +240,56 @@ impl ObjectStoreBackend {
         let mut b = ObjectStoreBackend::new(store, location)?;
         b.limiter = Some(Limiter::new(opts.connections));
         b.remote = Some(opts.clone());
+        match opts.create_mode {
+            CreateMode::Auto => {}
+            CreateMode::Conditional => {
+                let _ = b.conditional.set(true);
+            }
+            CreateMode::HeadThenPut => {
+                let _ = b.conditional.set(false);
+            }
+        }
         Ok(b)
+    }
+
+    pub(crate) fn set_secrets(&mut self, secrets: Vec<String>) {
+        self.secrets = secrets;
+    }
+
+    fn err(&self, path: &str, e: object_store::Error) -> Error {
+        Error::from_store(path, e, &self.secrets)
+    }
+
+    /// Whether the store refuses a conditional write over an existing
+    /// object; asks it once (see [`CreateMode::Auto`]).
+    fn conditional_create(&self) -> Result<bool> {
+        if let Some(c) = self.conditional.get() {
+            return Ok(*c);
+        }
+        let probe = format!(
+            ".lifeboat-probe/{}",
+            blake3::hash(
+                format!(
+                    "{}-{:?}-{:?}",
+                    std::process::id(),
+                    std::time::SystemTime::now(),
+                    std::thread::current().id()
+                )
+                .as_bytes()
+            )
+            .to_hex()
+        );
+        self.put_mode(&probe, Bytes::from_static(b"1"), PutMode::Overwrite)?;
+        let res = self.put_mode(&probe, Bytes::from_static(b"2"), PutMode::Create);
+        let _ = self.delete(&probe);
+        let supported = match res {
+            Err(Error::AlreadyExists { .. }) => true,
+            Ok(()) => false,
+            // Servers that reject the header outright.
+            Err(Error::Backend { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(*self.conditional.get_or_init(|| supported))
     }
 
     /// A repository in a local directory, which must exist.
@@ -293,7 +369,7 @@ impl ObjectStoreBackend {
             )
             .map(|_| ())
         };
-        res.map_err(|e| Error::from_store(path, e))?;
+        res.map_err(|e| self.err(path, e))?;
         self.sync_local(path)
     }
 }
@@ -326,13 +402,27 @@ impl Backend for ObjectStoreBackend {
     }
 
     fn create(&self, path: &str, data: Bytes) -> Result<()> {
-        self.put_mode(path, data, PutMode::Create)
+        if self.remote.is_none() || self.conditional_create()? {
+            return self.put_mode(path, data, PutMode::Create);
+        }
+        match self.head(path) {
+            Ok(_) => Err(Error::AlreadyExists { path: path.into() }),
+            Err(e) if e.is_not_found() => self.put_mode(path, data, PutMode::Overwrite),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn exclusive_create(&self) -> Result<bool> {
+        if self.remote.is_none() {
+            return Ok(true);
+        }
+        self.conditional_create()
     }
 
     fn get(&self, path: &str) -> Result<Bytes> {
         let loc = ObjPath::from(path);
         self.block_on(async { self.store.get(&loc).await?.bytes().await })
-            .map_err(|e| Error::from_store(path, e))
+            .map_err(|e| self.err(path, e))
     }
 
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
@@ -361,7 +451,7 @@ impl Backend for ObjectStoreBackend {
             Ok(b) if b.len() as u64 == want => Ok(b),
             Ok(_) => Err(truncated(self.head(path)?.size)),
             Err(e) => {
-                let err = Error::from_store(path, e);
+                let err = self.err(path, e);
                 if err.is_not_found() || err.is_transient() {
                     return Err(err);
                 }
@@ -379,7 +469,7 @@ impl Backend for ObjectStoreBackend {
         let loc = ObjPath::from(path);
         let meta = self
             .block_on(self.store.head(&loc))
-            .map_err(|e| Error::from_store(path, e))?;
+            .map_err(|e| self.err(path, e))?;
         Ok(ObjectInfo {
             path: path.to_string(),
             size: meta.size,
@@ -391,7 +481,7 @@ impl Backend for ObjectStoreBackend {
         let loc = (!p.is_empty()).then(|| ObjPath::from(p));
         let metas: Vec<object_store::ObjectMeta> = self
             .block_on(self.store.list(loc.as_ref()).try_collect())
-            .map_err(|e| Error::from_store(prefix, e))?;
+            .map_err(|e| self.err(prefix, e))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
             .map(|m| ObjectInfo {
@@ -408,7 +498,7 @@ impl Backend for ObjectStoreBackend {
         let loc = ObjPath::from(path);
         match self.block_on(self.store.delete(&loc)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::from_store(path, e)),
+            Err(e) => Err(self.err(path, e)),
         }
     }
 

@@ -180,6 +180,10 @@ impl Backend for RetryBackend {
         self.run(|_| self.inner.get_metadata_range(path, range.clone()))
     }
 
+    fn exclusive_create(&self) -> Result<bool> {
+        self.run(|_| self.inner.exclusive_create())
+    }
+
     fn head(&self, path: &str) -> Result<ObjectInfo> {
         self.run(|_| self.inner.head(path))
     }

@@ -27,8 +27,8 @@ pub struct Global {
     /// ~/.cache/lifeboat; given explicitly, local repositories are cached too).
     #[arg(long, env = "LIFEBOAT_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Use no local metadata cache.
-    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    /// Use no local metadata cache (overrides --cache-dir).
+    #[arg(long, global = true)]
     pub no_cache: bool,
     /// Read the password from this file (first line).
     #[arg(long, env = "LIFEBOAT_PASSWORD_FILE", global = true)]

@@ -27,7 +27,12 @@ fn make_tree(dir: &Path, seed: u64) {
 
 /// `copy --json` from `from` (location, password) with `cmd` set up for the
 /// target; the summary.
-fn copy(mut cmd: std::process::Command, from: &str, pw: &str, extra: &[&str]) -> (serde_json::Value, Output) {
+fn copy(
+    mut cmd: std::process::Command,
+    from: &str,
+    pw: &str,
+    extra: &[&str],
+) -> (serde_json::Value, Output) {
     cmd.env("LIFEBOAT_FROM_PASSWORD", pw)
         .args(["--json", "copy", "--from-repo", from])
         .args(extra);
@@ -114,7 +119,10 @@ fn copy_local_to_s3_and_back_is_incremental_and_byte_identical() {
     assert_eq!(s3s["snapshots_copied"], 1, "{s3s}");
     assert_eq!(s3s["snapshots_skipped"], 2, "{s3s}");
     let new_blobs = s3s["data_blobs_copied"].as_u64().unwrap();
-    assert!((1..=3).contains(&new_blobs), "one 200 KB file is 1 chunk: {s3s}");
+    assert!(
+        (1..=3).contains(&new_blobs),
+        "one 200 KB file is 1 chunk: {s3s}"
+    );
     assert!(s3s["blobs_present"].as_u64().unwrap() >= 20, "{s3s}");
 
     // And back: S3 to a new local repository.
@@ -145,7 +153,9 @@ fn copy_local_to_s3_and_back_is_incremental_and_byte_identical() {
     assert_eq!(s5["snapshots_skipped"], 3, "{s5}");
     assert_eq!(s5["data_blobs_copied"], 0, "{s5}");
     // The first snapshot too, selected by id.
-    let snaps = run(back_cmd().args(["--json", "snapshots"])).ok("snapshots").json();
+    let snaps = run(back_cmd().args(["--json", "snapshots"]))
+        .ok("snapshots")
+        .json();
     let first = snaps[0]["id"].as_str().unwrap().to_string();
     let t0 = back.path().join("t0");
     run(back_cmd().args(["restore", &first, "--target"]).arg(&t0)).ok("restore first");
@@ -167,8 +177,11 @@ fn copy_selects_snapshots_and_refuses_unrelated_repositories() {
     // An unrelated repository: blob ids differ, so copy says how to fix it.
     let b = TestRepo::new();
     let mut cmd = b.cmd();
-    cmd.env("LIFEBOAT_FROM_PASSWORD", PASSWORD)
-        .args(["copy", "--from-repo", a.path.to_str().unwrap()]);
+    cmd.env("LIFEBOAT_FROM_PASSWORD", PASSWORD).args([
+        "copy",
+        "--from-repo",
+        a.path.to_str().unwrap(),
+    ]);
     run(&mut cmd).fails("copy into an unrelated repository", 1, &["--copy-params"]);
     assert!(b.snapshots().is_empty());
 
@@ -190,7 +203,12 @@ fn copy_selects_snapshots_and_refuses_unrelated_repositories() {
     let (s, _) = copy(tcmd(), a.path.to_str().unwrap(), PASSWORD, &[&id[..8]]);
     assert_eq!(s["snapshots_copied"], 1, "{s}");
     assert_eq!(s["copied"][0]["source"], id);
-    let (s, _) = copy(tcmd(), a.path.to_str().unwrap(), PASSWORD, &["--tag", "two"]);
+    let (s, _) = copy(
+        tcmd(),
+        a.path.to_str().unwrap(),
+        PASSWORD,
+        &["--tag", "two"],
+    );
     assert_eq!(s["snapshots_copied"], 1, "{s}");
     let (s, _) = copy(tcmd(), a.path.to_str().unwrap(), PASSWORD, &[]);
     assert_eq!(s["snapshots_copied"], 0, "{s}");
@@ -198,13 +216,24 @@ fn copy_selects_snapshots_and_refuses_unrelated_repositories() {
 
     // The wrong source password is the source's error, with exit code 12.
     let mut cmd = tcmd();
-    cmd.env("LIFEBOAT_FROM_PASSWORD", "wrong")
-        .args(["copy", "--from-repo", a.path.to_str().unwrap()]);
-    run(&mut cmd).fails("copy with a wrong source password", 12, &["source repository", "wrong password"]);
+    cmd.env("LIFEBOAT_FROM_PASSWORD", "wrong").args([
+        "copy",
+        "--from-repo",
+        a.path.to_str().unwrap(),
+    ]);
+    run(&mut cmd).fails(
+        "copy with a wrong source password",
+        12,
+        &["source repository", "wrong password"],
+    );
     // No source password at all.
     let mut cmd = tcmd();
     cmd.args(["copy", "--from-repo", a.path.to_str().unwrap()]);
-    run(&mut cmd).fails("copy without a source password", 1, &["LIFEBOAT_FROM_PASSWORD"]);
+    run(&mut cmd).fails(
+        "copy without a source password",
+        1,
+        &["LIFEBOAT_FROM_PASSWORD"],
+    );
     // --copy-params needs --from-repo.
     let mut cmd = tcmd();
     cmd.args(["init", "--copy-params"]);

@@ -134,7 +134,10 @@ fn a_node_killed_mid_backup_leaves_a_consistent_repository() {
     // Node 3 back: still consistent, every byte readable.
     c.start_node(3).unwrap();
     r.check(true);
-    assert!(completed, "the backup should survive one of three nodes going down");
+    assert!(
+        completed,
+        "the backup should survive one of three nodes going down"
+    );
 }
 
 #[test]
@@ -161,7 +164,10 @@ fn transient_faults_are_retried_and_the_backup_completes() {
     let st = read_stats(&stats);
     assert_eq!(st.len(), 1, "{st:?}");
     let faults = st[0]["stats"]["transient_faults"].as_u64().unwrap();
-    assert!(faults >= 5, "too few faults injected to mean anything: {st:?}");
+    assert!(
+        faults >= 5,
+        "too few faults injected to mean anything: {st:?}"
+    );
     // Without faults, the data is all there.
     let target = r.scratch("t");
     r.restore("latest", &target);
@@ -184,7 +190,11 @@ fn a_permanent_error_fails_fast_with_a_clear_message() {
         )
         .arg("backup")
         .arg(&src))
-    .fails("backup with a permanent error", 1, &["permission denied", "injected permanent fault"]);
+    .fails(
+        "backup with a permanent error",
+        1,
+        &["permission denied", "injected permanent fault"],
+    );
     assert_eq!(
         o.stderr.matches("lifeboat: error:").count(),
         1,
@@ -227,7 +237,10 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
     assert!(tree_packs >= 1);
     assert_eq!(first["get"], 2 + tree_packs, "{first}");
     let second = counted("ls2", &["ls", "latest"]);
-    assert_eq!(second["get_range"], 0, "tree blobs from the cache: {second}");
+    assert_eq!(
+        second["get_range"], 0,
+        "tree blobs from the cache: {second}"
+    );
     assert_eq!(second["get"], 2, "only config and the key slot: {second}");
     assert!(
         first["get"].as_u64().unwrap() > second["get"].as_u64().unwrap(),
@@ -246,7 +259,10 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
         fs::write(f, b).unwrap();
     }
     let third = counted("ls3", &["ls", "latest"]);
-    assert!(third["get"].as_u64().unwrap() >= files.len() as u64 + 2, "{third}");
+    assert!(
+        third["get"].as_u64().unwrap() >= files.len() as u64 + 2,
+        "{third}"
+    );
     let t = r.scratch("t");
     r.restore("latest", &t);
     compare_trees(&src, &restored_path(&t, &src));
@@ -313,7 +329,8 @@ fn secrets_never_appear_in_any_output() {
     let mut cmd = r.cmd();
     cmd.env(
         "AWS_ENDPOINT_URL",
-        c.endpoint().replace("http://", &format!("http://{key_id}:{secret}@")),
+        c.endpoint()
+            .replace("http://", &format!("http://{key_id}:{secret}@")),
     )
     .env("LIFEBOAT_RETRIES", "0");
     keep(run(cmd.arg("snapshots")));
@@ -338,11 +355,8 @@ fn unreadable_locations_fail_clearly() {
     assert!(o.stderr.starts_with("lifeboat: error:"), "{}", o.stderr);
     // An empty prefix in an existing bucket: no repository there.
     let mut cmd = s3_common::s3_cmd(&c);
-    cmd.env("LIFEBOAT_PASSWORD", "x").args([
-        "-r",
-        &c.unique_url("nothing-here"),
-        "snapshots",
-    ]);
+    cmd.env("LIFEBOAT_PASSWORD", "x")
+        .args(["-r", &c.unique_url("nothing-here"), "snapshots"]);
     run(&mut cmd).fails("snapshots of an empty prefix", 10, &["does not exist"]);
     // Plain http to another host is refused unless allowed.
     let mut cmd = s3_common::s3_cmd(&c);

@@ -161,53 +161,59 @@ pub fn copy_snapshots(
     let sent = AtomicU64::new(0);
     let bytes_sent = AtomicU64::new(0);
     let packs: Vec<(Id, Vec<(Id, BlobLocation)>)> = by_pack.into_iter().collect();
-    packs.par_iter().try_for_each(|(pack, blobs)| -> Result<()> {
-        if progress.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        // One ranged read per pack, covering the blobs wanted from it.
-        let start = blobs.iter().map(|(_, l)| u64::from(l.offset)).min().unwrap_or(0);
-        let end = blobs
-            .iter()
-            .map(|(_, l)| u64::from(l.offset) + u64::from(l.stored_len))
-            .max()
-            .unwrap_or(0);
-        let span = src
-            .backend
-            .get_range(&pack_path(pack), start..end)
-            .map_err(|e| match e {
-                e if e.is_not_found() => Error::CorruptBlob {
-                    pack: *pack,
-                    blob: blobs[0].0,
-                    reason: "pack is missing".into(),
-                },
-                lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
-                    pack: *pack,
-                    blob: blobs[0].0,
-                    reason: format!("pack is truncated ({len} bytes)"),
-                },
-                other => Error::Store(other),
-            })?;
-        for (id, l) in blobs {
-            let off = (u64::from(l.offset) - start) as usize;
-            let stored = &span[off..off + l.stored_len as usize];
-            let plain = open_blob(&src.key, BlobType::Data, id, l.flags, l.raw_len, stored)
-                .map_err(|e| Error::CorruptBlob {
-                    pack: *pack,
-                    blob: *id,
-                    reason: e.to_string(),
-                })?;
-            if saver.save_with_id(BlobType::Data, *id, &plain)? {
-                sent.fetch_add(1, Ordering::Relaxed);
-                bytes_sent.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                progress.files.fetch_add(1, Ordering::Relaxed);
-                progress
-                    .bytes
-                    .fetch_add(plain.len() as u64, Ordering::Relaxed);
+    packs
+        .par_iter()
+        .try_for_each(|(pack, blobs)| -> Result<()> {
+            if progress.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
             }
-        }
-        Ok(())
-    })?;
+            // One ranged read per pack, covering the blobs wanted from it.
+            let start = blobs
+                .iter()
+                .map(|(_, l)| u64::from(l.offset))
+                .min()
+                .unwrap_or(0);
+            let end = blobs
+                .iter()
+                .map(|(_, l)| u64::from(l.offset) + u64::from(l.stored_len))
+                .max()
+                .unwrap_or(0);
+            let span = src
+                .backend
+                .get_range(&pack_path(pack), start..end)
+                .map_err(|e| match e {
+                    e if e.is_not_found() => Error::CorruptBlob {
+                        pack: *pack,
+                        blob: blobs[0].0,
+                        reason: "pack is missing".into(),
+                    },
+                    lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
+                        pack: *pack,
+                        blob: blobs[0].0,
+                        reason: format!("pack is truncated ({len} bytes)"),
+                    },
+                    other => Error::Store(other),
+                })?;
+            for (id, l) in blobs {
+                let off = (u64::from(l.offset) - start) as usize;
+                let stored = &span[off..off + l.stored_len as usize];
+                let plain = open_blob(&src.key, BlobType::Data, id, l.flags, l.raw_len, stored)
+                    .map_err(|e| Error::CorruptBlob {
+                        pack: *pack,
+                        blob: *id,
+                        reason: e.to_string(),
+                    })?;
+                if saver.save_with_id(BlobType::Data, *id, &plain)? {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    bytes_sent.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                    progress.files.fetch_add(1, Ordering::Relaxed);
+                    progress
+                        .bytes
+                        .fetch_add(plain.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        })?;
     report.data_blobs_copied = sent.load(Ordering::Relaxed);
     report.bytes_copied = bytes_sent.load(Ordering::Relaxed);
 

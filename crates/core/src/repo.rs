@@ -473,19 +473,19 @@ impl Repository {
             BlobType::Tree => self.backend.get_metadata_range(&path, range),
             BlobType::Data => self.backend.get_range(&path, range),
         }
-            .map_err(|e| match e {
-                e if e.is_not_found() => Error::CorruptBlob {
-                    pack: loc.pack,
-                    blob: *id,
-                    reason: "pack is missing".into(),
-                },
-                lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
-                    pack: loc.pack,
-                    blob: *id,
-                    reason: format!("pack is truncated ({len} bytes)"),
-                },
-                other => Error::Store(other),
-            })?;
+        .map_err(|e| match e {
+            e if e.is_not_found() => Error::CorruptBlob {
+                pack: loc.pack,
+                blob: *id,
+                reason: "pack is missing".into(),
+            },
+            lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
+                pack: loc.pack,
+                blob: *id,
+                reason: format!("pack is truncated ({len} bytes)"),
+            },
+            other => Error::Store(other),
+        })?;
         open_blob(&self.key, blob_type, id, loc.flags, loc.raw_len, &stored).map_err(|e| {
             Error::CorruptBlob {
                 pack: loc.pack,

@@ -307,8 +307,8 @@ impl Backend for CachedBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{FaultConfig, FaultyBackend, Op, pattern};
     use crate::ObjectStoreBackend;
+    use crate::testing::{FaultConfig, FaultyBackend, Op, pattern};
 
     fn named(folder: &str, bytes: &[u8]) -> String {
         format!("{folder}{}", blake3::hash(bytes).to_hex())
@@ -392,7 +392,10 @@ mod tests {
         bad[5] ^= 0xff;
         fs::write(&file, &bad).unwrap();
         let c2 = CachedBackend::new(counted.clone(), c.dir().to_path_buf()).unwrap();
-        assert_eq!(c2.get_metadata_range(&p, 0..10).unwrap().as_ref(), &pack[..10]);
+        assert_eq!(
+            c2.get_metadata_range(&p, 0..10).unwrap().as_ref(),
+            &pack[..10]
+        );
         assert_eq!(s.of(Op::Get), 2);
     }
 

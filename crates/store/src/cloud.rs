@@ -52,7 +52,6 @@ pub(crate) fn redact_with(s: &str, extra: &[String]) -> String {
     out
 }
 
-
 /// Remove `user:password@` from every `scheme://user:password@host` in `s`.
 pub(crate) fn strip_userinfo(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -160,10 +159,13 @@ fn apply_settings<K: std::str::FromStr, B>(
     set: impl Fn(B, K, &str) -> B,
 ) -> Result<B> {
     for (k, v) in &o.settings {
-        let key = k.to_ascii_lowercase().parse::<K>().map_err(|_| Error::InvalidLocation {
-            location: location.to_string(),
-            reason: redact_with(&format!("unknown store setting {k:?}"), secrets),
-        })?;
+        let key = k
+            .to_ascii_lowercase()
+            .parse::<K>()
+            .map_err(|_| Error::InvalidLocation {
+                location: location.to_string(),
+                reason: redact_with(&format!("unknown store setting {k:?}"), secrets),
+            })?;
         b = set(b, key, v);
     }
     Ok(b)
@@ -201,8 +203,16 @@ pub(crate) fn s3(
     let endpoint = endpoint
         .map(str::to_string)
         .or_else(|| {
-            setting(o, &["aws_endpoint", "aws_endpoint_url", "endpoint", "endpoint_url"])
-                .map(str::to_string)
+            setting(
+                o,
+                &[
+                    "aws_endpoint",
+                    "aws_endpoint_url",
+                    "endpoint",
+                    "endpoint_url",
+                ],
+            )
+            .map(str::to_string)
         })
         .or_else(|| env("LIFEBOAT_S3_ENDPOINT"))
         .or_else(|| env("AWS_ENDPOINT_URL"))

@@ -273,7 +273,12 @@ impl Location {
             let (scheme, rest) = url
                 .split_once("://")
                 .filter(|(sc, _)| *sc == "http" || *sc == "https")
-                .ok_or_else(|| invalid(s, "expected s3://bucket/prefix or s3:http(s)://host/bucket/prefix"))?;
+                .ok_or_else(|| {
+                    invalid(
+                        s,
+                        "expected s3://bucket/prefix or s3:http(s)://host/bucket/prefix",
+                    )
+                })?;
             let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
             if host.is_empty() {
                 return Err(invalid(s, "no host"));
@@ -397,10 +402,15 @@ pub const ENV_VARS: &[&str] = &[
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| Error::InvalidLocation {
-            location: name.to_string(),
-            reason: format!("{name} must be a number, got {v:?}"),
-        }),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::InvalidLocation {
+                    location: name.to_string(),
+                    reason: format!("{name} must be a number, got {v:?}"),
+                })
+        }
         _ => Ok(None),
     }
 }

@@ -159,7 +159,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn is_transient(e: &object_store::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
-        if c.downcast_ref::<object_store::client::HttpError>().is_some() {
+        if c.downcast_ref::<object_store::client::HttpError>()
+            .is_some()
+        {
             return true;
         }
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
@@ -194,9 +196,8 @@ impl Error {
         let redact = |s: &str| redact_with(s, secrets);
         match e {
             object_store::Error::NotFound { .. } => Error::NotFound { path },
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-                Error::AlreadyExists { path }
-            }
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => Error::AlreadyExists { path },
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => Error::PermissionDenied {
                 path,

@@ -286,7 +286,8 @@ mod tests {
                 .unwrap();
         }
         // A real conflict is still reported.
-        mem.put("keys/taken", Bytes::from_static(b"theirs")).unwrap();
+        mem.put("keys/taken", Bytes::from_static(b"theirs"))
+            .unwrap();
         let plain = RetryBackend::new(mem, fast());
         assert!(matches!(
             plain.create("keys/taken", Bytes::from_static(b"ours")),

@@ -30,7 +30,10 @@ fn own_cluster() -> Option<GarageCluster> {
 fn open(c: &GarageCluster, url: &str, opts: OpenOptions) -> Arc<dyn Backend> {
     let mut opts = opts;
     opts.settings = c.settings();
-    Location::parse(url).unwrap().open_with(true, &opts).unwrap()
+    Location::parse(url)
+        .unwrap()
+        .open_with(true, &opts)
+        .unwrap()
 }
 
 #[test]
@@ -75,7 +78,10 @@ fn listing_is_paginated_not_per_object() {
     // 1000 keys per page: 2 listing requests, and no request per object.
     assert_eq!(delta("ListObjectsV2"), 2, "{after:?}");
     let total: u64 = after.values().sum::<u64>() - before.values().sum::<u64>();
-    assert_eq!(total, 2, "requests other than listing: {after:?} vs {before:?}");
+    assert_eq!(
+        total, 2,
+        "requests other than listing: {after:?} vs {before:?}"
+    );
     for o in &listed {
         b.delete(&o.path).unwrap();
     }
@@ -96,7 +102,9 @@ fn large_objects_go_up_in_parts() {
     assert_eq!(delta("CompleteMultipartUpload"), 1, "{after:?}");
     assert_eq!(delta("PutObject"), 0, "{after:?}");
     assert_eq!(b.head("data/aa/big").unwrap().size, 70 << 20);
-    let r = b.get_range("data/aa/big", (33 << 20)..(33 << 20) + 4096).unwrap();
+    let r = b
+        .get_range("data/aa/big", (33 << 20)..(33 << 20) + 4096)
+        .unwrap();
     assert_eq!(r.as_ref(), &data[33 << 20..(33 << 20) + 4096]);
     assert_eq!(b.get("data/aa/big").unwrap().as_ref(), data.as_slice());
     b.delete("data/aa/big").unwrap();
@@ -109,7 +117,10 @@ fn wrong_credentials_fail_fast_without_retries_and_without_the_secret() {
     o.faults = Some(FaultConfig::default());
     let secret = "wrong-secret-Zq8vR3nT5xL0pK7m";
     o.settings = vec![
-        ("aws_access_key_id".into(), c.var("AWS_ACCESS_KEY_ID").into()),
+        (
+            "aws_access_key_id".into(),
+            c.var("AWS_ACCESS_KEY_ID").into(),
+        ),
         ("aws_secret_access_key".into(), secret.into()),
         ("aws_region".into(), c.var("AWS_REGION").into()),
         ("aws_endpoint".into(), c.endpoint().into()),

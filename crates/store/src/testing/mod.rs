@@ -323,13 +323,19 @@ impl FaultyBackend {
     fn call<T>(&self, op: Op, path: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let transient = || Error::Unavailable {
             path: path.to_string(),
-            reason: format!("injected transient fault in {} (LIFEBOAT_FAULTS)", op.name()),
+            reason: format!(
+                "injected transient fault in {} (LIFEBOAT_FAULTS)",
+                op.name()
+            ),
         };
         match self.decide(op, path) {
             Fate::Pass => f(),
             Fate::Permanent => Err(Error::PermissionDenied {
                 path: path.to_string(),
-                reason: format!("injected permanent fault in {} (LIFEBOAT_FAULTS)", op.name()),
+                reason: format!(
+                    "injected permanent fault in {} (LIFEBOAT_FAULTS)",
+                    op.name()
+                ),
             }),
             Fate::Transient { after: false } => Err(transient()),
             Fate::Transient { after: true } => {
@@ -482,12 +488,18 @@ pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
         ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello"),
         "get returns other bytes than were put"
     );
-    ok(b.put(&p("keys/a"), Bytes::from_static(b"hello!")), "overwrite")?;
+    ok(
+        b.put(&p("keys/a"), Bytes::from_static(b"hello!")),
+        "overwrite",
+    )?;
     ensure!(
         ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello!"),
         "put does not replace"
     );
-    ok(b.put(&p("keys/empty"), Bytes::new()), "put of an empty object")?;
+    ok(
+        b.put(&p("keys/empty"), Bytes::new()),
+        "put of an empty object",
+    )?;
     ensure!(
         ok(b.get(&p("keys/empty")), "get of an empty object")?.is_empty(),
         "empty object reads back non-empty"
@@ -503,7 +515,10 @@ pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
         ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello!"),
         "a refused create changed the object"
     );
-    ok(b.create(&p("keys/b"), Bytes::from_static(b"world!")), "create")?;
+    ok(
+        b.create(&p("keys/b"), Bytes::from_static(b"world!")),
+        "create",
+    )?;
     ensure!(
         ok(b.get(&p("keys/b")), "get")? == Bytes::from_static(b"world!"),
         "create wrote other bytes"
@@ -549,7 +564,7 @@ pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
         );
     }
     ensure!(
-        ok(b.get(&race), "get")? == Bytes::from(vec![won[0] as u8; 64]),
+        ok(b.get(&race), "get")? == vec![won[0] as u8; 64],
         "the object is not the winner's"
     );
     conformance_rest(b, root)
@@ -568,7 +583,10 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
     let r = ok(b.get_range(&p("data/ab/abcd"), 0..10), "get_range")?;
     ensure!(r.len() == 10, "get_range of the whole object gave {r:?}");
     let r = ok(b.get_range(&p("data/ab/abcd"), 9..10), "get_range")?;
-    ensure!(r == Bytes::from_static(b"9"), "get_range of the last byte gave {r:?}");
+    ensure!(
+        r == Bytes::from_static(b"9"),
+        "get_range of the last byte gave {r:?}"
+    );
     for range in [5..50, 10..11, 20..30] {
         let r = b.get_range(&p("data/ab/abcd"), range.clone());
         ensure!(
@@ -606,7 +624,10 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
             .map(|c| {
                 s.spawn(move || -> Result<(), String> {
                     for name in c {
-                        ok(b.put(name, Bytes::from(name.clone().into_bytes())), "parallel put")?;
+                        ok(
+                            b.put(name, Bytes::from(name.clone().into_bytes())),
+                            "parallel put",
+                        )?;
                     }
                     Ok(())
                 })
@@ -627,20 +648,43 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
         got == want
     );
     ensure!(
-        listed.iter().zip(&names).all(|(o, n)| o.size == n.len() as u64),
+        listed
+            .iter()
+            .zip(&names)
+            .all(|(o, n)| o.size == n.len() as u64),
         "listing reports wrong sizes"
     );
 
     // A large object, whole and in ranges.
     let big = pattern(42, 40 << 20);
-    ok(b.put(&p("data/bi/big"), Bytes::from(big.clone())), "put of 40 MiB")?;
+    ok(
+        b.put(&p("data/bi/big"), Bytes::from(big.clone())),
+        "put of 40 MiB",
+    )?;
     let back = ok(b.get(&p("data/bi/big")), "get of 40 MiB")?;
-    ensure!(back.len() == big.len(), "40 MiB object reads back {} bytes", back.len());
-    ensure!(back.as_ref() == big.as_slice(), "40 MiB object reads back different bytes");
-    for r in [0..1, (8 << 20) - 3..(8 << 20) + 5, (40 << 20) - 100..40 << 20] {
-        let got = ok(b.get_range(&p("data/bi/big"), r.clone()), "get_range of the big object")?;
+    ensure!(
+        back.len() == big.len(),
+        "40 MiB object reads back {} bytes",
+        back.len()
+    );
+    ensure!(
+        back.as_ref() == big.as_slice(),
+        "40 MiB object reads back different bytes"
+    );
+    for r in [
+        0..1,
+        (8 << 20) - 3..(8 << 20) + 5,
+        (40 << 20) - 100..40 << 20,
+    ] {
+        let got = ok(
+            b.get_range(&p("data/bi/big"), r.clone()),
+            "get_range of the big object",
+        )?;
         let (s, e) = (r.start as usize, r.end as usize);
-        ensure!(got.as_ref() == &big[s..e], "range {r:?} of the big object differs");
+        ensure!(
+            got.as_ref() == &big[s..e],
+            "range {r:?} of the big object differs"
+        );
     }
 
     // Delete.
@@ -655,7 +699,11 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
         ok(b.delete(&o.path), "cleanup")?;
     }
     let left = ok(b.list(root), "list")?;
-    ensure!(left.is_empty(), "{} objects left after deleting all", left.len());
+    ensure!(
+        left.is_empty(),
+        "{} objects left after deleting all",
+        left.len()
+    );
     Ok(())
 }
 
@@ -672,7 +720,13 @@ mod tests {
         assert_eq!(c.latency, Duration::from_millis(5));
         assert_eq!(c.latency_rate, 1.0);
         assert_eq!(c.prefix.as_deref(), Some("data/"));
-        for bad in ["x", "transient=2", "seed=-1", "nope=1", "transient=0.6,permanent=0.6"] {
+        for bad in [
+            "x",
+            "transient=2",
+            "seed=-1",
+            "nope=1",
+            "transient=0.6,permanent=0.6",
+        ] {
             assert!(FaultConfig::parse(bad).is_err(), "{bad}");
         }
     }
@@ -706,6 +760,9 @@ mod tests {
         assert_eq!(s.writes_in("index"), 1);
         assert_eq!(s.of(Op::List), 1);
         let j = s.to_json();
-        assert!(j.contains("\"put\":1") && j.contains("\"bytes_written\":4"), "{j}");
+        assert!(
+            j.contains("\"put\":1") && j.contains("\"bytes_written\":4"),
+            "{j}"
+        );
     }
 }

@@ -394,6 +394,7 @@ pub struct OpenOptions {
 pub const ENV_VARS: &[&str] = &[
     "LIFEBOAT_STORE_CONNECTIONS",
     "LIFEBOAT_STORE_TIMEOUT",
+    "LIFEBOAT_STORE_READ_AHEAD",
     "LIFEBOAT_RETRIES",
     "LIFEBOAT_RETRY_DELAY_MS",
     "LIFEBOAT_S3_CONDITIONAL_PUT",
@@ -418,6 +419,8 @@ fn env_num<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
 impl OpenOptions {
     /// Defaults, adjusted by `LIFEBOAT_STORE_CONNECTIONS` (requests in flight
     /// to a remote store), `LIFEBOAT_STORE_TIMEOUT` (seconds per request),
+    /// `LIFEBOAT_STORE_READ_AHEAD` (bytes fetched by a short ranged read of
+    /// a remote object, 0 for none),
     /// `LIFEBOAT_RETRIES` (retries of a transient error),
     /// `LIFEBOAT_RETRY_DELAY_MS` (first backoff delay),
     /// `LIFEBOAT_S3_CONDITIONAL_PUT` (`auto`, `yes` or `no`: see
@@ -427,6 +430,9 @@ impl OpenOptions {
         let mut o = OpenOptions::default();
         if let Some(n) = env_num::<usize>("LIFEBOAT_STORE_CONNECTIONS")? {
             o.remote.connections = n.max(1);
+        }
+        if let Some(n) = env_num::<usize>("LIFEBOAT_STORE_READ_AHEAD")? {
+            o.remote.read_ahead = n;
         }
         if let Some(s) = env_num::<u64>("LIFEBOAT_STORE_TIMEOUT")? {
             o.remote.timeout = Duration::from_secs(s.max(1));

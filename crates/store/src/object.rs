@@ -32,6 +32,11 @@ pub struct RemoteOptions {
     pub part_concurrency: usize,
     /// How [`Backend::create`] keeps from overwriting.
     pub create_mode: CreateMode,
+    /// A ranged read shorter than this fetches this much from its start and
+    /// keeps it for the reads that follow (0: off). See [`ReadAhead`].
+    pub read_ahead: usize,
+    /// Read-ahead windows kept in memory.
+    pub read_ahead_windows: usize,
 }
 
 /// How a remote store does create-if-absent.
@@ -60,6 +65,8 @@ impl Default for RemoteOptions {
             part_size: 8 << 20,
             part_concurrency: 4,
             create_mode: CreateMode::Auto,
+            read_ahead: 4 << 20,
+            read_ahead_windows: 8,
         }
     }
 }
@@ -101,6 +108,44 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// Recently read stretches of objects, for ranged reads that come in order.
+///
+/// Restore reads a pack's blobs one after another, each a small ranged read;
+/// on S3 every request costs a round trip (and on Garage, often a 40 ms
+/// delayed ACK). So a short read of a remote object fetches `window` bytes
+/// from its start (the server clips at the end of the object) and later
+/// reads inside that stretch are served from memory. Objects are immutable,
+/// so a window never goes stale; the last `max` windows are kept.
+#[derive(Debug)]
+struct ReadAhead {
+    window: u64,
+    max: usize,
+    /// (object, start, bytes), most recently used last.
+    windows: Mutex<Vec<(String, u64, Bytes)>>,
+}
+
+impl ReadAhead {
+    fn find(&self, path: &str, r: &Range<u64>) -> Option<Bytes> {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let i = w.iter().rposition(|(p, start, b)| {
+            p == path && *start <= r.start && r.end <= *start + b.len() as u64
+        })?;
+        let hit = w.remove(i);
+        let (s, e) = ((r.start - hit.1) as usize, (r.end - hit.1) as usize);
+        let out = hit.2.slice(s..e);
+        w.push(hit);
+        Some(out)
+    }
+
+    fn keep(&self, path: &str, start: u64, b: Bytes) {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() >= self.max.max(1) {
+            w.remove(0);
+        }
+        w.push((path.to_string(), start, b));
+    }
+}
+
 /// A [`Backend`] over any `object_store` implementation.
 pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
@@ -114,6 +159,8 @@ pub struct ObjectStoreBackend {
     remote: Option<RemoteOptions>,
     /// Whether create is a conditional write, once known.
     conditional: OnceLock<bool>,
+    /// For remote stores: recently read windows.
+    read_ahead: Option<ReadAhead>,
     /// Credential values given in settings rather than the environment,
     /// to keep out of messages.
     secrets: Vec<String>,
@@ -227,6 +274,7 @@ impl ObjectStoreBackend {
             limiter: None,
             remote: None,
             conditional: OnceLock::new(),
+            read_ahead: None,
             secrets: Vec::new(),
         })
     }
@@ -241,6 +289,13 @@ impl ObjectStoreBackend {
         let mut b = ObjectStoreBackend::new(store, location)?;
         b.limiter = Some(Limiter::new(opts.connections));
         b.remote = Some(opts.clone());
+        if opts.read_ahead > 0 && opts.read_ahead_windows > 0 {
+            b.read_ahead = Some(ReadAhead {
+                window: opts.read_ahead as u64,
+                max: opts.read_ahead_windows,
+                windows: Mutex::new(Vec::new()),
+            });
+        }
         match opts.create_mode {
             CreateMode::Auto => {}
             CreateMode::Conditional => {
@@ -441,13 +496,36 @@ impl Backend for ObjectStoreBackend {
             }
             return Ok(Bytes::new());
         }
-        let res = self.block_on(self.store.get_range(&loc, range.clone()));
         let truncated = |len| Error::Truncated {
             path: path.to_string(),
             start: range.start,
             end: range.end,
             len,
         };
+        if let Some(ra) = self.read_ahead.as_ref().filter(|ra| want < ra.window) {
+            if let Some(b) = ra.find(path, &range) {
+                return Ok(b);
+            }
+            let window = range.start..range.start + ra.window;
+            match self.block_on(self.store.get_range(&loc, window)) {
+                // The server clips the window at the end of the object.
+                Ok(b) if b.len() as u64 >= want => {
+                    let out = b.slice(..want as usize);
+                    ra.keep(path, range.start, b);
+                    return Ok(out);
+                }
+                Ok(b) => return Err(truncated(range.start + b.len() as u64)),
+                Err(e) => {
+                    let err = self.err(path, e);
+                    if err.is_not_found() || err.is_transient() {
+                        return Err(err);
+                    }
+                    // A start past the end, for one: the plain read below
+                    // tells it apart.
+                }
+            }
+        }
+        let res = self.block_on(self.store.get_range(&loc, range.clone()));
         match res {
             Ok(b) if b.len() as u64 == want => Ok(b),
             Ok(_) => Err(truncated(self.head(path)?.size)),

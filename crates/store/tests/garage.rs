@@ -111,6 +111,48 @@ fn large_objects_go_up_in_parts() {
 }
 
 #[test]
+fn reads_in_order_share_one_request() {
+    let Some(c) = own_cluster() else { return };
+    let b = open(&c, &c.unique_url("readahead"), OpenOptions::default());
+    let data = t::pattern(3, 10 << 20);
+    b.put("data/bb/pack", Bytes::from(data.clone())).unwrap();
+    let before = c.s3_requests(1).unwrap();
+    // 200 reads of 40 KiB in order, like a restore walking a pack.
+    for i in 0..200u64 {
+        let r = i * 50_000..i * 50_000 + 40_000;
+        let got = b.get_range("data/bb/pack", r.clone()).unwrap();
+        assert_eq!(got.as_ref(), &data[r.start as usize..r.end as usize]);
+    }
+    // Past the end, still exact.
+    assert!(matches!(
+        b.get_range("data/bb/pack", (10 << 20) - 10..(10 << 20) + 10),
+        Err(Error::Truncated { len, .. }) if len == 10 << 20
+    ));
+    let after = c.s3_requests(1).unwrap();
+    let gets = after.get("GetObject").copied().unwrap_or(0)
+        - before.get("GetObject").copied().unwrap_or(0);
+    // 10 MB in 4 MiB windows: 3 requests, and 1 more for the read past
+    // the end.
+    assert!(gets <= 5, "{gets} GETs for 200 reads in order");
+    // Off, every read is a request.
+    let mut o = OpenOptions::default();
+    o.remote.read_ahead = 0;
+    let plain = open(&c, &c.unique_url("noreadahead"), o);
+    plain.put("data/bb/pack", Bytes::from(data.clone())).unwrap();
+    let before = c.s3_requests(1).unwrap();
+    for i in 0..20u64 {
+        plain
+            .get_range("data/bb/pack", i * 50_000..i * 50_000 + 40_000)
+            .unwrap();
+    }
+    let after = c.s3_requests(1).unwrap();
+    assert_eq!(
+        after.get("GetObject").copied().unwrap_or(0) - before.get("GetObject").copied().unwrap_or(0),
+        20
+    );
+}
+
+#[test]
 fn wrong_credentials_fail_fast_without_retries_and_without_the_secret() {
     let Some(c) = cluster() else { return };
     let mut o = OpenOptions::default();

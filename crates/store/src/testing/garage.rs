@@ -80,19 +80,28 @@ impl GarageCluster {
     /// A new cluster, stopped when this value is dropped or the process ends.
     pub fn private() -> Result<GarageCluster, String> {
         static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lifeboat-garage-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
         let pid = std::process::id().to_string();
-        let d = dir.to_string_lossy().into_owned();
-        let text = run_script(&["start", &d, "--watch", &pid])?;
-        Ok(GarageCluster {
-            dir,
-            env: parse_env(&text),
-            owned: true,
-        })
+        let mut last = String::new();
+        // Ports are picked at random; two clusters starting at once can
+        // collide, so try again on other ports.
+        for _ in 0..3 {
+            let dir = std::env::temp_dir().join(format!(
+                "lifeboat-garage-{pid}-{}",
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let d = dir.to_string_lossy().into_owned();
+            match run_script(&["start", &d, "--watch", &pid]) {
+                Ok(text) => {
+                    return Ok(GarageCluster {
+                        dir,
+                        env: parse_env(&text),
+                        owned: true,
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// The environment variables that reach the cluster (`AWS_*` and

@@ -13,5 +13,19 @@ if ! need setpriv && need apt-get; then
     apt-get install -y -q util-linux >/dev/null || true
 fi
 
+# The S3 tests run against a 3-node Garage cluster (scripts/garage.sh): install
+# Garage when missing (cargo install, several minutes; kept in ~/.cargo/bin),
+# start one cluster for the whole run, stop it on exit. LIFEBOAT_SKIP_S3=1
+# skips them; without it, a failure to install or start Garage fails the run.
+if [[ "${LIFEBOAT_SKIP_S3:-}" != 1 ]]; then
+    bash scripts/garage.sh install
+    garage_dir=$(mktemp -d "${TMPDIR:-/tmp}/lifeboat-garage-XXXXXX")
+    rmdir "$garage_dir"
+    trap 'bash scripts/garage.sh stop "$garage_dir"' EXIT
+    bash scripts/garage.sh start "$garage_dir" --watch $$ >/dev/null
+    export LIFEBOAT_TEST_GARAGE_DIR=$garage_dir
+    echo "==> Garage cluster in $garage_dir"
+fi
+
 cargo nextest run --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc

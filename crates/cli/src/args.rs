@@ -19,9 +19,17 @@ pub struct Cli {
 /// Options for every command.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Repository location: a directory, file:///dir, or memory:// (tests only).
+    /// Repository location: a directory, file:///dir, s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix, or memory:// (tests only). See docs/storage.md.
     #[arg(short = 'r', long = "repo", env = "LIFEBOAT_REPOSITORY", global = true)]
     pub repo: Option<String>,
+    /// Cache metadata of remote repositories here (default: $XDG_CACHE_HOME/lifeboat or
+    /// ~/.cache/lifeboat; given explicitly, local repositories are cached too).
+    #[arg(long, env = "LIFEBOAT_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use no local metadata cache (overrides --cache-dir).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     /// Read the password from this file (first line).
     #[arg(long, env = "LIFEBOAT_PASSWORD_FILE", global = true)]
     pub password_file: Option<PathBuf>,
@@ -48,6 +56,20 @@ pub struct SnapshotFilterArgs {
     /// Only snapshots with these tags, comma-separated for "all of"; repeat for "any of".
     #[arg(long = "tag", value_name = "TAG[,TAG]")]
     pub tags: Vec<String>,
+}
+
+/// A second repository to read from (`copy`, `init --copy-params`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct FromRepoArgs {
+    /// Source repository location.
+    #[arg(long, env = "LIFEBOAT_FROM_REPOSITORY", value_name = "URL")]
+    pub from_repo: Option<String>,
+    /// Read the source repository's password from this file (or set LIFEBOAT_FROM_PASSWORD).
+    #[arg(long, env = "LIFEBOAT_FROM_PASSWORD_FILE", value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the source repository's password.
+    #[arg(long, env = "LIFEBOAT_FROM_PASSWORD_COMMAND", value_name = "COMMAND")]
+    pub from_password_command: Option<String>,
 }
 
 /// argon2id costs for a new key slot.
@@ -77,6 +99,24 @@ pub enum Command {
         /// Target pack size in MiB.
         #[arg(long, default_value_t = 16, value_name = "MIB")]
         pack_size: u32,
+        /// Take the blob id key, chunker seed and chunk sizes of --from-repo, so that
+        /// `copy` between the two moves blobs as they are (the data key stays new).
+        #[arg(long, requires = "from_repo")]
+        copy_params: bool,
+        /// The repository to take parameters from.
+        #[command(flatten)]
+        from: FromRepoArgs,
+    },
+    /// Copy snapshots from another repository into this one, sending only the blobs it lacks.
+    Copy {
+        /// Snapshots to copy (ids, prefixes or "latest"; default: all that pass the filters).
+        snapshots: Vec<String>,
+        /// The source repository.
+        #[command(flatten)]
+        from: FromRepoArgs,
+        /// Filters on the source's snapshots.
+        #[command(flatten)]
+        filter: SnapshotFilterArgs,
     },
     /// Back up files, directories or standard input.
     Backup {

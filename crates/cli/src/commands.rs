@@ -12,6 +12,7 @@ use lifeboat::{
 use serde_json::json;
 
 use crate::args::{CatKind, Cli, Command, Global, KdfArgs, KeyCommand, Shell, SnapshotFilterArgs};
+use crate::copy_cmd;
 use crate::exit;
 use crate::output::{ProgressReporter, bytes, mode_string, node_json, print_json};
 use crate::password;
@@ -24,12 +25,12 @@ fn location(g: &Global) -> Result<String> {
 
 pub(crate) fn open_repo(g: &Global) -> Result<Repository> {
     let loc = location(g)?;
-    let backend = lifeboat::open_location(&loc, false)?;
+    let backend = copy_cmd::open_backend(g, &loc, false)?;
     let pw = password::get(g)?;
     Ok(Repository::open(backend, &pw)?)
 }
 
-fn filter(a: &SnapshotFilterArgs) -> SnapshotFilter {
+pub(crate) fn filter(a: &SnapshotFilterArgs) -> SnapshotFilter {
     SnapshotFilter {
         hosts: a.hosts.clone(),
         paths: a.paths.clone(),
@@ -69,9 +70,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             kdf: k,
             compression,
             pack_size,
+            copy_params,
+            from,
         } => {
             let loc = location(g)?;
-            let backend = lifeboat::open_location(&loc, true)?;
+            let backend = copy_cmd::open_backend(g, &loc, true)?;
             let pw = password::get_new(g, None, true)?;
             let opts = InitOptions {
                 kdf: kdf(k),
@@ -79,7 +82,12 @@ pub fn run(cli: Cli) -> Result<u8> {
                 pack_size: pack_size.saturating_mul(1 << 20),
                 ..Default::default()
             };
-            let repo = Repository::init(backend, &pw, &opts)?;
+            let repo = if *copy_params {
+                copy_cmd::init_with_params(g, from, backend, &pw, &opts)?
+            } else {
+                Repository::init(backend, &pw, &opts)?
+            };
+            let loc = repo.backend().location();
             if g.json {
                 print_json(
                     &json!({"message_type": "initialized", "id": repo.config().id.to_hex(), "repository": loc}),
@@ -462,6 +470,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Check(a) => crate::check_cmd::check(g, a),
         Command::Repair { command } => crate::check_cmd::repair(g, command),
         Command::Index { command } => crate::index_cmd::run(g, command),
+        Command::Copy {
+            snapshots,
+            from,
+            filter: f,
+        } => copy_cmd::run(g, from, snapshots, &filter(f)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout();

@@ -43,9 +43,9 @@
 use std::sync::Arc;
 
 pub use lifeboat_core::{
-    BackupOptions, BackupReport, BackupSource, Change, DiffEntry, EntryError, Error, InitOptions,
-    KeyInfo, PathFilter, Progress, Repository, RestoreOptions, RestoreReport, Result,
-    SnapshotFilter, Stats,
+    BackupOptions, BackupReport, BackupSource, Change, CopyReport, DiffEntry, EntryError, Error,
+    InitOptions, KeyInfo, PathFilter, Progress, Repository, RestoreOptions, RestoreReport, Result,
+    SnapshotFilter, Stats, copy_snapshots, init_with_params_from,
 };
 pub use lifeboat_format::{Id, KdfParams, Node, NodeKind, Snapshot};
 pub use lifeboat_store::Backend;
@@ -53,11 +53,26 @@ pub use lifeboat_store::Backend;
 /// Byte formats (ids, trees, snapshots, index segments, key slots).
 pub use lifeboat_format as format;
 
+/// Storage: locations, the backend stack and its options.
+pub use lifeboat_store as store;
+
 /// Open the store at `location` (a path, `file://...`, or `memory://` for
 /// tests). With `create`, a missing local directory is created.
 pub fn open_location(location: &str, create: bool) -> Result<Arc<dyn Backend>> {
+    open_location_with(location, create, &store::OpenOptions::default())
+}
+
+/// [`open_location`] with options: cache, retries, connections (see
+/// [`store::OpenOptions`]). `location` may also be `s3://bucket/prefix`,
+/// `gs://bucket/prefix` or `az://container/prefix`, with credentials from
+/// each cloud's environment variables.
+pub fn open_location_with(
+    location: &str,
+    create: bool,
+    opts: &store::OpenOptions,
+) -> Result<Arc<dyn Backend>> {
     let loc = lifeboat_store::Location::parse(location)?;
-    match loc.open(create) {
+    match loc.open_with(create, opts) {
         Ok(b) => Ok(b),
         Err(e) if e.is_not_found() => Err(Error::RepositoryNotFound {
             location: location.to_string(),

@@ -3,6 +3,7 @@
 mod args;
 mod check_cmd;
 mod commands;
+mod copy_cmd;
 mod index_cmd;
 mod output;
 mod password;

@@ -23,13 +23,13 @@ fn first_line(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(line.to_vec())
 }
 
-fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
     Ok(first_line(bytes))
 }
 
-fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
     let out = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -43,7 +43,7 @@ fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(first_line(out.stdout))
 }
 
-fn prompt(message: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+pub(crate) fn prompt(message: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
     if !std::io::stderr().is_terminal() {
         return Ok(None);
     }

@@ -32,7 +32,7 @@ const MEMORY_PER_THREAD: usize = 8 << 20;
 /// fragmented file does not become a storm of tiny chunks.
 const MIN_HOLE: u64 = 1 << 20;
 /// Pack upload threads (default).
-const UPLOADERS: usize = 2;
+pub(crate) const UPLOADERS: usize = 2;
 
 /// What to back up.
 pub enum BackupSource<'a> {
@@ -631,10 +631,7 @@ impl Repository {
             .thread_name(|i| format!("lifeboat-backup-{i}"))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        // A rendezvous: a full pack waits in its worker until an uploader
-        // takes it, so at most one pack per uploader is in flight.
-        let (tx, rx) = crossbeam_channel::bounded(0);
-        let saver = BlobSaver::new(self, tx, &opts.fail);
+        let (saver, rx) = BlobSaver::new(self, &opts.fail);
         let walker = Walker {
             repo: self,
             saver: &saver,
@@ -660,16 +657,10 @@ impl Repository {
         let mut parent_id = None;
 
         let uploaders = opts.upload_threads.unwrap_or(UPLOADERS).max(1);
-        let walked = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..uploaders)
-                .map(|_| {
-                    let rx = rx.clone();
-                    let saver = &saver;
-                    s.spawn(move || saver.run_uploader(rx))
-                })
-                .collect();
-            drop(rx);
-            let res = (|| -> Result<(Id, Vec<String>, SourceKind)> {
+        let walked = saver.drive(
+            rx,
+            uploaders,
+            || -> Result<(Id, Vec<String>, SourceKind)> {
                 let (tree, paths, kind) = match source {
                     BackupSource::Paths(paths) => {
                         if paths.is_empty() {
@@ -766,21 +757,10 @@ impl Repository {
                     }
                 };
                 walker.check_stop()?;
-                saver.flush()?;
                 Ok((tree, paths, kind))
-            })();
-            saver.close();
-            for h in handles {
-                let _ = h.join();
-            }
-            res
-        });
-        // An upload error surfaces in the workers only as "an upload
-        // failed"; report the real one.
-        let (tree, paths, kind) = match walked {
-            Ok(w) => w,
-            Err(e) => return Err(saver.take_error().unwrap_or(e)),
-        };
+            },
+        );
+        let (tree, paths, kind) = walked?;
         saver.finish()?;
         let errors = walker
             .errors

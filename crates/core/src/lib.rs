@@ -8,6 +8,7 @@
 //! them and must not define encodings of its own.
 
 mod backup;
+mod copy;
 mod error;
 mod failpoint;
 mod filter;
@@ -19,6 +20,7 @@ mod saver;
 mod walk;
 
 pub use backup::{BackupOptions, BackupReport, BackupSource, EntryError, Progress};
+pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use failpoint::{FailPoints, Stage};

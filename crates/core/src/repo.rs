@@ -107,6 +107,18 @@ impl Repository {
         password: &[u8],
         opts: &InitOptions,
     ) -> Result<Repository> {
+        let key = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
+        Repository::init_with_key(backend, password, opts, key)
+    }
+
+    /// [`init`](Repository::init) with a given master key (see
+    /// `copy::init_with_params_from`).
+    pub(crate) fn init_with_key(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+        key: MasterKey,
+    ) -> Result<Repository> {
         match backend.head("config") {
             Ok(_) => {
                 return Err(Error::AlreadyInitialized {
@@ -129,7 +141,6 @@ impl Repository {
                 "pack size must be at least 1 MiB".into(),
             ));
         }
-        let key = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
         let config = Config {
             version: FORMAT_VERSION,
             id: random_id()?,
@@ -494,25 +505,28 @@ impl Repository {
             });
         }
         let start = u64::from(loc.offset);
-        let stored = self
-            .backend
-            .get_range(
-                &pack_path(&loc.pack),
-                start..start + u64::from(loc.stored_len),
-            )
-            .map_err(|e| match e {
-                e if e.is_not_found() => Error::CorruptBlob {
-                    pack: loc.pack,
-                    blob: *id,
-                    reason: "pack is missing".into(),
-                },
-                lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
-                    pack: loc.pack,
-                    blob: *id,
-                    reason: format!("pack is truncated ({len} bytes)"),
-                },
-                other => Error::Store(other),
-            })?;
+        let (path, range) = (
+            pack_path(&loc.pack),
+            start..start + u64::from(loc.stored_len),
+        );
+        // Tree packs are metadata: a caching store keeps them locally.
+        let stored = match blob_type {
+            BlobType::Tree => self.backend.get_metadata_range(&path, range),
+            BlobType::Data => self.backend.get_range(&path, range),
+        }
+        .map_err(|e| match e {
+            e if e.is_not_found() => Error::CorruptBlob {
+                pack: loc.pack,
+                blob: *id,
+                reason: "pack is missing".into(),
+            },
+            lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
+                pack: loc.pack,
+                blob: *id,
+                reason: format!("pack is truncated ({len} bytes)"),
+            },
+            other => Error::Store(other),
+        })?;
         open_blob(&self.key, blob_type, id, loc.flags, loc.raw_len, &stored).map_err(|e| {
             Error::CorruptBlob {
                 pack: loc.pack,

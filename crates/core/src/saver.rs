@@ -54,9 +54,16 @@ pub(crate) struct BlobSaver<'r> {
 }
 
 impl<'r> BlobSaver<'r> {
-    /// A saver sending full packs to `tx`; run [`Self::run_uploader`] on the
-    /// receiving side.
-    pub fn new(repo: &'r Repository, tx: Sender<PackBuilder>, fail: &'r FailPoints) -> Self {
+    /// A saver, and the receiving end of its pack channel to hand to
+    /// [`Self::drive`]. The channel is a rendezvous: a full pack waits in
+    /// its worker until an uploader takes it, so at most one pack per
+    /// uploader is in flight.
+    pub fn new(repo: &'r Repository, fail: &'r FailPoints) -> (Self, Receiver<PackBuilder>) {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        (Self::with_channel(repo, tx, fail), rx)
+    }
+
+    fn with_channel(repo: &'r Repository, tx: Sender<PackBuilder>, fail: &'r FailPoints) -> Self {
         BlobSaver {
             repo,
             inflight: Mutex::new(HashSet::new()),
@@ -83,7 +90,8 @@ impl<'r> BlobSaver<'r> {
         self.save_with_id(blob_type, id, data).map(|new| (id, new))
     }
 
-    fn save_with_id(&self, blob_type: BlobType, id: Id, data: &[u8]) -> Result<bool> {
+    /// As [`Self::save`], for a blob whose id is known.
+    pub fn save_with_id(&self, blob_type: BlobType, id: Id, data: &[u8]) -> Result<bool> {
         self.check_failed()?;
         self.fail.check(Stage::Dedup)?;
         if self.repo.index().contains(&id) || !lock(&self.inflight).insert(id) {
@@ -147,9 +155,36 @@ impl<'r> BlobSaver<'r> {
         self.check_failed()
     }
 
+    /// Run `work` (which saves blobs) while `uploaders` threads upload the
+    /// packs it fills; then queue the partial packs, stop the uploaders and
+    /// wait for them. Returns `work`'s result, or the first upload error
+    /// (workers only see "an upload failed"). Call [`Self::finish`] after.
+    pub fn drive<T>(
+        &self,
+        rx: Receiver<PackBuilder>,
+        uploaders: usize,
+        work: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..uploaders.max(1))
+                .map(|_| {
+                    let rx = rx.clone();
+                    s.spawn(move || self.run_uploader(rx))
+                })
+                .collect();
+            drop(rx);
+            let res = work().and_then(|t| self.flush().map(|()| t));
+            self.close();
+            for h in handles {
+                let _ = h.join();
+            }
+            res.map_err(|e| self.take_error().unwrap_or(e))
+        })
+    }
+
     /// Upload packs from `rx` until every sender is gone. After a failure
     /// the rest is drained unwritten, so senders never block for ever.
-    pub fn run_uploader(&self, rx: Receiver<PackBuilder>) {
+    fn run_uploader(&self, rx: Receiver<PackBuilder>) {
         for p in rx {
             if self.failed.load(Ordering::Relaxed) {
                 continue;
@@ -211,7 +246,7 @@ impl<'r> BlobSaver<'r> {
     }
 
     /// Queue the partial packs. Call once all workers are done.
-    pub fn flush(&self) -> Result<()> {
+    fn flush(&self) -> Result<()> {
         for t in [BlobType::Data, BlobType::Tree] {
             let p = std::mem::replace(
                 &mut *lock(&self.packers[t as usize]),
@@ -225,12 +260,12 @@ impl<'r> BlobSaver<'r> {
     }
 
     /// Stop accepting packs, so the uploaders end once the queue is empty.
-    pub fn close(&self) {
+    fn close(&self) {
         lock(&self.tx).take();
     }
 
     /// The first uploader error, if any.
-    pub fn take_error(&self) -> Option<Error> {
+    fn take_error(&self) -> Option<Error> {
         lock(&self.error).take()
     }
 

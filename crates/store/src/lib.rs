@@ -1,20 +1,37 @@
 //! Repository storage for Lifeboat.
 //!
 //! Owns the [`Backend`] trait (a flat namespace of immutable objects with
-//! slash-separated names) and its implementation over the `object_store`
-//! crate: local directories now, cloud stores later. It knows nothing of
-//! encryption or of what the objects mean; `lifeboat-core` decides names and
-//! contents.
+//! slash-separated names), its implementation over the `object_store` crate
+//! (local directories, S3-compatible servers, Google Cloud Storage, Azure
+//! Blob Storage, and memory for tests), and the layers stacked on it:
+//! [`RetryBackend`] (backoff on transient errors), [`CachedBackend`] (a local,
+//! verified cache of content-addressed metadata) and, for tests,
+//! [`testing::FaultyBackend`]. [`Location::open_with`] builds the stack.
+//!
+//! It knows nothing of encryption or of what the objects mean;
+//! `lifeboat-core` decides names and contents. The one thing it assumes is
+//! the naming rule of the repository format: an object whose last name
+//! component is 64 hex digits is named by the BLAKE3 hash of its bytes, which
+//! is how the cache verifies what it holds.
 
 use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
-use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+mod cache;
+mod cloud;
+mod object;
+mod retry;
+#[doc(hidden)]
+pub mod testing;
+
+pub use cache::{CacheStats, CachedBackend, cache_dir_for};
+pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions};
+pub use retry::{RetryBackend, RetryPolicy};
 
 /// Errors from a storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +69,7 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// Access was refused.
+    /// Access was refused (HTTP 401/403, file permissions). Not retried.
     #[error("{path}: permission denied: {reason}")]
     PermissionDenied {
         /// Object name.
@@ -60,7 +77,18 @@ pub enum Error {
         /// Backend message.
         reason: String,
     },
-    /// Any other failure of the store (I/O, network, full disk).
+    /// The store could not be reached or answered with a temporary failure
+    /// (HTTP 5xx, 429, 408, a timeout, a dropped connection). [`RetryBackend`]
+    /// retries these; the caller sees one only once retries are used up.
+    #[error("{path}: store unavailable: {reason}")]
+    Unavailable {
+        /// Object name.
+        path: String,
+        /// Backend message.
+        reason: String,
+    },
+    /// Any other failure of the store (I/O, full disk, a request the server
+    /// rejects). Not retried.
     #[error("{path}: storage error: {reason}")]
     Backend {
         /// Object name.
@@ -76,36 +104,23 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
-    fn from_store(path: &str, e: object_store::Error) -> Error {
-        let path = path.to_string();
-        match e {
-            object_store::Error::NotFound { .. } => Error::NotFound { path },
-            object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { path },
-            object_store::Error::PermissionDenied { source, .. }
-            | object_store::Error::Unauthenticated { source, .. } => Error::PermissionDenied {
-                path,
-                reason: source.to_string(),
-            },
-            other => Error::Backend {
-                path,
-                reason: error_chain(&other),
-            },
-        }
+    /// Whether trying again later may succeed ([`Error::Unavailable`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
     }
-}
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
+    /// The object name the error is about.
+    pub fn path(&self) -> &str {
+        match self {
+            Error::NotFound { path }
+            | Error::AlreadyExists { path }
+            | Error::Truncated { path, .. }
+            | Error::PermissionDenied { path, .. }
+            | Error::Unavailable { path, .. }
+            | Error::Backend { path, .. } => path,
+            Error::InvalidLocation { location, .. } => location,
         }
-        cur = c.source();
     }
-    s
 }
 
 /// Result alias for this crate.
@@ -122,21 +137,26 @@ pub struct ObjectInfo {
 
 /// Storage for a repository: named, immutable objects.
 ///
-/// Contract, which every implementation must keep and the conformance tests check:
+/// Contract, which every implementation must keep and the conformance suite
+/// ([`testing::conformance`]) checks:
 /// - [`put`](Backend::put) and [`create`](Backend::create) are atomic: a reader
 ///   sees either no object or the whole object, never a prefix, also after a
 ///   crash. When they return `Ok`, the object is durable.
 /// - [`create`](Backend::create) fails with [`Error::AlreadyExists`] if the
-///   name is taken, and never overwrites; two concurrent creates of one name
-///   let exactly one succeed.
+///   name is taken, and never overwrites an object that exists when it
+///   starts; where [`exclusive_create`](Backend::exclusive_create) is true,
+///   two concurrent creates of one name let exactly one succeed.
 /// - Reading a missing object fails with [`Error::NotFound`].
 /// - [`get_range`](Backend::get_range) returns exactly the bytes asked for or
 ///   fails ([`Error::Truncated`] when the object is shorter).
-/// - [`list`](Backend::list) issues a listing, not one request per object.
+/// - [`list`](Backend::list) issues one listing (paginated by the store), not
+///   one request per object.
 /// - [`delete`](Backend::delete) of a missing object succeeds.
-/// - All calls may be retried after an error other than `NotFound` or
-///   `AlreadyExists`: objects are content-addressed, so a repeated put writes
-///   the same bytes.
+/// - Every call may be repeated after an error: objects are content-addressed,
+///   so a repeated put writes the same bytes. [`Error::Unavailable`] means
+///   trying again may succeed; other errors are permanent.
+/// - Implementations are called from many threads at once and bound their
+///   own number of requests in flight.
 pub trait Backend: Send + Sync + fmt::Debug {
     /// Store `data` under `path`, replacing any object there.
     fn put(&self, path: &str, data: Bytes) -> Result<()>;
@@ -146,196 +166,29 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn get(&self, path: &str) -> Result<Bytes>;
     /// Read `range` of an object.
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes>;
+    /// Read `range` of an object that holds repository metadata (a pack of
+    /// tree blobs). Same contract as [`get_range`](Backend::get_range); a
+    /// caching layer may fetch and keep the whole object.
+    fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        self.get_range(path, range)
+    }
+    /// Whether [`create`](Backend::create) is exclusive against concurrent
+    /// creators. False for S3 servers without conditional writes (Garage
+    /// 2.x), where create looks first and then writes: it still refuses to
+    /// overwrite an object that is there, but two racing creators can both
+    /// succeed. May ask the store once.
+    fn exclusive_create(&self) -> Result<bool> {
+        Ok(true)
+    }
     /// Size of an object.
     fn head(&self, path: &str) -> Result<ObjectInfo>;
-    /// All objects whose names start with `prefix` (a folder like `keys/`).
+    /// All objects whose names start with `prefix` (a folder like `keys/`),
+    /// sorted by name.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Remove an object.
     fn delete(&self, path: &str) -> Result<()>;
     /// Where the repository lives, for messages; never includes credentials.
     fn location(&self) -> String;
-}
-
-/// A [`Backend`] over any `object_store` implementation.
-pub struct ObjectStoreBackend {
-    store: Arc<dyn ObjectStore>,
-    runtime: Arc<tokio::runtime::Runtime>,
-    /// For local directories: the root, so writes can be fsynced.
-    local_root: Option<PathBuf>,
-    location: String,
-}
-
-impl fmt::Debug for ObjectStoreBackend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ObjectStoreBackend({})", self.location)
-    }
-}
-
-fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("lifeboat-io")
-        .build()
-        .map(Arc::new)
-        .map_err(|e| Error::Backend {
-            path: String::new(),
-            reason: format!("starting I/O runtime: {e}"),
-        })
-}
-
-impl ObjectStoreBackend {
-    /// Wrap an object store; `location` is shown in messages.
-    pub fn new(store: Arc<dyn ObjectStore>, location: String) -> Result<ObjectStoreBackend> {
-        Ok(ObjectStoreBackend {
-            store,
-            runtime: runtime()?,
-            local_root: None,
-            location,
-        })
-    }
-
-    /// A repository in a local directory, which must exist.
-    pub fn local(dir: &Path) -> Result<ObjectStoreBackend> {
-        let root = std::fs::canonicalize(dir).map_err(|e| Error::InvalidLocation {
-            location: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|e| {
-            Error::InvalidLocation {
-                location: dir.display().to_string(),
-                reason: e.to_string(),
-            }
-        })?;
-        let mut b = ObjectStoreBackend::new(Arc::new(fs), root.display().to_string())?;
-        b.local_root = Some(root);
-        Ok(b)
-    }
-
-    /// An in-memory store, for unit tests only: it is empty when created and
-    /// gone when dropped.
-    pub fn memory() -> Result<ObjectStoreBackend> {
-        ObjectStoreBackend::new(
-            Arc::new(object_store::memory::InMemory::new()),
-            "memory://".into(),
-        )
-    }
-
-    fn sync_local(&self, path: &str) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let full = root.join(path);
-        let io = |e: std::io::Error| Error::Backend {
-            path: path.to_string(),
-            reason: format!("fsync: {e}"),
-        };
-        std::fs::File::open(&full)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        if let Some(parent) = full.parent() {
-            std::fs::File::open(parent)
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
-    }
-
-    fn put_mode(&self, path: &str, data: Bytes, mode: PutMode) -> Result<()> {
-        let loc = ObjPath::from(path);
-        let opts = PutOptions {
-            mode,
-            ..Default::default()
-        };
-        self.runtime
-            .block_on(
-                self.store
-                    .put_opts(&loc, PutPayload::from_bytes(data), opts),
-            )
-            .map_err(|e| Error::from_store(path, e))?;
-        self.sync_local(path)
-    }
-}
-
-impl Backend for ObjectStoreBackend {
-    fn put(&self, path: &str, data: Bytes) -> Result<()> {
-        self.put_mode(path, data, PutMode::Overwrite)
-    }
-
-    fn create(&self, path: &str, data: Bytes) -> Result<()> {
-        self.put_mode(path, data, PutMode::Create)
-    }
-
-    fn get(&self, path: &str) -> Result<Bytes> {
-        let loc = ObjPath::from(path);
-        self.runtime
-            .block_on(async { self.store.get(&loc).await?.bytes().await })
-            .map_err(|e| Error::from_store(path, e))
-    }
-
-    fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        let loc = ObjPath::from(path);
-        let want = range.end.saturating_sub(range.start);
-        let res = self
-            .runtime
-            .block_on(self.store.get_range(&loc, range.clone()));
-        let truncated = |len| Error::Truncated {
-            path: path.to_string(),
-            start: range.start,
-            end: range.end,
-            len,
-        };
-        match res {
-            Ok(b) if b.len() as u64 == want => Ok(b),
-            Ok(_) => Err(truncated(self.head(path).map(|h| h.size).unwrap_or(0))),
-            Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound { path: path.into() }),
-            Err(e) => match self.head(path) {
-                Ok(h) if h.size < range.end => Err(truncated(h.size)),
-                _ => Err(Error::from_store(path, e)),
-            },
-        }
-    }
-
-    fn head(&self, path: &str) -> Result<ObjectInfo> {
-        let loc = ObjPath::from(path);
-        let meta = self
-            .runtime
-            .block_on(self.store.head(&loc))
-            .map_err(|e| Error::from_store(path, e))?;
-        Ok(ObjectInfo {
-            path: path.to_string(),
-            size: meta.size,
-        })
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let p = prefix.trim_end_matches('/');
-        let loc = (!p.is_empty()).then(|| ObjPath::from(p));
-        let metas: Vec<object_store::ObjectMeta> = self
-            .runtime
-            .block_on(self.store.list(loc.as_ref()).try_collect())
-            .map_err(|e| Error::from_store(prefix, e))?;
-        let mut out: Vec<ObjectInfo> = metas
-            .into_iter()
-            .map(|m| ObjectInfo {
-                path: m.location.to_string(),
-                size: m.size,
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
-    }
-
-    fn delete(&self, path: &str) -> Result<()> {
-        let loc = ObjPath::from(path);
-        match self.runtime.block_on(self.store.delete(&loc)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::from_store(path, e)),
-        }
-    }
-
-    fn location(&self) -> String {
-        self.location.clone()
-    }
 }
 
 /// How a repository location string is understood.
@@ -346,38 +199,138 @@ pub enum Location {
     Local(PathBuf),
     /// A fresh in-memory store (`memory://`), for tests only.
     Memory,
+    /// An S3 bucket: `s3://bucket/prefix`, or restic's
+    /// `s3:http(s)://host:port/bucket/prefix` which names the endpoint too.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Folder inside the bucket (may be empty).
+        prefix: String,
+        /// Endpoint given in the location itself.
+        endpoint: Option<String>,
+    },
+    /// A Google Cloud Storage bucket: `gs://bucket/prefix`.
+    Gcs {
+        /// Bucket name.
+        bucket: String,
+        /// Folder inside the bucket (may be empty).
+        prefix: String,
+    },
+    /// An Azure Blob Storage container: `az://container/prefix` (the account
+    /// comes from `AZURE_STORAGE_ACCOUNT_NAME`).
+    Azure {
+        /// Container name.
+        container: String,
+        /// Folder inside the container (may be empty).
+        prefix: String,
+    },
+}
+
+fn invalid(location: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidLocation {
+        location: cloud::strip_userinfo(location),
+        reason: reason.into(),
+    }
+}
+
+/// Split `bucket/some/prefix` into a bucket and a prefix without slashes at
+/// either end.
+fn bucket_and_prefix(s: &str, rest: &str, what: &str) -> Result<(String, String)> {
+    let rest = rest.trim_matches('/');
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid(s, format!("no {what} name")));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|c| c == "." || c == "..") {
+        return Err(invalid(s, "the prefix may not contain . or .. components"));
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
 }
 
 impl Location {
     /// Parse a repository location.
     pub fn parse(s: &str) -> Result<Location> {
         if s.is_empty() {
-            return Err(Error::InvalidLocation {
-                location: s.into(),
-                reason: "empty".into(),
-            });
+            return Err(invalid(s, "empty"));
         }
         if let Some(rest) = s.strip_prefix("file://") {
             return Ok(Location::Local(PathBuf::from(rest)));
         }
-        if s == "memory://" || s.starts_with("memory://") {
+        if s.starts_with("memory://") {
             return Ok(Location::Memory);
         }
-        if let Some((scheme, _)) = s.split_once("://") {
-            return Err(Error::InvalidLocation {
-                location: s.into(),
-                reason: format!(
-                    "unsupported scheme {scheme:?} (supported: file://, a plain path, memory://)"
-                ),
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = bucket_and_prefix(s, rest, "bucket")?;
+            return Ok(Location::S3 {
+                bucket,
+                prefix,
+                endpoint: None,
             });
+        }
+        if let Some(url) = s.strip_prefix("s3:") {
+            // restic's form: s3:https://host[:port]/bucket[/prefix]
+            let (scheme, rest) = url
+                .split_once("://")
+                .filter(|(sc, _)| *sc == "http" || *sc == "https")
+                .ok_or_else(|| {
+                    invalid(
+                        s,
+                        "expected s3://bucket/prefix or s3:http(s)://host/bucket/prefix",
+                    )
+                })?;
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if host.is_empty() {
+                return Err(invalid(s, "no host"));
+            }
+            let (bucket, prefix) = bucket_and_prefix(s, path, "bucket")?;
+            return Ok(Location::S3 {
+                bucket,
+                prefix,
+                endpoint: Some(format!("{scheme}://{host}")),
+            });
+        }
+        if let Some(rest) = s.strip_prefix("gs://") {
+            let (bucket, prefix) = bucket_and_prefix(s, rest, "bucket")?;
+            return Ok(Location::Gcs { bucket, prefix });
+        }
+        if let Some(rest) = s.strip_prefix("az://") {
+            let (container, prefix) = bucket_and_prefix(s, rest, "container")?;
+            return Ok(Location::Azure { container, prefix });
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(invalid(
+                s,
+                format!(
+                    "unsupported scheme {scheme:?} (supported: a plain path, file://, s3://, \
+                     s3:http(s)://, gs://, az://, memory://)"
+                ),
+            ));
         }
         Ok(Location::Local(PathBuf::from(s)))
     }
 
-    /// Open the store. With `create`, a missing local directory is created;
-    /// otherwise it must exist.
+    /// Whether the store is reached over the network.
+    pub fn is_remote(&self) -> bool {
+        matches!(
+            self,
+            Location::S3 { .. } | Location::Gcs { .. } | Location::Azure { .. }
+        )
+    }
+
+    /// Open the store with default options (retries, no cache). With
+    /// `create`, a missing local directory is created; otherwise it must
+    /// exist.
     pub fn open(&self, create: bool) -> Result<Arc<dyn Backend>> {
-        match self {
+        self.open_with(create, &OpenOptions::default())
+    }
+
+    /// Open the store and stack the layers `opts` asks for: the store itself
+    /// (bounded requests in flight, multipart uploads), fault injection when
+    /// configured, [`RetryBackend`], and [`CachedBackend`] when a cache
+    /// directory is given.
+    pub fn open_with(&self, create: bool, opts: &OpenOptions) -> Result<Arc<dyn Backend>> {
+        let base: Arc<dyn Backend> = match self {
             Location::Local(dir) => {
                 if create {
                     std::fs::create_dir_all(dir).map_err(|e| Error::InvalidLocation {
@@ -389,10 +342,124 @@ impl Location {
                         path: dir.display().to_string(),
                     });
                 }
-                Ok(Arc::new(ObjectStoreBackend::local(dir)?))
+                Arc::new(ObjectStoreBackend::local(dir)?)
             }
-            Location::Memory => Ok(Arc::new(ObjectStoreBackend::memory()?)),
+            Location::Memory => Arc::new(ObjectStoreBackend::memory()?),
+            Location::S3 {
+                bucket,
+                prefix,
+                endpoint,
+            } => Arc::new(cloud::s3(bucket, prefix, endpoint.as_deref(), opts)?),
+            Location::Gcs { bucket, prefix } => Arc::new(cloud::gcs(bucket, prefix, opts)?),
+            Location::Azure { container, prefix } => {
+                Arc::new(cloud::azure(container, prefix, opts)?)
+            }
+        };
+        let mut b = base;
+        if let Some(f) = &opts.faults {
+            b = Arc::new(testing::FaultyBackend::new(b, f.clone()));
         }
+        b = Arc::new(RetryBackend::new(b, opts.retry.clone()));
+        if let Some(root) = &opts.cache_dir {
+            let dir = cache_dir_for(root, &b.location());
+            b = Arc::new(CachedBackend::new(b, dir)?);
+        }
+        Ok(b)
+    }
+}
+
+/// How [`Location::open_with`] builds the backend stack.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// Root of the metadata cache (the repository gets a folder inside it);
+    /// `None` for no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Retries of transient errors.
+    pub retry: RetryPolicy,
+    /// Connections, timeouts and multipart uploads of remote stores.
+    pub remote: RemoteOptions,
+    /// Fault injection, for tests only.
+    pub faults: Option<testing::FaultConfig>,
+    /// Settings for the cloud store's builder, applied after its
+    /// environment variables: `object_store` configuration keys such as
+    /// `aws_access_key_id` or `aws_endpoint`, for callers that pass
+    /// credentials without the environment. Values of keys naming secrets
+    /// are kept out of messages like the environment's.
+    pub settings: Vec<(String, String)>,
+}
+
+/// Names of the environment variables [`OpenOptions::from_env`] reads
+/// (besides each cloud's own credential variables).
+pub const ENV_VARS: &[&str] = &[
+    "LIFEBOAT_STORE_CONNECTIONS",
+    "LIFEBOAT_STORE_TIMEOUT",
+    "LIFEBOAT_STORE_READ_AHEAD",
+    "LIFEBOAT_RETRIES",
+    "LIFEBOAT_RETRY_DELAY_MS",
+    "LIFEBOAT_S3_CONDITIONAL_PUT",
+    "LIFEBOAT_FAULTS",
+];
+
+fn env_num<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::InvalidLocation {
+                    location: name.to_string(),
+                    reason: format!("{name} must be a number, got {v:?}"),
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
+impl OpenOptions {
+    /// Defaults, adjusted by `LIFEBOAT_STORE_CONNECTIONS` (requests in flight
+    /// to a remote store), `LIFEBOAT_STORE_TIMEOUT` (seconds per request),
+    /// `LIFEBOAT_STORE_READ_AHEAD` (bytes fetched by a short ranged read of
+    /// a remote object, 0 for none),
+    /// `LIFEBOAT_RETRIES` (retries of a transient error),
+    /// `LIFEBOAT_RETRY_DELAY_MS` (first backoff delay),
+    /// `LIFEBOAT_S3_CONDITIONAL_PUT` (`auto`, `yes` or `no`: see
+    /// [`CreateMode`]) and, for tests only,
+    /// `LIFEBOAT_FAULTS` (see [`testing::FaultConfig::parse`]).
+    pub fn from_env() -> Result<OpenOptions> {
+        let mut o = OpenOptions::default();
+        if let Some(n) = env_num::<usize>("LIFEBOAT_STORE_CONNECTIONS")? {
+            o.remote.connections = n.max(1);
+        }
+        if let Some(n) = env_num::<usize>("LIFEBOAT_STORE_READ_AHEAD")? {
+            o.remote.read_ahead = n;
+        }
+        if let Some(s) = env_num::<u64>("LIFEBOAT_STORE_TIMEOUT")? {
+            o.remote.timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(n) = env_num::<u32>("LIFEBOAT_RETRIES")? {
+            o.retry.max_retries = n;
+        }
+        if let Some(ms) = env_num::<u64>("LIFEBOAT_RETRY_DELAY_MS")? {
+            o.retry.first_delay = Duration::from_millis(ms);
+        }
+        match std::env::var("LIFEBOAT_S3_CONDITIONAL_PUT").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => {}
+            Ok("yes") => o.remote.create_mode = CreateMode::Conditional,
+            Ok("no") => o.remote.create_mode = CreateMode::HeadThenPut,
+            Ok(v) => {
+                return Err(Error::InvalidLocation {
+                    location: "LIFEBOAT_S3_CONDITIONAL_PUT".into(),
+                    reason: format!("must be auto, yes or no, not {v:?}"),
+                });
+            }
+        }
+        if let Ok(spec) = std::env::var("LIFEBOAT_FAULTS") {
+            if !spec.trim().is_empty() {
+                o.faults = Some(testing::FaultConfig::parse(&spec)?);
+            }
+        }
+        Ok(o)
     }
 }
 
@@ -400,63 +467,20 @@ impl Location {
 mod tests {
     use super::*;
 
-    fn contract(b: &dyn Backend) {
-        assert!(b.get("keys/none").unwrap_err().is_not_found());
-        b.put("keys/a", Bytes::from_static(b"hello")).unwrap();
-        assert_eq!(b.get("keys/a").unwrap(), Bytes::from_static(b"hello"));
-        assert!(matches!(
-            b.create("keys/a", Bytes::from_static(b"x")),
-            Err(Error::AlreadyExists { .. })
-        ));
-        assert_eq!(b.get("keys/a").unwrap(), Bytes::from_static(b"hello"));
-        b.create("keys/b", Bytes::from_static(b"world!")).unwrap();
-        b.put("data/ab/abcd", Bytes::from_static(b"0123456789"))
-            .unwrap();
-        assert_eq!(
-            b.get_range("data/ab/abcd", 2..5).unwrap(),
-            Bytes::from_static(b"234")
-        );
-        assert!(matches!(
-            b.get_range("data/ab/abcd", 5..50),
-            Err(Error::Truncated { len: 10, .. })
-        ));
-        let keys = b.list("keys/").unwrap();
-        assert_eq!(
-            keys,
-            vec![
-                ObjectInfo {
-                    path: "keys/a".into(),
-                    size: 5
-                },
-                ObjectInfo {
-                    path: "keys/b".into(),
-                    size: 6
-                }
-            ]
-        );
-        assert_eq!(b.list("data/").unwrap().len(), 1);
-        assert_eq!(b.list("snapshots/").unwrap(), vec![]);
-        assert_eq!(b.head("keys/b").unwrap().size, 6);
-        b.delete("keys/a").unwrap();
-        b.delete("keys/a").unwrap();
-        assert!(b.get("keys/a").unwrap_err().is_not_found());
-    }
-
     #[test]
     fn memory_backend_keeps_the_contract() {
-        contract(&ObjectStoreBackend::memory().unwrap());
+        let b = Location::Memory.open(true).unwrap();
+        testing::conformance(b.as_ref(), "conformance/").unwrap();
     }
 
     #[test]
     fn local_backend_keeps_the_contract() {
-        let dir = std::env::temp_dir().join(format!("lb-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let b = Location::parse(dir.to_str().unwrap())
+        let dir = tempfile::tempdir().unwrap();
+        let b = Location::parse(dir.path().join("repo").to_str().unwrap())
             .unwrap()
             .open(true)
             .unwrap();
-        contract(b.as_ref());
-        std::fs::remove_dir_all(&dir).unwrap();
+        testing::conformance(b.as_ref(), "").unwrap();
     }
 
     #[test]
@@ -467,7 +491,42 @@ mod tests {
             Location::Local("/x".into())
         );
         assert_eq!(Location::parse("memory://").unwrap(), Location::Memory);
+        assert_eq!(
+            Location::parse("s3://bkt/a/b/").unwrap(),
+            Location::S3 {
+                bucket: "bkt".into(),
+                prefix: "a/b".into(),
+                endpoint: None
+            }
+        );
+        assert_eq!(
+            Location::parse("s3:http://127.0.0.1:3900/bkt").unwrap(),
+            Location::S3 {
+                bucket: "bkt".into(),
+                prefix: String::new(),
+                endpoint: Some("http://127.0.0.1:3900".into())
+            }
+        );
+        assert_eq!(
+            Location::parse("gs://g/p").unwrap(),
+            Location::Gcs {
+                bucket: "g".into(),
+                prefix: "p".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("az://c").unwrap(),
+            Location::Azure {
+                container: "c".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(Location::parse("s3://").is_err());
+        assert!(Location::parse("s3://b/../x").is_err());
+        assert!(Location::parse("s3:ftp://h/b").is_err());
         assert!(Location::parse("ftp://x").is_err());
+        let e = Location::parse("ftp://user:secretpw@x/y").unwrap_err();
+        assert!(!e.to_string().contains("secretpw"), "{e}");
         assert!(
             Location::parse("/definitely/not/here")
                 .unwrap()

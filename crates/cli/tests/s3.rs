@@ -1,0 +1,369 @@
+//! The CLI against a real 3-node Garage cluster: a 500 MiB round trip, a
+//! node killed mid-backup, injected faults, the metadata cache, and secrets
+//! kept out of every output. Skipped only with `LIFEBOAT_SKIP_S3=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod s3_common;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{MixedStream, compare_trees, random_bytes, restored_path, run};
+use s3_common::{S3Repo, cluster, own_cluster, read_stats};
+
+/// `big_files` files of `file_len` bytes of mixed data (random,
+/// compressible, zero runs) and 200 small files, under `dir`.
+fn make_tree(dir: &Path, seed: u64, big_files: u64, file_len: u64) {
+    fs::create_dir_all(dir.join("small")).unwrap();
+    for i in 0..big_files {
+        let mut f = fs::File::create(dir.join(format!("big-{i}.img"))).unwrap();
+        std::io::copy(&mut MixedStream::new(seed + i, file_len), &mut f).unwrap();
+    }
+    for i in 0..200u64 {
+        fs::write(
+            dir.join("small").join(format!("f{i:03}")),
+            random_bytes(seed * 1000 + i, (i as usize * 97) % 5000),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn s3_round_trip_of_500_mib_is_byte_identical() {
+    let Some(c) = cluster() else { return };
+    let r = S3Repo::new(&c, "big");
+    let src = r.scratch("src");
+    make_tree(&src, 1, 4, 126 << 20);
+    let s = r.backup(&[&src]);
+    assert!(s["bytes_read"].as_u64().unwrap() >= 500 << 20, "{s}");
+    let target = r.scratch("restored");
+    r.restore("latest", &target);
+    let counts = compare_trees(&src, &restored_path(&target, &src));
+    assert!(counts.bytes >= 500 << 20, "{counts:?}");
+    assert_eq!(counts.files, 204);
+    let v = r.check(true);
+    assert!(v["blobs_read"].as_u64().unwrap() > 300, "{v}");
+    assert_eq!(v["packs_read"], v["packs"], "{v}");
+    // The metadata cache was filled, with content-addressed names only.
+    let cache_index: Vec<_> = walk_files(&r.cache_dir())
+        .into_iter()
+        .filter(|p| p.contains("/index/") || p.contains("/snapshots/"))
+        .collect();
+    assert!(cache_index.len() >= 2, "{cache_index:?}");
+}
+
+fn walk_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Kill one node (not the one the client talks to) while a backup runs.
+#[test]
+fn a_node_killed_mid_backup_leaves_a_consistent_repository() {
+    let Some(c) = own_cluster() else { return };
+    let r = S3Repo::new(&c, "kill");
+    let first = r.scratch("first");
+    make_tree(&first, 10, 1, 8 << 20);
+    r.backup(&[&first]);
+    let second = r.scratch("second");
+    make_tree(&second, 20, 3, 60 << 20);
+
+    let puts = || {
+        c.s3_requests(1)
+            .unwrap()
+            .get("PutObject")
+            .copied()
+            .unwrap_or(0)
+    };
+    let baseline = puts();
+    let child = r
+        .cmd()
+        .args(["--json", "backup"])
+        .arg(&second)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill node 3 once the backup has uploaded something.
+    let start = Instant::now();
+    loop {
+        if puts() >= baseline + 3 || start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.kill_node(3).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let completed = out.status.success();
+    if !completed {
+        // A clean failure: one clear message, no partial snapshot.
+        assert!(stderr.contains("lifeboat: error:"), "{stderr}");
+        eprintln!("backup failed cleanly with node 3 down: {stderr}");
+    }
+    // With node 3 still down, the repository is consistent and the first
+    // snapshot restores.
+    r.check(false);
+    let ids = r.snapshot_ids();
+    assert_eq!(ids.len(), if completed { 2 } else { 1 }, "{ids:?}");
+    let t1 = r.scratch("t1");
+    r.restore(&ids[0], &t1);
+    compare_trees(&first, &restored_path(&t1, &first));
+    if completed {
+        let t2 = r.scratch("t2");
+        r.restore(&ids[1], &t2);
+        compare_trees(&second, &restored_path(&t2, &second));
+    }
+    // Node 3 back: still consistent, every byte readable.
+    c.start_node(3).unwrap();
+    r.check(true);
+    assert!(
+        completed,
+        "the backup should survive one of three nodes going down"
+    );
+}
+
+#[test]
+fn transient_faults_are_retried_and_the_backup_completes() {
+    let Some(c) = cluster() else { return };
+    // Small packs: more requests to fail.
+    let r = S3Repo::with_init_args(&c, "transient", &["--pack-size", "1"]);
+    let src = r.scratch("src");
+    make_tree(&src, 30, 2, 12 << 20);
+    let stats = r.tmp.path().join("stats.jsonl");
+    let o = run(r
+        .cmd()
+        .env(
+            "LIFEBOAT_FAULTS",
+            format!(
+                "seed=4,transient=0.3,lost_replies=0.5,latency_ms=30,latency=0.2,stats={}",
+                stats.display()
+            ),
+        )
+        .args(["--json", "backup"])
+        .arg(&src))
+    .ok("backup with transient faults");
+    assert!(o.summary()["bytes_read"].as_u64().unwrap() >= 24 << 20);
+    let st = read_stats(&stats);
+    assert_eq!(st.len(), 1, "{st:?}");
+    let faults = st[0]["stats"]["transient_faults"].as_u64().unwrap();
+    assert!(
+        faults >= 5,
+        "too few faults injected to mean anything: {st:?}"
+    );
+    // Without faults, the data is all there.
+    let target = r.scratch("t");
+    r.restore("latest", &target);
+    compare_trees(&src, &restored_path(&target, &src));
+    r.check(true);
+}
+
+#[test]
+fn a_permanent_error_fails_fast_with_a_clear_message() {
+    let Some(c) = cluster() else { return };
+    let r = S3Repo::new(&c, "permanent");
+    let src = r.scratch("src");
+    make_tree(&src, 40, 1, 20 << 20);
+    let stats = r.tmp.path().join("stats.jsonl");
+    let o = run(r
+        .cmd()
+        .env(
+            "LIFEBOAT_FAULTS",
+            format!("permanent=1,prefix=data/,stats={}", stats.display()),
+        )
+        .arg("backup")
+        .arg(&src))
+    .fails(
+        "backup with a permanent error",
+        1,
+        &["permission denied", "injected permanent fault"],
+    );
+    assert_eq!(
+        o.stderr.matches("lifeboat: error:").count(),
+        1,
+        "one error message: {}",
+        o.stderr
+    );
+    let st = read_stats(&stats);
+    let s = &st[0]["stats"];
+    // No retries: each backup thread's first pack upload failed once, and
+    // nothing went on after it.
+    assert!(s["put"].as_u64().unwrap() <= 4, "{s}");
+    assert_eq!(s["permanent_faults"], s["put"], "{s}");
+    assert_eq!(s["transient_faults"], 0, "{s}");
+    assert!(r.snapshot_ids().is_empty());
+}
+
+#[test]
+fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
+    let Some(c) = cluster() else { return };
+    let r = S3Repo::new(&c, "cache");
+    let src = r.scratch("src");
+    make_tree(&src, 50, 1, 2 << 20);
+    r.backup(&[&src]);
+    let counted = |name: &str, args: &[&str]| {
+        let f = r.tmp.path().join(format!("{name}.jsonl"));
+        run(r
+            .cmd()
+            .env("LIFEBOAT_FAULTS", format!("stats={}", f.display()))
+            .args(args))
+        .ok(name);
+        read_stats(&f).remove(0)["stats"].clone()
+    };
+    // The backup filled the cache with what it wrote; the first `ls`
+    // fetches only the tree packs, the second nothing but config and keys.
+    let first = counted("ls1", &["ls", "latest"]);
+    let tree_packs = walk_files(&r.cache_dir())
+        .iter()
+        .filter(|p| p.contains("/data/"))
+        .count() as u64;
+    assert!(tree_packs >= 1);
+    assert_eq!(first["get"], 2 + tree_packs, "{first}");
+    let second = counted("ls2", &["ls", "latest"]);
+    assert_eq!(
+        second["get_range"], 0,
+        "tree blobs from the cache: {second}"
+    );
+    assert_eq!(second["get"], 2, "only config and the key slot: {second}");
+    assert!(
+        first["get"].as_u64().unwrap() > second["get"].as_u64().unwrap(),
+        "{first} vs {second}"
+    );
+    // Corrupt every cached file: each is detected and fetched again.
+    let files: Vec<String> = walk_files(&r.cache_dir())
+        .into_iter()
+        .filter(|p| !p.ends_with("/location"))
+        .collect();
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        let mut b = fs::read(f).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x40;
+        fs::write(f, b).unwrap();
+    }
+    let third = counted("ls3", &["ls", "latest"]);
+    assert!(
+        third["get"].as_u64().unwrap() >= files.len() as u64 + 2,
+        "{third}"
+    );
+    let t = r.scratch("t");
+    r.restore("latest", &t);
+    compare_trees(&src, &restored_path(&t, &src));
+    // Repaired: the next run reads from the cache again.
+    let fourth = counted("ls4", &["ls", "latest"]);
+    assert_eq!(fourth["get"], 2, "{fourth}");
+    // --no-cache: trees are read by range from the store, and the cache
+    // folder is left alone.
+    let before = walk_files(&r.cache_dir());
+    let nocache = counted("ls5", &["--no-cache", "ls", "latest"]);
+    assert!(nocache["get_range"].as_u64().unwrap() >= 1, "{nocache}");
+    assert!(nocache["get"].as_u64().unwrap() > 2, "{nocache}");
+    assert_eq!(walk_files(&r.cache_dir()), before);
+}
+
+#[test]
+fn secrets_never_appear_in_any_output() {
+    let Some(c) = cluster() else { return };
+    let secret = c.var("AWS_SECRET_ACCESS_KEY").to_string();
+    let key_id = c.var("AWS_ACCESS_KEY_ID").to_string();
+    assert!(secret.len() >= 32 && key_id.len() >= 16);
+    let r = S3Repo::new(&c, "secrets");
+    let src = r.scratch("src");
+    fs::write(src.join("a"), b"some data").unwrap();
+    let mut outputs = Vec::new();
+    let mut keep = |o: common::Output| outputs.push(format!("{}\n{}", o.out(), o.stderr));
+    keep(r.run(["--json", "backup", src.to_str().unwrap()]));
+    keep(r.run(["backup", src.to_str().unwrap()]));
+    for args in [
+        &["--json", "snapshots"][..],
+        &["snapshots"],
+        &["--json", "check", "--read-data"],
+        &["check"],
+        &["--json", "ls", "latest"],
+        &["--json", "stats"],
+        &["--json", "key", "list"],
+        &["cat", "config"],
+        &["--json", "cat", "snapshot", "latest"],
+        &["ls", "nonexistent-snapshot"],
+        &["--json", "ls", "nonexistent-snapshot"],
+    ] {
+        keep(r.run(args));
+    }
+    // Failures that involve the credentials themselves.
+    let wrong = format!("{}x", &secret[..secret.len() - 1]);
+    for (k, v) in [
+        ("AWS_SECRET_ACCESS_KEY", wrong.as_str()),
+        ("AWS_ACCESS_KEY_ID", "GK000000000000000000000000"),
+    ] {
+        for json in [true, false] {
+            let mut cmd = r.cmd();
+            cmd.env(k, v).env("LIFEBOAT_RETRIES", "0");
+            if json {
+                cmd.arg("--json");
+            }
+            let o = run(cmd.arg("snapshots"));
+            assert_ne!(o.code, 0, "snapshots with a wrong {k} succeeded");
+            assert!(o.stderr.contains("permission denied"), "{}", o.stderr);
+            assert!(!o.stderr.contains(v), "{k} printed: {}", o.stderr);
+            keep(o);
+        }
+    }
+    // An endpoint with user:password in it.
+    let mut cmd = r.cmd();
+    cmd.env(
+        "AWS_ENDPOINT_URL",
+        c.endpoint()
+            .replace("http://", &format!("http://{key_id}:{secret}@")),
+    )
+    .env("LIFEBOAT_RETRIES", "0");
+    keep(run(cmd.arg("snapshots")));
+    for o in &outputs {
+        assert!(!o.contains(&secret), "the secret key was printed:\n{o}");
+        assert!(!o.contains(&key_id), "the access key id was printed:\n{o}");
+        assert!(!o.contains(&r.password), "the password was printed:\n{o}");
+    }
+    assert!(outputs.len() >= 17);
+}
+
+#[test]
+fn unreadable_locations_fail_clearly() {
+    let Some(c) = cluster() else { return };
+    // A bucket that does not exist.
+    let mut cmd = s3_common::s3_cmd(&c);
+    cmd.env("LIFEBOAT_PASSWORD", "x")
+        .env("LIFEBOAT_RETRIES", "0")
+        .args(["-r", "s3://no-such-bucket-here/x", "snapshots"]);
+    let o = run(&mut cmd);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.starts_with("lifeboat: error:"), "{}", o.stderr);
+    // An empty prefix in an existing bucket: no repository there.
+    let mut cmd = s3_common::s3_cmd(&c);
+    cmd.env("LIFEBOAT_PASSWORD", "x")
+        .args(["-r", &c.unique_url("nothing-here"), "snapshots"]);
+    run(&mut cmd).fails("snapshots of an empty prefix", 10, &["does not exist"]);
+    // Plain http to another host is refused unless allowed.
+    let mut cmd = s3_common::s3_cmd(&c);
+    cmd.env("LIFEBOAT_PASSWORD", "x")
+        .env("AWS_ENDPOINT_URL", "http://192.0.2.1:3900")
+        .args(["-r", "s3://b/p", "snapshots"]);
+    run(&mut cmd).fails("plain http", 1, &["AWS_ALLOW_HTTP"]);
+    let _ = std::io::stderr().flush();
+}

@@ -1,0 +1,642 @@
+//! [`ObjectStoreBackend`]: the [`Backend`] over any `object_store` store.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+
+use crate::cloud::redact_with;
+use crate::{Backend, Error, ObjectInfo, Result};
+
+/// Settings for remote stores.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RemoteOptions {
+    /// Requests in flight at once, over all threads.
+    pub connections: usize,
+    /// Limit for one request, transfer included.
+    pub timeout: Duration,
+    /// Limit for opening a connection.
+    pub connect_timeout: Duration,
+    /// Objects at least this large are uploaded in parts.
+    pub multipart_threshold: usize,
+    /// Size of one part.
+    pub part_size: usize,
+    /// Parts of one object uploaded at once.
+    pub part_concurrency: usize,
+    /// How [`Backend::create`] keeps from overwriting.
+    pub create_mode: CreateMode,
+    /// A ranged read shorter than this fetches this much from its start and
+    /// keeps it for the reads that follow (0: off). See [`ReadAhead`].
+    pub read_ahead: usize,
+    /// Read-ahead windows kept in memory.
+    pub read_ahead_windows: usize,
+}
+
+/// How a remote store does create-if-absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CreateMode {
+    /// Find out on the first create: write a probe object twice, the second
+    /// time conditionally, and see whether the server refuses.
+    #[default]
+    Auto,
+    /// A conditional write (`If-None-Match: *` on S3): exclusive.
+    Conditional,
+    /// Look (HEAD), then write: refuses to overwrite an object that is
+    /// there, but two racing creators can both succeed. For S3 servers that
+    /// ignore `If-None-Match` (Garage 2.x).
+    HeadThenPut,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            connections: 8,
+            timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            multipart_threshold: 32 << 20,
+            part_size: 8 << 20,
+            part_concurrency: 4,
+            create_mode: CreateMode::Auto,
+            read_ahead: 4 << 20,
+            read_ahead_windows: 8,
+        }
+    }
+}
+
+/// A counting semaphore for blocking callers.
+#[derive(Debug)]
+struct Limiter {
+    max: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Permit<'a>(&'a Limiter);
+
+impl Limiter {
+    fn new(max: usize) -> Limiter {
+        Limiter {
+            max: max.max(1),
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Recently read stretches of objects, for ranged reads that come in order.
+///
+/// Restore reads a pack's blobs one after another, each a small ranged read;
+/// on S3 every request costs a round trip (and on Garage, often a 40 ms
+/// delayed ACK). So a short read of a remote object fetches `window` bytes
+/// from its start (the server clips at the end of the object) and later
+/// reads inside that stretch are served from memory. Objects are immutable,
+/// so a window never goes stale; the last `max` windows are kept.
+#[derive(Debug)]
+struct ReadAhead {
+    window: u64,
+    max: usize,
+    /// (object, start, bytes), most recently used last.
+    windows: Mutex<Vec<(String, u64, Bytes)>>,
+}
+
+impl ReadAhead {
+    fn find(&self, path: &str, r: &Range<u64>) -> Option<Bytes> {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let i = w.iter().rposition(|(p, start, b)| {
+            p == path && *start <= r.start && r.end <= *start + b.len() as u64
+        })?;
+        let hit = w.remove(i);
+        let (s, e) = ((r.start - hit.1) as usize, (r.end - hit.1) as usize);
+        let out = hit.2.slice(s..e);
+        w.push(hit);
+        Some(out)
+    }
+
+    fn keep(&self, path: &str, start: u64, b: Bytes) {
+        let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() >= self.max.max(1) {
+            w.remove(0);
+        }
+        w.push((path.to_string(), start, b));
+    }
+}
+
+/// A [`Backend`] over any `object_store` implementation.
+pub struct ObjectStoreBackend {
+    store: Arc<dyn ObjectStore>,
+    runtime: Arc<tokio::runtime::Runtime>,
+    /// For local directories: the root, so writes can be fsynced.
+    local_root: Option<PathBuf>,
+    location: String,
+    /// For remote stores: the bound on requests in flight.
+    limiter: Option<Limiter>,
+    /// For remote stores: multipart settings.
+    remote: Option<RemoteOptions>,
+    /// Whether create is a conditional write, once known.
+    conditional: OnceLock<bool>,
+    /// For remote stores: recently read windows.
+    read_ahead: Option<ReadAhead>,
+    /// Credential values given in settings rather than the environment,
+    /// to keep out of messages.
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for ObjectStoreBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectStoreBackend({})", self.location)
+    }
+}
+
+fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lifeboat-io")
+        .enable_all()
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::Backend {
+            path: String::new(),
+            reason: format!("starting I/O runtime: {e}"),
+        })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Whether an `object_store` error is worth retrying: transport failures
+/// (connect, send, timeout, dropped connection, truncated body) and the
+/// statuses S3 and its kin use for "try again" (5xx, 429, 408, and S3's
+/// 200-with-an-error-body).
+fn is_transient(e: &object_store::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<object_store::client::HttpError>()
+            .is_some()
+        {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            if matches!(
+                io.kind(),
+                K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::ConnectionRefused
+                    | K::TimedOut
+                    | K::BrokenPipe
+                    | K::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        cur = c.source();
+    }
+    // The status of a failed request is only in the message: the error type
+    // that carries it is private to object_store.
+    let msg = e.to_string();
+    if let Some(i) = msg.find("status code: ") {
+        let code = &msg[i + 13..];
+        return code.starts_with('5') || code.starts_with("429") || code.starts_with("408");
+    }
+    msg.contains("Server returned error response")
+}
+
+impl Error {
+    pub(crate) fn from_store(path: &str, e: object_store::Error, secrets: &[String]) -> Error {
+        let path = path.to_string();
+        let redact = |s: &str| redact_with(s, secrets);
+        match e {
+            object_store::Error::NotFound { .. } => Error::NotFound { path },
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => Error::AlreadyExists { path },
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => Error::PermissionDenied {
+                path,
+                reason: redact(&error_chain(&e)),
+            },
+            other if is_transient(&other) => Error::Unavailable {
+                path,
+                reason: redact(&error_chain(&other)),
+            },
+            other => Error::Backend {
+                path,
+                reason: redact(&error_chain(&other)),
+            },
+        }
+    }
+}
+
+impl ObjectStoreBackend {
+    /// Wrap an object store; `location` is shown in messages. No bound on
+    /// requests in flight, no multipart uploads.
+    pub fn new(store: Arc<dyn ObjectStore>, location: String) -> Result<ObjectStoreBackend> {
+        Ok(ObjectStoreBackend {
+            store,
+            runtime: runtime()?,
+            local_root: None,
+            location,
+            limiter: None,
+            remote: None,
+            conditional: OnceLock::new(),
+            read_ahead: None,
+            secrets: Vec::new(),
+        })
+    }
+
+    /// Wrap a remote object store: at most `opts.connections` requests in
+    /// flight, large objects uploaded in parts.
+    pub fn remote(
+        store: Arc<dyn ObjectStore>,
+        location: String,
+        opts: &RemoteOptions,
+    ) -> Result<ObjectStoreBackend> {
+        let mut b = ObjectStoreBackend::new(store, location)?;
+        b.limiter = Some(Limiter::new(opts.connections));
+        b.remote = Some(opts.clone());
+        if opts.read_ahead > 0 && opts.read_ahead_windows > 0 {
+            b.read_ahead = Some(ReadAhead {
+                window: opts.read_ahead as u64,
+                max: opts.read_ahead_windows,
+                windows: Mutex::new(Vec::new()),
+            });
+        }
+        match opts.create_mode {
+            CreateMode::Auto => {}
+            CreateMode::Conditional => {
+                let _ = b.conditional.set(true);
+            }
+            CreateMode::HeadThenPut => {
+                let _ = b.conditional.set(false);
+            }
+        }
+        Ok(b)
+    }
+
+    pub(crate) fn set_secrets(&mut self, secrets: Vec<String>) {
+        self.secrets = secrets;
+    }
+
+    fn err(&self, path: &str, e: object_store::Error) -> Error {
+        Error::from_store(path, e, &self.secrets)
+    }
+
+    /// Whether the store refuses a conditional write over an existing
+    /// object; asks it once (see [`CreateMode::Auto`]).
+    fn conditional_create(&self) -> Result<bool> {
+        if let Some(c) = self.conditional.get() {
+            return Ok(*c);
+        }
+        let probe = format!(
+            ".lifeboat-probe/{}",
+            blake3::hash(
+                format!(
+                    "{}-{:?}-{:?}",
+                    std::process::id(),
+                    std::time::SystemTime::now(),
+                    std::thread::current().id()
+                )
+                .as_bytes()
+            )
+            .to_hex()
+        );
+        self.put_mode(&probe, Bytes::from_static(b"1"), PutMode::Overwrite)?;
+        let res = self.put_mode(&probe, Bytes::from_static(b"2"), PutMode::Create);
+        let _ = self.delete(&probe);
+        let supported = match res {
+            Err(Error::AlreadyExists { .. }) => true,
+            Ok(()) => false,
+            // Servers that reject the header outright.
+            Err(Error::Backend { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(*self.conditional.get_or_init(|| supported))
+    }
+
+    /// A repository in a local directory, which must exist.
+    pub fn local(dir: &Path) -> Result<ObjectStoreBackend> {
+        let root = std::fs::canonicalize(dir).map_err(|e| Error::InvalidLocation {
+            location: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|e| {
+            Error::InvalidLocation {
+                location: dir.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut b = ObjectStoreBackend::new(Arc::new(fs), root.display().to_string())?;
+        b.local_root = Some(root);
+        Ok(b)
+    }
+
+    /// An in-memory store, for unit tests only: it is empty when created and
+    /// gone when dropped.
+    pub fn memory() -> Result<ObjectStoreBackend> {
+        ObjectStoreBackend::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            "memory://".into(),
+        )
+    }
+
+    /// Run `fut` on the I/O runtime, holding a request slot.
+    fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        let _permit = self.limiter.as_ref().map(Limiter::acquire);
+        self.runtime.block_on(fut)
+    }
+
+    fn sync_local(&self, path: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let full = root.join(path);
+        let io = |e: std::io::Error| Error::Backend {
+            path: path.to_string(),
+            reason: format!("fsync: {e}"),
+        };
+        std::fs::File::open(&full)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        if let Some(parent) = full.parent() {
+            std::fs::File::open(parent)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn put_mode(&self, path: &str, data: Bytes, mode: PutMode) -> Result<()> {
+        let loc = ObjPath::from(path);
+        let multipart = self
+            .remote
+            .as_ref()
+            .filter(|r| matches!(mode, PutMode::Overwrite) && data.len() >= r.multipart_threshold);
+        let res = if let Some(r) = multipart {
+            self.block_on(put_multipart(
+                self.store.as_ref(),
+                &loc,
+                data,
+                r.part_size,
+                r.part_concurrency,
+            ))
+        } else {
+            let opts = PutOptions {
+                mode,
+                ..Default::default()
+            };
+            self.block_on(
+                self.store
+                    .put_opts(&loc, PutPayload::from_bytes(data), opts),
+            )
+            .map(|_| ())
+        };
+        res.map_err(|e| self.err(path, e))?;
+        self.sync_local(path)
+    }
+}
+
+async fn put_multipart(
+    store: &dyn ObjectStore,
+    loc: &ObjPath,
+    data: Bytes,
+    part_size: usize,
+    concurrency: usize,
+) -> object_store::Result<()> {
+    let upload = store.put_multipart(loc).await?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, part_size.max(5 << 20));
+    let mut rest = data;
+    while !rest.is_empty() {
+        if let Err(e) = w.wait_for_capacity(concurrency.max(1)).await {
+            // Best effort: the error that stopped us is the one to report.
+            let _ = w.abort().await;
+            return Err(e);
+        }
+        let n = rest.len().min(part_size);
+        w.put(rest.split_to(n));
+    }
+    w.finish().await.map(|_| ())
+}
+
+impl Backend for ObjectStoreBackend {
+    fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        self.put_mode(path, data, PutMode::Overwrite)
+    }
+
+    fn create(&self, path: &str, data: Bytes) -> Result<()> {
+        if self.remote.is_none() || self.conditional_create()? {
+            return self.put_mode(path, data, PutMode::Create);
+        }
+        match self.head(path) {
+            Ok(_) => Err(Error::AlreadyExists { path: path.into() }),
+            Err(e) if e.is_not_found() => self.put_mode(path, data, PutMode::Overwrite),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn exclusive_create(&self) -> Result<bool> {
+        if self.remote.is_none() {
+            return Ok(true);
+        }
+        self.conditional_create()
+    }
+
+    fn get(&self, path: &str) -> Result<Bytes> {
+        let loc = ObjPath::from(path);
+        self.block_on(async { self.store.get(&loc).await?.bytes().await })
+            .map_err(|e| self.err(path, e))
+    }
+
+    fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        let loc = ObjPath::from(path);
+        let want = range.end.saturating_sub(range.start);
+        if want == 0 {
+            let h = self.head(path)?;
+            if h.size < range.end {
+                return Err(Error::Truncated {
+                    path: path.to_string(),
+                    start: range.start,
+                    end: range.end,
+                    len: h.size,
+                });
+            }
+            return Ok(Bytes::new());
+        }
+        let truncated = |len| Error::Truncated {
+            path: path.to_string(),
+            start: range.start,
+            end: range.end,
+            len,
+        };
+        if let Some(ra) = self.read_ahead.as_ref().filter(|ra| want < ra.window) {
+            if let Some(b) = ra.find(path, &range) {
+                return Ok(b);
+            }
+            let window = range.start..range.start + ra.window;
+            match self.block_on(self.store.get_range(&loc, window)) {
+                // The server clips the window at the end of the object.
+                Ok(b) if b.len() as u64 >= want => {
+                    let out = b.slice(..want as usize);
+                    ra.keep(path, range.start, b);
+                    return Ok(out);
+                }
+                Ok(b) => return Err(truncated(range.start + b.len() as u64)),
+                Err(e) => {
+                    let err = self.err(path, e);
+                    if err.is_not_found() || err.is_transient() {
+                        return Err(err);
+                    }
+                    // A start past the end, for one: the plain read below
+                    // tells it apart.
+                }
+            }
+        }
+        let res = self.block_on(self.store.get_range(&loc, range.clone()));
+        match res {
+            Ok(b) if b.len() as u64 == want => Ok(b),
+            Ok(_) => Err(truncated(self.head(path)?.size)),
+            Err(e) => {
+                let err = self.err(path, e);
+                if err.is_not_found() || err.is_transient() {
+                    return Err(err);
+                }
+                // A range past the end is an error for most stores; tell
+                // "too short" apart from other failures.
+                match self.head(path) {
+                    Ok(h) if h.size < range.end => Err(truncated(h.size)),
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
+    fn head(&self, path: &str) -> Result<ObjectInfo> {
+        let loc = ObjPath::from(path);
+        let meta = self
+            .block_on(self.store.head(&loc))
+            .map_err(|e| self.err(path, e))?;
+        Ok(ObjectInfo {
+            path: path.to_string(),
+            size: meta.size,
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let p = prefix.trim_end_matches('/');
+        let loc = (!p.is_empty()).then(|| ObjPath::from(p));
+        let metas: Vec<object_store::ObjectMeta> = self
+            .block_on(self.store.list(loc.as_ref()).try_collect())
+            .map_err(|e| self.err(prefix, e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                path: m.location.to_string(),
+                size: m.size,
+            })
+            .filter(|o| o.path.starts_with(prefix))
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        let loc = ObjPath::from(path);
+        match self.block_on(self.store.delete(&loc)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_bounds_concurrency() {
+        let l = Arc::new(Limiter::new(3));
+        let peak = Arc::new(Mutex::new((0usize, 0usize)));
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let (l, peak) = (l.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let _p = l.acquire();
+                    {
+                        let mut g = peak.lock().unwrap();
+                        g.0 += 1;
+                        g.1 = g.1.max(g.0);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                    peak.lock().unwrap().0 -= 1;
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let g = peak.lock().unwrap();
+        assert_eq!(g.0, 0);
+        assert!(g.1 <= 3 && g.1 >= 1, "peak {}", g.1);
+    }
+
+    #[test]
+    fn status_codes_are_classified() {
+        let mk = |msg: &str| object_store::Error::Generic {
+            store: "S3",
+            source: msg.to_string().into(),
+        };
+        assert!(is_transient(&mk(
+            "Error performing PUT x - Server returned non-2xx status code: 503 Service Unavailable: "
+        )));
+        assert!(is_transient(&mk(
+            "Server returned non-2xx status code: 429 Too Many Requests"
+        )));
+        assert!(!is_transient(&mk(
+            "Server returned non-2xx status code: 400 Bad Request: <Error>"
+        )));
+        assert!(!is_transient(&mk("Operation not supported")));
+        let io = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        };
+        assert!(is_transient(&io));
+    }
+}

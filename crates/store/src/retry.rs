@@ -1,0 +1,297 @@
+//! [`RetryBackend`]: exponential backoff on transient errors.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::{Backend, Error, ObjectInfo, Result};
+
+/// When and how often to try a failed request again.
+///
+/// Only [`Error::Unavailable`] is retried (HTTP 5xx, 429, 408, timeouts,
+/// refused or dropped connections); not-found, already-exists, permission
+/// errors and other 4xx answers are returned at once. The n-th retry waits a
+/// random time between half and all of `first_delay * 2^(n-1)`, capped at
+/// `max_delay`. Retrying stops after `max_retries` retries or once
+/// `max_elapsed` has passed since the first attempt, whichever comes first.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 disables retrying).
+    pub max_retries: u32,
+    /// Wait before the first retry.
+    pub first_delay: Duration,
+    /// Longest wait between two attempts.
+    pub max_delay: Duration,
+    /// No retry starts after this much time since the first attempt.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 8,
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(16),
+            max_elapsed: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 0,
+            ..Default::default()
+        }
+    }
+
+    /// The wait before retry number `n` (1-based), given a random `u` in [0, 1).
+    fn delay(&self, n: u32, u: f64) -> Duration {
+        let exp = self
+            .first_delay
+            .saturating_mul(1u32 << n.saturating_sub(1).min(20));
+        let d = exp.min(self.max_delay);
+        d.mul_f64(0.5 + 0.5 * u)
+    }
+}
+
+/// A [`Backend`] that retries transient errors of the one below it with
+/// backoff, per its [`RetryPolicy`].
+///
+/// Safe because every operation may be repeated (see the [`Backend`]
+/// contract). One case needs care: a `create` whose first attempt reached
+/// the store but whose answer was lost comes back as `AlreadyExists` on the
+/// retry. Then the object is read back, and if it holds exactly our bytes the
+/// create counts as done.
+pub struct RetryBackend {
+    inner: Arc<dyn Backend>,
+    policy: RetryPolicy,
+    retries: AtomicU64,
+    seed: AtomicU64,
+}
+
+impl fmt::Debug for RetryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RetryBackend({:?})", self.inner)
+    }
+}
+
+impl RetryBackend {
+    /// Wrap `inner`.
+    pub fn new(inner: Arc<dyn Backend>, policy: RetryPolicy) -> RetryBackend {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9);
+        RetryBackend {
+            inner,
+            policy,
+            retries: AtomicU64::new(0),
+            seed: AtomicU64::new(seed | 1),
+        }
+    }
+
+    /// Retries made so far, over all operations.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// A jitter value in [0, 1) (splitmix64 over a shared counter).
+    fn jitter(&self) -> f64 {
+        let mut z = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Run `op`, retrying transient failures. `op` gets the attempt number
+    /// (0 for the first).
+    fn run<T>(&self, mut op: impl FnMut(u32) -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match op(attempt) {
+                Err(e) if e.is_transient() => {
+                    let elapsed = start.elapsed();
+                    if attempt >= self.policy.max_retries || elapsed >= self.policy.max_elapsed {
+                        return Err(gave_up(e, attempt, elapsed));
+                    }
+                    attempt += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(self.policy.delay(attempt, self.jitter()));
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+fn gave_up(e: Error, retries: u32, elapsed: Duration) -> Error {
+    match e {
+        Error::Unavailable { path, reason } if retries > 0 => Error::Unavailable {
+            path,
+            reason: format!(
+                "{reason} (gave up after {retries} retries in {:.1}s)",
+                elapsed.as_secs_f64()
+            ),
+        },
+        e => e,
+    }
+}
+
+impl Backend for RetryBackend {
+    fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        self.run(|_| self.inner.put(path, data.clone()))
+    }
+
+    fn create(&self, path: &str, data: Bytes) -> Result<()> {
+        self.run(|attempt| match self.inner.create(path, data.clone()) {
+            Err(Error::AlreadyExists { .. }) if attempt > 0 => {
+                // Did an earlier attempt of ours land? Then we are done.
+                match self.inner.get(path) {
+                    Ok(b) if b == data => Ok(()),
+                    Ok(_) => Err(Error::AlreadyExists { path: path.into() }),
+                    Err(e) => Err(e),
+                }
+            }
+            r => r,
+        })
+    }
+
+    fn get(&self, path: &str) -> Result<Bytes> {
+        self.run(|_| self.inner.get(path))
+    }
+
+    fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        self.run(|_| self.inner.get_range(path, range.clone()))
+    }
+
+    fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        self.run(|_| self.inner.get_metadata_range(path, range.clone()))
+    }
+
+    fn exclusive_create(&self) -> Result<bool> {
+        self.run(|_| self.inner.exclusive_create())
+    }
+
+    fn head(&self, path: &str) -> Result<ObjectInfo> {
+        self.run(|_| self.inner.head(path))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.run(|_| self.inner.list(prefix))
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.run(|_| self.inner.delete(path))
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FaultConfig, FaultyBackend};
+    use crate::{Location, ObjectStoreBackend};
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 6,
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(4),
+            max_elapsed: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn delays_grow_and_are_capped() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(1, 0.999_999).as_millis(), 249);
+        assert_eq!(p.delay(1, 0.0).as_millis(), 125);
+        assert_eq!(p.delay(3, 0.0).as_millis(), 500);
+        assert_eq!(p.delay(30, 0.0), Duration::from_secs(8));
+        assert!(p.delay(30, 0.999) <= Duration::from_secs(16));
+    }
+
+    #[test]
+    fn transient_faults_are_retried_until_success() {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let cfg = FaultConfig::parse("seed=7,transient=0.3").unwrap();
+        let faulty = Arc::new(FaultyBackend::new(mem, cfg));
+        let b = RetryBackend::new(faulty.clone(), fast());
+        for i in 0..200 {
+            let p = format!("data/{i:03}");
+            b.put(&p, Bytes::from(vec![i as u8; 10])).unwrap();
+            assert_eq!(b.get(&p).unwrap(), Bytes::from(vec![i as u8; 10]));
+            b.create(&format!("locks/{i:03}"), Bytes::from_static(b"x"))
+                .unwrap();
+        }
+        assert_eq!(b.list("data/").unwrap().len(), 200);
+        let st = faulty.stats();
+        assert!(st.transient_faults() > 50, "{}", st.to_json());
+        assert_eq!(b.retries(), st.transient_faults());
+    }
+
+    #[test]
+    fn permanent_errors_are_not_retried() {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let cfg = FaultConfig::parse("seed=1,permanent=1").unwrap();
+        let faulty = Arc::new(FaultyBackend::new(mem, cfg));
+        let b = RetryBackend::new(faulty.clone(), fast());
+        let e = b.put("data/x", Bytes::from_static(b"x")).unwrap_err();
+        assert!(matches!(e, Error::PermissionDenied { .. }), "{e}");
+        assert_eq!(faulty.stats().requests(), 1);
+        assert_eq!(b.retries(), 0);
+        // Not-found is permanent too.
+        let mem = Location::Memory.open(true).unwrap();
+        let b = RetryBackend::new(mem, fast());
+        assert!(b.get("nothing").unwrap_err().is_not_found());
+        assert_eq!(b.retries(), 0);
+    }
+
+    #[test]
+    fn retries_give_up_with_a_clear_message() {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let cfg = FaultConfig::parse("seed=1,transient=1").unwrap();
+        let faulty = Arc::new(FaultyBackend::new(mem, cfg));
+        let b = RetryBackend::new(faulty.clone(), fast());
+        let e = b.get("config").unwrap_err();
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("gave up after 6 retries"), "{e}");
+        assert_eq!(faulty.stats().requests(), 7);
+    }
+
+    #[test]
+    fn a_create_whose_answer_was_lost_succeeds_on_retry() {
+        // After-the-fact faults: the write lands, the answer is lost.
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let cfg = FaultConfig::parse("seed=3,transient=0.5,lost_replies=1").unwrap();
+        let faulty = Arc::new(FaultyBackend::new(mem.clone(), cfg));
+        let b = RetryBackend::new(faulty, fast());
+        for i in 0..50 {
+            b.create(&format!("keys/{i}"), Bytes::from(format!("k{i}")))
+                .unwrap();
+        }
+        // A real conflict is still reported.
+        mem.put("keys/taken", Bytes::from_static(b"theirs"))
+            .unwrap();
+        let plain = RetryBackend::new(mem, fast());
+        assert!(matches!(
+            plain.create("keys/taken", Bytes::from_static(b"ours")),
+            Err(Error::AlreadyExists { .. })
+        ));
+    }
+}

@@ -1,0 +1,768 @@
+//! Test support: a fault-injecting backend, request counters, and the
+//! storage conformance suite. Not for production use; the CLI enables
+//! [`FaultyBackend`] only when `LIFEBOAT_FAULTS` is set.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::{Backend, Error, ObjectInfo, Result};
+
+pub mod garage;
+
+/// What [`FaultyBackend`] does to requests.
+///
+/// Written `key=value,...`, e.g. `seed=7,transient=0.2,latency_ms=20,latency=0.5`:
+/// - `seed`: makes the choice of failing requests reproducible (default 0);
+/// - `transient`: fraction of requests failing with [`Error::Unavailable`];
+/// - `permanent`: fraction failing with [`Error::PermissionDenied`];
+/// - `after`: inject nothing into the first N requests (default 0);
+/// - `latency_ms` and `latency`: delay that fraction of requests (default
+///   all of them when `latency_ms` is given) by that many milliseconds;
+/// - `prefix`: only requests for objects under this prefix (default all);
+/// - `lost_replies`: fraction of transient faults on writes that happen
+///   after the write landed, as when an answer is lost (default 0);
+/// - `stats`: append the request counters as one JSON line to this file
+///   when the backend is dropped.
+///
+/// Whether a request fails depends only on the seed, the operation, the
+/// object name and how many times that name was asked for before, not on
+/// thread timing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultConfig {
+    /// Seed.
+    pub seed: u64,
+    /// Fraction of requests failing with a transient error.
+    pub transient: f64,
+    /// Fraction of requests failing with a permanent error.
+    pub permanent: f64,
+    /// Requests left alone before injection starts.
+    pub after: u64,
+    /// Added latency.
+    pub latency: Duration,
+    /// Fraction of requests delayed.
+    pub latency_rate: f64,
+    /// Only names under this prefix.
+    pub prefix: Option<String>,
+    /// Fraction of write faults that strike after the write.
+    pub lost_replies: f64,
+    /// Where to write the counters.
+    pub stats_file: Option<PathBuf>,
+}
+
+fn bad(spec: &str, why: impl fmt::Display) -> Error {
+    Error::InvalidLocation {
+        location: format!("LIFEBOAT_FAULTS={spec}"),
+        reason: why.to_string(),
+    }
+}
+
+impl FaultConfig {
+    /// Parse the `key=value,...` form.
+    pub fn parse(spec: &str) -> Result<FaultConfig> {
+        let mut c = FaultConfig::default();
+        let mut latency_rate = None;
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad(spec, format!("{part:?} is not key=value")))?;
+            let rate = || -> Result<f64> {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(|| bad(spec, format!("{k} must be a fraction in [0, 1]")))
+            };
+            let num = || -> Result<u64> {
+                v.parse::<u64>()
+                    .map_err(|_| bad(spec, format!("{k} must be a whole number")))
+            };
+            match k {
+                "seed" => c.seed = num()?,
+                "transient" => c.transient = rate()?,
+                "permanent" => c.permanent = rate()?,
+                "after" => c.after = num()?,
+                "latency_ms" => c.latency = Duration::from_millis(num()?),
+                "latency" => latency_rate = Some(rate()?),
+                "prefix" => c.prefix = Some(v.to_string()),
+                "lost_replies" => c.lost_replies = rate()?,
+                "stats" => c.stats_file = Some(PathBuf::from(v)),
+                _ => return Err(bad(spec, format!("unknown key {k:?}"))),
+            }
+        }
+        if c.transient + c.permanent > 1.0 {
+            return Err(bad(spec, "transient + permanent exceeds 1"));
+        }
+        c.latency_rate = latency_rate.unwrap_or(if c.latency.is_zero() { 0.0 } else { 1.0 });
+        Ok(c)
+    }
+}
+
+/// Operations, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Op {
+    Put,
+    Create,
+    Get,
+    GetRange,
+    Head,
+    List,
+    Delete,
+}
+
+const OPS: [Op; 7] = [
+    Op::Put,
+    Op::Create,
+    Op::Get,
+    Op::GetRange,
+    Op::Head,
+    Op::List,
+    Op::Delete,
+];
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Create => "create",
+            Op::Get => "get",
+            Op::GetRange => "get_range",
+            Op::Head => "head",
+            Op::List => "list",
+            Op::Delete => "delete",
+        }
+    }
+
+    fn is_write(self) -> bool {
+        matches!(self, Op::Put | Op::Create | Op::Delete)
+    }
+}
+
+/// Counters of the requests that reached a [`FaultyBackend`].
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    counts: [AtomicU64; 7],
+    /// Writes per top-level folder (`data`, `index`, ...).
+    writes_by_folder: Mutex<HashMap<String, u64>>,
+    bytes_written: AtomicU64,
+    bytes_read: AtomicU64,
+    transient: AtomicU64,
+    permanent: AtomicU64,
+}
+
+impl RequestStats {
+    fn count(&self, op: Op, path: &str) {
+        let i = OPS.iter().position(|o| *o == op).unwrap_or(0);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        if matches!(op, Op::Put | Op::Create) {
+            let folder = path.split('/').next().unwrap_or("").to_string();
+            *self
+                .writes_by_folder
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(folder)
+                .or_default() += 1;
+        }
+    }
+
+    /// Requests of one kind.
+    pub fn of(&self, op: Op) -> u64 {
+        let i = OPS.iter().position(|o| *o == op).unwrap_or(0);
+        self.counts[i].load(Ordering::Relaxed)
+    }
+
+    /// All requests.
+    pub fn requests(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Puts and creates of objects in `folder` (`data`, `index`, ...).
+    pub fn writes_in(&self, folder: &str) -> u64 {
+        self.writes_by_folder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(folder)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Transient faults injected.
+    pub fn transient_faults(&self) -> u64 {
+        self.transient.load(Ordering::Relaxed)
+    }
+
+    /// Permanent faults injected.
+    pub fn permanent_faults(&self) -> u64 {
+        self.permanent.load(Ordering::Relaxed)
+    }
+
+    /// The counters as one line of JSON.
+    pub fn to_json(&self) -> String {
+        let mut s = String::from("{");
+        for (op, c) in OPS.iter().zip(&self.counts) {
+            let _ = write!(s, "\"{}\":{},", op.name(), c.load(Ordering::Relaxed));
+        }
+        let mut folders: Vec<(String, u64)> = self
+            .writes_by_folder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        folders.sort();
+        s.push_str("\"writes_by_folder\":{");
+        let f: Vec<String> = folders
+            .iter()
+            .map(|(k, v)| format!("\"{}\":{v}", k.escape_default()))
+            .collect();
+        s.push_str(&f.join(","));
+        let _ = write!(
+            s,
+            "}},\"bytes_written\":{},\"bytes_read\":{},\"transient_faults\":{},\"permanent_faults\":{}}}",
+            self.bytes_written.load(Ordering::Relaxed),
+            self.bytes_read.load(Ordering::Relaxed),
+            self.transient.load(Ordering::Relaxed),
+            self.permanent.load(Ordering::Relaxed),
+        );
+        s
+    }
+}
+
+/// A [`Backend`] that injects errors and latency into the requests it passes
+/// on, per its [`FaultConfig`], and counts them. For tests only.
+pub struct FaultyBackend {
+    inner: Arc<dyn Backend>,
+    cfg: FaultConfig,
+    stats: Arc<RequestStats>,
+    seen: Mutex<HashMap<(Op, String), u64>>,
+    total: AtomicU64,
+}
+
+impl fmt::Debug for FaultyBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyBackend({:?})", self.inner)
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn unit(z: u64) -> f64 {
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+enum Fate {
+    Pass,
+    Transient { after: bool },
+    Permanent,
+}
+
+impl FaultyBackend {
+    /// Wrap `inner`.
+    pub fn new(inner: Arc<dyn Backend>, cfg: FaultConfig) -> FaultyBackend {
+        FaultyBackend {
+            inner,
+            cfg,
+            stats: Arc::new(RequestStats::default()),
+            seen: Mutex::new(HashMap::new()),
+            total: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<RequestStats> {
+        self.stats.clone()
+    }
+
+    fn decide(&self, op: Op, path: &str) -> Fate {
+        self.stats.count(op, path);
+        let n = self.total.fetch_add(1, Ordering::Relaxed);
+        if n < self.cfg.after {
+            return Fate::Pass;
+        }
+        if let Some(p) = &self.cfg.prefix {
+            if !path.starts_with(p.as_str()) {
+                return Fate::Pass;
+            }
+        }
+        let k = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let e = seen.entry((op, path.to_string())).or_default();
+            *e += 1;
+            *e
+        };
+        let h = mix(self.cfg.seed ^ mix(blake3_u64(path) ^ mix(op as u64 ^ (k << 8))));
+        let (u_fault, u_latency, u_after) = (unit(h), unit(mix(h)), unit(mix(h ^ 1)));
+        if u_latency < self.cfg.latency_rate && !self.cfg.latency.is_zero() {
+            std::thread::sleep(self.cfg.latency);
+        }
+        if u_fault < self.cfg.permanent {
+            self.stats.permanent.fetch_add(1, Ordering::Relaxed);
+            Fate::Permanent
+        } else if u_fault < self.cfg.permanent + self.cfg.transient {
+            self.stats.transient.fetch_add(1, Ordering::Relaxed);
+            Fate::Transient {
+                after: op.is_write() && u_after < self.cfg.lost_replies,
+            }
+        } else {
+            Fate::Pass
+        }
+    }
+
+    fn call<T>(&self, op: Op, path: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let transient = || Error::Unavailable {
+            path: path.to_string(),
+            reason: format!(
+                "injected transient fault in {} (LIFEBOAT_FAULTS)",
+                op.name()
+            ),
+        };
+        match self.decide(op, path) {
+            Fate::Pass => f(),
+            Fate::Permanent => Err(Error::PermissionDenied {
+                path: path.to_string(),
+                reason: format!(
+                    "injected permanent fault in {} (LIFEBOAT_FAULTS)",
+                    op.name()
+                ),
+            }),
+            Fate::Transient { after: false } => Err(transient()),
+            Fate::Transient { after: true } => {
+                f()?;
+                Err(transient())
+            }
+        }
+    }
+}
+
+fn blake3_u64(s: &str) -> u64 {
+    let h = blake3::hash(s.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    u64::from_le_bytes(b)
+}
+
+impl Drop for FaultyBackend {
+    fn drop(&mut self) {
+        if let Some(f) = &self.cfg.stats_file {
+            use std::io::Write;
+            let line = format!(
+                "{{\"location\":\"{}\",\"stats\":{}}}\n",
+                self.inner.location().escape_default(),
+                self.stats.to_json()
+            );
+            if let Ok(mut file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f)
+            {
+                let _ = file.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+impl Backend for FaultyBackend {
+    fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        let n = data.len() as u64;
+        self.call(Op::Put, path, || self.inner.put(path, data))?;
+        self.stats.bytes_written.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn create(&self, path: &str, data: Bytes) -> Result<()> {
+        let n = data.len() as u64;
+        self.call(Op::Create, path, || self.inner.create(path, data))?;
+        self.stats.bytes_written.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn get(&self, path: &str) -> Result<Bytes> {
+        let b = self.call(Op::Get, path, || self.inner.get(path))?;
+        self.stats
+            .bytes_read
+            .fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(b)
+    }
+
+    fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        let b = self.call(Op::GetRange, path, || self.inner.get_range(path, range))?;
+        self.stats
+            .bytes_read
+            .fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(b)
+    }
+
+    fn exclusive_create(&self) -> Result<bool> {
+        self.inner.exclusive_create()
+    }
+
+    fn head(&self, path: &str) -> Result<ObjectInfo> {
+        self.call(Op::Head, path, || self.inner.head(path))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.call(Op::List, prefix, || self.inner.list(prefix))
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        self.call(Op::Delete, path, || self.inner.delete(path))
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+// ---- conformance --------------------------------------------------------------
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+fn ok<T>(r: Result<T>, what: &str) -> Result<T, String> {
+    r.map_err(|e| format!("{what}: unexpected error: {e}"))
+}
+
+/// A deterministic, incompressible byte pattern.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len + 8);
+    let mut z = seed;
+    while v.len() < len {
+        z = mix(z);
+        v.extend_from_slice(&z.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// The storage contract of [`Backend`], checked against `b`. Objects are
+/// written under `root` (e.g. `"conformance/run-1/"`, or `""`), which should
+/// be empty; they are deleted again at the end. Returns the first violation.
+///
+/// Covers: not-found on reads of a missing object; put, get and overwrite;
+/// create-if-absent (refuses to overwrite, and where the backend says its
+/// creates are exclusive, of 8 threads racing to create one name exactly
+/// one wins); ranged reads, including past the end;
+/// head; listing (sorted, by folder, no neighbours with a shared name
+/// prefix, more objects than one listing page of S3); a large object (40
+/// MiB: multipart for remote stores) read back whole and in ranges;
+/// parallel puts; delete, also of a missing object.
+pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
+    let p = |s: &str| format!("{root}{s}");
+
+    // Not found.
+    for r in [
+        b.get(&p("keys/none")).map(|_| ()),
+        b.get_range(&p("keys/none"), 0..1).map(|_| ()),
+        b.head(&p("keys/none")).map(|_| ()),
+    ] {
+        ensure!(
+            matches!(r, Err(Error::NotFound { .. })),
+            "reading a missing object: want NotFound, got {r:?}"
+        );
+    }
+    ensure!(
+        ok(b.list(&p("snapshots/")), "list of an empty folder")?.is_empty(),
+        "an empty folder lists objects"
+    );
+
+    // Put, get, overwrite.
+    ok(b.put(&p("keys/a"), Bytes::from_static(b"hello")), "put")?;
+    ensure!(
+        ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello"),
+        "get returns other bytes than were put"
+    );
+    ok(
+        b.put(&p("keys/a"), Bytes::from_static(b"hello!")),
+        "overwrite",
+    )?;
+    ensure!(
+        ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello!"),
+        "put does not replace"
+    );
+    ok(
+        b.put(&p("keys/empty"), Bytes::new()),
+        "put of an empty object",
+    )?;
+    ensure!(
+        ok(b.get(&p("keys/empty")), "get of an empty object")?.is_empty(),
+        "empty object reads back non-empty"
+    );
+
+    // Create-if-absent.
+    let r = b.create(&p("keys/a"), Bytes::from_static(b"x"));
+    ensure!(
+        matches!(r, Err(Error::AlreadyExists { .. })),
+        "create over an existing object: want AlreadyExists, got {r:?}"
+    );
+    ensure!(
+        ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello!"),
+        "a refused create changed the object"
+    );
+    ok(
+        b.create(&p("keys/b"), Bytes::from_static(b"world!")),
+        "create",
+    )?;
+    ensure!(
+        ok(b.get(&p("keys/b")), "get")? == Bytes::from_static(b"world!"),
+        "create wrote other bytes"
+    );
+    let race = p("locks/race");
+    if !ok(b.exclusive_create(), "exclusive_create")? {
+        // Only the non-overwriting half of the contract holds; checked above.
+        return conformance_rest(b, root);
+    }
+    let wins: Vec<Result<()>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8u8)
+            .map(|i| {
+                let race = &race;
+                s.spawn(move || b.create(race, Bytes::from(vec![i; 64])))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Backend {
+                        path: String::new(),
+                        reason: "thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let won: Vec<usize> = wins
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    ensure!(
+        won.len() == 1,
+        "{} of 8 racing creates succeeded (want exactly 1): {wins:?}",
+        won.len()
+    );
+    for r in &wins {
+        ensure!(
+            r.is_ok() || matches!(r, Err(Error::AlreadyExists { .. })),
+            "a losing create failed with {r:?}, not AlreadyExists"
+        );
+    }
+    ensure!(
+        ok(b.get(&race), "get")? == vec![won[0] as u8; 64],
+        "the object is not the winner's"
+    );
+    conformance_rest(b, root)
+}
+
+fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
+    let p = |s: &str| format!("{root}{s}");
+
+    // Ranged reads.
+    ok(
+        b.put(&p("data/ab/abcd"), Bytes::from_static(b"0123456789")),
+        "put",
+    )?;
+    let r = ok(b.get_range(&p("data/ab/abcd"), 2..5), "get_range")?;
+    ensure!(r == Bytes::from_static(b"234"), "get_range 2..5 gave {r:?}");
+    let r = ok(b.get_range(&p("data/ab/abcd"), 0..10), "get_range")?;
+    ensure!(r.len() == 10, "get_range of the whole object gave {r:?}");
+    let r = ok(b.get_range(&p("data/ab/abcd"), 9..10), "get_range")?;
+    ensure!(
+        r == Bytes::from_static(b"9"),
+        "get_range of the last byte gave {r:?}"
+    );
+    for range in [5..50, 10..11, 20..30] {
+        let r = b.get_range(&p("data/ab/abcd"), range.clone());
+        ensure!(
+            matches!(r, Err(Error::Truncated { len: 10, .. })),
+            "get_range {range:?} of a 10-byte object: want Truncated, got {r:?}"
+        );
+    }
+    let h = ok(b.head(&p("keys/b")), "head")?;
+    ensure!(h.size == 6, "head says {} bytes, want 6", h.size);
+
+    // Listing.
+    ok(b.put(&p("keysx"), Bytes::from_static(b"n")), "put")?;
+    ok(b.put(&p("keys-other/z"), Bytes::from_static(b"n")), "put")?;
+    let keys = ok(b.list(&p("keys/")), "list")?;
+    let want = vec![
+        ObjectInfo {
+            path: p("keys/a"),
+            size: 6,
+        },
+        ObjectInfo {
+            path: p("keys/b"),
+            size: 6,
+        },
+        ObjectInfo {
+            path: p("keys/empty"),
+            size: 0,
+        },
+    ];
+    ensure!(keys == want, "list keys/ gave {keys:?}, want {want:?}");
+    let n = 1100;
+    let names: Vec<String> = (0..n).map(|i| p(&format!("index/{i:05x}"))).collect();
+    std::thread::scope(|s| -> Result<(), String> {
+        let hs: Vec<_> = names
+            .chunks(n / 8)
+            .map(|c| {
+                s.spawn(move || -> Result<(), String> {
+                    for name in c {
+                        ok(
+                            b.put(name, Bytes::from(name.clone().into_bytes())),
+                            "parallel put",
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().map_err(|_| "put thread panicked".to_string())??;
+        }
+        Ok(())
+    })?;
+    let listed = ok(b.list(&p("index/")), "list")?;
+    let got: Vec<&str> = listed.iter().map(|o| o.path.as_str()).collect();
+    let want: Vec<&str> = names.iter().map(String::as_str).collect();
+    ensure!(
+        got == want,
+        "listing {n} objects gave {} names (sorted, complete: {})",
+        got.len(),
+        got == want
+    );
+    ensure!(
+        listed
+            .iter()
+            .zip(&names)
+            .all(|(o, n)| o.size == n.len() as u64),
+        "listing reports wrong sizes"
+    );
+
+    // A large object, whole and in ranges.
+    let big = pattern(42, 40 << 20);
+    ok(
+        b.put(&p("data/bi/big"), Bytes::from(big.clone())),
+        "put of 40 MiB",
+    )?;
+    let back = ok(b.get(&p("data/bi/big")), "get of 40 MiB")?;
+    ensure!(
+        back.len() == big.len(),
+        "40 MiB object reads back {} bytes",
+        back.len()
+    );
+    ensure!(
+        back.as_ref() == big.as_slice(),
+        "40 MiB object reads back different bytes"
+    );
+    for r in [
+        0..1,
+        (8 << 20) - 3..(8 << 20) + 5,
+        (40 << 20) - 100..40 << 20,
+    ] {
+        let got = ok(
+            b.get_range(&p("data/bi/big"), r.clone()),
+            "get_range of the big object",
+        )?;
+        let (s, e) = (r.start as usize, r.end as usize);
+        ensure!(
+            got.as_ref() == &big[s..e],
+            "range {r:?} of the big object differs"
+        );
+    }
+
+    // Delete.
+    ok(b.delete(&p("keys/a")), "delete")?;
+    ok(b.delete(&p("keys/a")), "delete of a missing object")?;
+    ensure!(
+        matches!(b.get(&p("keys/a")), Err(Error::NotFound { .. })),
+        "a deleted object can still be read"
+    );
+    let all = ok(b.list(root), "list")?;
+    for o in &all {
+        ok(b.delete(&o.path), "cleanup")?;
+    }
+    let left = ok(b.list(root), "list")?;
+    ensure!(
+        left.is_empty(),
+        "{} objects left after deleting all",
+        left.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ObjectStoreBackend;
+
+    #[test]
+    fn fault_specs_parse() {
+        let c = FaultConfig::parse("seed=9, transient=0.25,latency_ms=5,prefix=data/").unwrap();
+        assert_eq!(c.seed, 9);
+        assert_eq!(c.transient, 0.25);
+        assert_eq!(c.latency, Duration::from_millis(5));
+        assert_eq!(c.latency_rate, 1.0);
+        assert_eq!(c.prefix.as_deref(), Some("data/"));
+        for bad in [
+            "x",
+            "transient=2",
+            "seed=-1",
+            "nope=1",
+            "transient=0.6,permanent=0.6",
+        ] {
+            assert!(FaultConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn faults_are_reproducible_and_near_the_rate() {
+        let run = || {
+            let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+            let f = FaultyBackend::new(mem, FaultConfig::parse("seed=5,transient=0.2").unwrap());
+            (0..2000)
+                .map(|i| f.put(&format!("x/{i}"), Bytes::new()).is_err())
+                .collect::<Vec<bool>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let n = a.iter().filter(|x| **x).count();
+        assert!((300..500).contains(&n), "{n} of 2000 failed at rate 0.2");
+    }
+
+    #[test]
+    fn stats_count_requests_and_writes_by_folder() {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let f = FaultyBackend::new(mem, FaultConfig::default());
+        f.put("data/ab/x", Bytes::from_static(b"123")).unwrap();
+        f.create("index/y", Bytes::from_static(b"1")).unwrap();
+        f.get("data/ab/x").unwrap();
+        f.list("data/").unwrap();
+        let s = f.stats();
+        assert_eq!(s.requests(), 4);
+        assert_eq!(s.writes_in("data"), 1);
+        assert_eq!(s.writes_in("index"), 1);
+        assert_eq!(s.of(Op::List), 1);
+        let j = s.to_json();
+        assert!(
+            j.contains("\"put\":1") && j.contains("\"bytes_written\":4"),
+            "{j}"
+        );
+    }
+}

@@ -13,6 +13,11 @@ if ! need setpriv && need apt-get; then
     apt-get install -y -q util-linux >/dev/null || true
 fi
 
+# mkfs.ext4 (e2fsprogs) makes the filesystem image of the sparse-restore test.
+if ! need mkfs.ext4 && need apt-get; then
+    apt-get install -y -q e2fsprogs >/dev/null || true
+fi
+
 # The S3 tests run against a 3-node Garage cluster (scripts/garage.sh): install
 # Garage when missing (cargo install, several minutes; kept in ~/.cargo/bin),
 # start one cluster for the whole run, stop it on exit. LIFEBOAT_SKIP_S3=1

@@ -138,7 +138,9 @@ fn reads_in_order_share_one_request() {
     let mut o = OpenOptions::default();
     o.remote.read_ahead = 0;
     let plain = open(&c, &c.unique_url("noreadahead"), o);
-    plain.put("data/bb/pack", Bytes::from(data.clone())).unwrap();
+    plain
+        .put("data/bb/pack", Bytes::from(data.clone()))
+        .unwrap();
     let before = c.s3_requests(1).unwrap();
     for i in 0..20u64 {
         plain
@@ -147,7 +149,8 @@ fn reads_in_order_share_one_request() {
     }
     let after = c.s3_requests(1).unwrap();
     assert_eq!(
-        after.get("GetObject").copied().unwrap_or(0) - before.get("GetObject").copied().unwrap_or(0),
+        after.get("GetObject").copied().unwrap_or(0)
+            - before.get("GetObject").copied().unwrap_or(0),
         20
     );
 }

@@ -247,7 +247,7 @@ impl Repository {
             files.push(i);
         }
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads.unwrap_or(0))
+            .num_threads(opts.threads.unwrap_or_else(|| self.default_io_threads()))
             .thread_name(|i| format!("lifeboat-restore-{i}"))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -348,5 +348,17 @@ impl Repository {
         });
         report.errors = errors.into_inner().unwrap_or_else(|x| x.into_inner());
         Ok(report)
+    }
+
+    /// Threads for work that waits on the store: one per core for a local
+    /// repository; for a remote one at least 8, so that enough ranged reads
+    /// are in flight to hide each request's latency.
+    fn default_io_threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let loc = self.backend.location();
+        let remote = ["s3://", "gs://", "az://", "http://", "https://"]
+            .iter()
+            .any(|p| loc.starts_with(p));
+        if remote { cores.max(8) } else { cores }
     }
 }

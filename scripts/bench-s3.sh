@@ -2,7 +2,7 @@
 # Lifeboat and restic against the same 3-node Garage cluster on loopback:
 # first backup, unchanged second backup, full restore, check --read-data.
 # Prints one line per step (wall time, CPU, peak RSS) and verifies both
-# restores with diff -r. Results and discussion: docs/benchmarks-s3.md.
+# restores with diff -r. Results and discussion: docs/benchmarks.md ("Against Garage").
 #
 #   scripts/bench-s3.sh SOURCE_DIR [LIFEBOAT_BINARY]
 #

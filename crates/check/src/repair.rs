@@ -160,16 +160,7 @@ impl PackWriter<'_> {
             id,
             blob_type: t,
             size,
-            blobs: entries
-                .iter()
-                .map(|e| IndexEntry {
-                    id: e.id,
-                    flags: e.flags,
-                    offset: e.offset,
-                    stored_len: e.stored_len,
-                    raw_len: e.raw_len,
-                })
-                .collect(),
+            blobs: entries.iter().map(IndexEntry::from).collect(),
         });
         Ok(())
     }

@@ -211,16 +211,7 @@ impl<'r> BlobSaver<'r> {
             id,
             blob_type,
             size,
-            blobs: entries
-                .iter()
-                .map(|e| IndexEntry {
-                    id: e.id,
-                    flags: e.flags,
-                    offset: e.offset,
-                    stored_len: e.stored_len,
-                    raw_len: e.raw_len,
-                })
-                .collect(),
+            blobs: entries.iter().map(IndexEntry::from).collect(),
         };
         let batch = {
             let mut pending = lock(&self.pending);

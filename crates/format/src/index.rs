@@ -84,3 +84,16 @@ impl IndexSegment {
         self.packs.iter().map(|p| p.blobs.len()).sum()
     }
 }
+
+impl From<&crate::PackHeaderEntry> for IndexEntry {
+    /// The index entry for a blob listed in a pack header.
+    fn from(e: &crate::PackHeaderEntry) -> IndexEntry {
+        IndexEntry {
+            id: e.id,
+            flags: e.flags,
+            offset: e.offset,
+            stored_len: e.stored_len,
+            raw_len: e.raw_len,
+        }
+    }
+}

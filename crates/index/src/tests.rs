@@ -493,16 +493,7 @@ fn store_packs(b: &Arc<dyn Backend>, k: &MasterKey, n: usize) -> Vec<IndexPack> 
             id: pid,
             blob_type: t,
             size,
-            blobs: entries
-                .iter()
-                .map(|e| IndexEntry {
-                    id: e.id,
-                    flags: e.flags,
-                    offset: e.offset,
-                    stored_len: e.stored_len,
-                    raw_len: e.raw_len,
-                })
-                .collect(),
+            blobs: entries.iter().map(IndexEntry::from).collect(),
         });
     }
     out

@@ -47,8 +47,14 @@ fn s3_round_trip_of_500_mib_is_byte_identical() {
     assert!(counts.bytes >= 500 << 20, "{counts:?}");
     assert_eq!(counts.files, 204);
     let v = r.check(true);
-    assert!(v["blobs_read"].as_u64().unwrap() > 300, "{v}");
-    assert_eq!(v["packs_read"], v["packs"], "{v}");
+    // The data pass's counters, top-level or under "data".
+    let d = if v["data"].is_object() {
+        &v["data"]
+    } else {
+        &v
+    };
+    assert!(d["blobs_read"].as_u64().unwrap() > 300, "{v}");
+    assert_eq!(d["packs_read"], v["packs"], "{v}");
     // The metadata cache was filled, with content-addressed names only.
     let cache_index: Vec<_> = walk_files(&r.cache_dir())
         .into_iter()
@@ -72,6 +78,20 @@ fn walk_files(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The objects of the store's cache under `root` (its folders are named by
+/// 32 hex digits; other components keep their own folders beside them).
+fn store_cache_objects(root: &Path) -> Vec<String> {
+    walk_files(root)
+        .into_iter()
+        .filter(|p| {
+            let rel = Path::new(p).strip_prefix(root).unwrap();
+            let top = rel.components().next().unwrap().as_os_str().len();
+            let name = rel.file_name().unwrap().len();
+            top == 32 && name == 64
+        })
+        .collect()
 }
 
 /// Kill one node (not the one the client talks to) while a backup runs.
@@ -147,7 +167,7 @@ fn transient_faults_are_retried_and_the_backup_completes() {
     // Small packs: more requests to fail.
     let r = S3Repo::with_init_args(&c, "transient", &["--pack-size", "1"]);
     let src = r.scratch("src");
-    make_tree(&src, 30, 2, 12 << 20);
+    make_tree(&src, 30, 3, 16 << 20);
     let stats = r.tmp.path().join("stats.jsonl");
     let o = run(r
         .cmd()
@@ -161,12 +181,13 @@ fn transient_faults_are_retried_and_the_backup_completes() {
         .args(["--json", "backup"])
         .arg(&src))
     .ok("backup with transient faults");
-    assert!(o.summary()["bytes_read"].as_u64().unwrap() >= 24 << 20);
+    assert!(o.summary()["bytes_read"].as_u64().unwrap() >= 48 << 20);
     let st = read_stats(&stats);
     assert_eq!(st.len(), 1, "{st:?}");
+    // About 40 requests at 30%: fewer than 3 faults in 1 of ~5000 runs.
     let faults = st[0]["stats"]["transient_faults"].as_u64().unwrap();
     assert!(
-        faults >= 5,
+        faults >= 3,
         "too few faults injected to mean anything: {st:?}"
     );
     // Without faults, the data is all there.
@@ -231,7 +252,7 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
     // The backup filled the cache with what it wrote; the first `ls`
     // fetches only the tree packs, the second nothing but config and keys.
     let first = counted("ls1", &["ls", "latest"]);
-    let tree_packs = walk_files(&r.cache_dir())
+    let tree_packs = store_cache_objects(&r.cache_dir())
         .iter()
         .filter(|p| p.contains("/data/"))
         .count() as u64;
@@ -247,11 +268,10 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
         first["get"].as_u64().unwrap() > second["get"].as_u64().unwrap(),
         "{first} vs {second}"
     );
-    // Corrupt every cached file: each is detected and fetched again.
-    let files: Vec<String> = walk_files(&r.cache_dir())
-        .into_iter()
-        .filter(|p| !p.ends_with("/location"))
-        .collect();
+    // Corrupt every object in the store's cache: each one `ls` needs (the
+    // snapshot, the tree packs) is detected and fetched again. (Index
+    // segments are read only when the index's own table needs them.)
+    let files = store_cache_objects(&r.cache_dir());
     assert!(files.len() >= 3, "{files:?}");
     for f in &files {
         let mut b = fs::read(f).unwrap();
@@ -259,11 +279,12 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
         b[mid] ^= 0x40;
         fs::write(f, b).unwrap();
     }
+    let needed = files
+        .iter()
+        .filter(|f| f.contains("/snapshots/") || f.contains("/data/"))
+        .count() as u64;
     let third = counted("ls3", &["ls", "latest"]);
-    assert!(
-        third["get"].as_u64().unwrap() >= files.len() as u64 + 2,
-        "{third}"
-    );
+    assert!(third["get"].as_u64().unwrap() >= needed + 2, "{third}");
     let t = r.scratch("t");
     r.restore("latest", &t);
     compare_trees(&src, &restored_path(&t, &src));

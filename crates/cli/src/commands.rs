@@ -27,7 +27,13 @@ pub(crate) fn open_repo(g: &Global) -> Result<Repository> {
     let loc = location(g)?;
     let backend = copy_cmd::open_backend(g, &loc, false)?;
     let pw = password::get(g)?;
-    Ok(Repository::open(backend, &pw)?)
+    // The index's local table lives under the same cache root as the
+    // store's metadata cache (`--cache-dir`; none with `--no-cache`).
+    Ok(Repository::open_with_cache(
+        backend,
+        &pw,
+        copy_cmd::cache_root(g),
+    )?)
 }
 
 pub(crate) fn filter(a: &SnapshotFilterArgs) -> SnapshotFilter {

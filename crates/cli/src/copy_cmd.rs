@@ -29,19 +29,29 @@ fn default_cache_root() -> Option<PathBuf> {
     .map(|d| d.join("lifeboat"))
 }
 
-/// The options for opening `location`: the environment's (retries,
-/// connections, `LIFEBOAT_FAULTS` for tests), and the cache: none with
-/// `--no-cache`, `--cache-dir` when given, else the XDG cache folder for
-/// remote stores only (a local repository is its own cache).
-pub fn store_options(g: &Global, location: &str) -> Result<OpenOptions> {
-    let mut o = OpenOptions::from_env()?;
-    let remote = Location::parse(location)?.is_remote();
-    o.cache_dir = if g.no_cache {
+/// The root of the local caches: none with `--no-cache`, else
+/// `--cache-dir`/`LIFEBOAT_CACHE_DIR`, else the XDG cache folder. The store's
+/// metadata cache and the index's table both live below it (each repository
+/// in its own folders).
+pub fn cache_root(g: &Global) -> Option<PathBuf> {
+    if g.no_cache {
         None
     } else if let Some(d) = &g.cache_dir {
         Some(d.clone())
-    } else if remote {
+    } else {
         default_cache_root()
+    }
+}
+
+/// The options for opening `location`: the environment's (retries,
+/// connections, `LIFEBOAT_FAULTS` for tests), and the metadata cache under
+/// [`cache_root`]: for remote stores, or any store when `--cache-dir` is
+/// given (a local repository is otherwise its own cache).
+pub fn store_options(g: &Global, location: &str) -> Result<OpenOptions> {
+    let mut o = OpenOptions::from_env()?;
+    let remote = Location::parse(location)?.is_remote();
+    o.cache_dir = if remote || g.cache_dir.is_some() {
+        cache_root(g)
     } else {
         None
     };

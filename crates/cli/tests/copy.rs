@@ -132,7 +132,8 @@ fn copy_local_to_s3_and_back_is_incremental_and_byte_identical() {
         let mut cmd = common::base_cmd();
         cmd.env("LIFEBOAT_REPOSITORY", &back_repo)
             .env("LIFEBOAT_PASSWORD", "third-password")
-            .env("LIFEBOAT_CACHE_DIR", back.path().join("cache"));
+            .env("LIFEBOAT_CACHE_DIR", back.path().join("cache"))
+            .env("XDG_CACHE_HOME", back.path().join("xdg"));
         for (k, v) in c.env() {
             cmd.env(k, v);
         }
@@ -191,7 +192,8 @@ fn copy_selects_snapshots_and_refuses_unrelated_repositories() {
     let tcmd = || {
         let mut cmd = common::base_cmd();
         cmd.env("LIFEBOAT_REPOSITORY", &target)
-            .env("LIFEBOAT_PASSWORD", "target-pw");
+            .env("LIFEBOAT_PASSWORD", "target-pw")
+            .env("XDG_CACHE_HOME", tmp.path().join("xdg"));
         cmd
     };
     let mut init = tcmd();

@@ -59,7 +59,12 @@ pub fn s3_cmd(c: &GarageCluster) -> Command {
     for (k, v) in c.env() {
         cmd.env(k, v);
     }
-    cmd.env("LIFEBOAT_RETRY_DELAY_MS", "20");
+    cmd.env("LIFEBOAT_RETRY_DELAY_MS", "20")
+        // Nothing of the tests in the real ~/.cache.
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("lifeboat-test-xdg-cache"),
+        );
     cmd
 }
 

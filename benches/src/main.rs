@@ -4,6 +4,8 @@
 //! each tool in the same run: a cold backup, an incremental backup after
 //! the dataset's churn, a restore (checked byte-identical), and a full
 //! `check --read-data`. Peak resident memory comes from `/usr/bin/time`.
+//! Every step runs `--runs` times (3) per tool, the tools taking turns,
+//! and the median time is reported.
 //! Prints a markdown table and writes JSON and an SVG plot.
 //!
 //! ```text
@@ -439,6 +441,10 @@ struct Runner {
     restic: Option<PathBuf>,
     time: PathBuf,
     work: PathBuf,
+    /// Times each step is run per tool (the median is reported).
+    runs: usize,
+    /// MiB of memory touched before each timed command, see [`settle`].
+    warm_mib: usize,
 }
 
 /// One timed step.
@@ -565,11 +571,40 @@ struct Summary {
     description: String,
     churn: String,
     logical: u64,
+    /// Snapshots in each repository.
+    versions: usize,
     repo: Vec<(&'static str, u64)>,
 }
 
 fn mbs(bytes: u64, m: &Measure) -> f64 {
     bytes as f64 / 1e6 / m.secs.max(1e-6)
+}
+
+/// Runs of one step: the median time and the highest peak RSS.
+fn median(ms: &[Measure]) -> Measure {
+    let mut secs: Vec<f64> = ms.iter().map(|m| m.secs).collect();
+    secs.sort_by(|a, b| a.total_cmp(b));
+    Measure {
+        secs: secs.get(secs.len() / 2).copied().unwrap_or_default(),
+        rss_kb: ms.iter().map(|m| m.rss_kb).max().unwrap_or_default(),
+    }
+}
+
+/// Make the kernel's and the hypervisor's state the same before each timed
+/// command, whichever tool ran before: write back dirty pages (so one
+/// tool's writes are not flushed during the next one's run), then touch
+/// `warm_mib` of anonymous memory and free it. On a VM, the first write to
+/// a guest page costs a fault in the host: here `dd` of 2 GB into new page
+/// cache took 4.4 s the first time and 0.44 s once the memory had been
+/// used. Without this the tool that happens to run first on unused memory
+/// pays it.
+fn settle(warm_mib: usize) {
+    let _ = Command::new("sync").status();
+    if warm_mib > 0 {
+        let mut v: Vec<u8> = Vec::with_capacity(warm_mib << 20);
+        v.resize(warm_mib << 20, 1);
+        std::hint::black_box(&v);
+    }
 }
 
 fn bench_dataset(
@@ -586,18 +621,27 @@ fn bench_dataset(
     } else {
         vec![Tool::Lifeboat]
     };
+    let runs = r.runs.max(1);
     let repo = |t: Tool| r.work.join(format!("repo-{}-{}", ds.name(), t.name()));
-    let mut push = |step: &'static str, bytes: u64, ms: Vec<Measure>| {
+    // Each step runs `runs` times, the tools taking turns, so that a slow
+    // moment of the machine hits both; the median time is kept.
+    let mut push = |step: &'static str, bytes: u64, ms: Vec<Vec<Measure>>| {
+        let med: Vec<Measure> = ms.iter().map(|m| median(m)).collect();
         eprintln!(
             "   {step}: {}",
-            ms.iter()
+            med.iter()
+                .zip(&ms)
                 .zip(&tools)
-                .map(|(m, t)| format!(
-                    "{} {:.2} s ({:.0} MB/s, {} MB RSS)",
+                .map(|((m, all), t)| format!(
+                    "{} {:.2} s ({:.0} MB/s, {} MB RSS; runs {})",
                     t.name(),
                     m.secs,
                     mbs(bytes, m),
-                    m.rss_kb / 1024
+                    m.rss_kb / 1024,
+                    all.iter()
+                        .map(|x| format!("{:.2}", x.secs))
+                        .collect::<Vec<_>>()
+                        .join("/")
                 ))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -606,26 +650,38 @@ fn bench_dataset(
             dataset: ds.name().into(),
             step,
             bytes,
-            lifeboat: ms[0],
-            restic: ms.get(1).copied(),
+            lifeboat: med[0],
+            restic: med.get(1).copied(),
         });
     };
 
     let v1 = dir_size(input.path());
-    let mut ms = Vec::new();
-    for &t in &tools {
-        r.init(t, &repo(t))?;
-        warm(input.path());
-        ms.push(r.backup(t, &repo(t), &input)?);
+    let mut ms = vec![Vec::new(); tools.len()];
+    for _ in 0..runs {
+        for (i, &t) in tools.iter().enumerate() {
+            r.init(t, &repo(t))?;
+            warm(input.path());
+            settle(r.warm_mib);
+            ms[i].push(r.backup(t, &repo(t), &input)?);
+        }
     }
     push("cold backup", v1, ms);
 
-    let churn = ds.churn(&input, 1)?;
-    let v2 = dir_size(input.path());
-    let mut ms = Vec::new();
-    for &t in &tools {
-        warm(input.path());
-        ms.push(r.backup(t, &repo(t), &input)?);
+    // Each run churns the data again (a new round), then both tools back
+    // up the same new version.
+    let mut churn = None;
+    let mut logical = v1;
+    let mut v2 = v1;
+    let mut ms = vec![Vec::new(); tools.len()];
+    for round in 1..=runs as u64 {
+        churn = ds.churn(&input, round)?;
+        v2 = dir_size(input.path());
+        logical += v2;
+        for (i, &t) in tools.iter().enumerate() {
+            warm(input.path());
+            settle(r.warm_mib);
+            ms[i].push(r.backup(t, &repo(t), &input)?);
+        }
     }
     push(
         if churn.is_some() {
@@ -637,12 +693,24 @@ fn bench_dataset(
         ms,
     );
 
-    let mut ms = Vec::new();
-    for &t in &tools {
-        let target = r.work.join("restore");
-        ms.push(r.restore(t, &repo(t), &target)?);
-        same(input.path(), &restored(&target, &input))?;
-        let _ = fs::remove_dir_all(&target);
+    // Every restore goes to a new directory, and all are deleted at the
+    // end: creating files just after deleting many is slow on ext4 (the
+    // allocator skips recently freed inodes), and would slow whichever
+    // tool came after a deletion.
+    let mut ms = vec![Vec::new(); tools.len()];
+    let mut targets = Vec::new();
+    for run in 0..runs {
+        for (i, &t) in tools.iter().enumerate() {
+            let target = r.work.join(format!("restore-{}-{run}", t.name()));
+            let _ = fs::remove_dir_all(&target);
+            settle(r.warm_mib);
+            ms[i].push(r.restore(t, &repo(t), &target)?);
+            same(input.path(), &restored(&target, &input))?;
+            targets.push(target);
+        }
+    }
+    for t in &targets {
+        let _ = fs::remove_dir_all(t);
     }
     push("restore", v2, ms);
 
@@ -650,29 +718,39 @@ fn bench_dataset(
         .iter()
         .map(|&t| (t.name(), dir_size(&repo(t))))
         .collect();
-    let mut ms = Vec::new();
-    for &t in &tools {
-        ms.push(r.check(t, &repo(t))?);
+    let mut ms = vec![Vec::new(); tools.len()];
+    for _ in 0..runs {
+        for (i, &t) in tools.iter().enumerate() {
+            settle(r.warm_mib);
+            ms[i].push(r.check(t, &repo(t))?);
+        }
     }
+    let med: Vec<Measure> = ms.iter().map(|m| median(m)).collect();
     // Check throughput is over the repository's stored bytes.
     let check_bytes = sizes[0].1;
     rows.push(Row {
         dataset: ds.name().into(),
         step: "check --read-data",
         bytes: check_bytes,
-        lifeboat: ms[0],
-        restic: ms.get(1).copied(),
+        lifeboat: med[0],
+        restic: med.get(1).copied(),
     });
     eprintln!(
         "   check --read-data: {}",
-        ms.iter()
+        med.iter()
+            .zip(&ms)
             .zip(&tools)
             .zip(&sizes)
-            .map(|((m, t), (_, sz))| format!(
-                "{} {:.2} s ({:.0} MB/s of repository)",
+            .map(|(((m, all), t), (_, sz))| format!(
+                "{} {:.2} s ({:.0} MB/s of a {:.0} MB repository; runs {})",
                 t.name(),
                 m.secs,
-                mbs(*sz, m)
+                mbs(*sz, m),
+                *sz as f64 / 1e6,
+                all.iter()
+                    .map(|x| format!("{:.2}", x.secs))
+                    .collect::<Vec<_>>()
+                    .join("/")
             ))
             .collect::<Vec<_>>()
             .join(", ")
@@ -689,7 +767,8 @@ fn bench_dataset(
         dataset: ds.name().into(),
         description: ds.describe(),
         churn: churn.unwrap_or_else(|| "none (same tree again)".into()),
-        logical: v1 + v2,
+        logical,
+        versions: 1 + runs,
         repo: sizes,
     });
     for &t in &tools {
@@ -741,9 +820,9 @@ fn markdown(rows: &[Row], sums: &[Summary], restic: bool) -> String {
     s.push('\n');
     let _ = writeln!(
         s,
-        "| dataset | description | churn | bytes backed up (2 versions) | repository size | dedup+compression ratio |"
+        "| dataset | description | churn | snapshots | bytes backed up (all snapshots) | repository size | dedup+compression ratio |"
     );
-    let _ = writeln!(s, "|---|---|---|---:|---|---|");
+    let _ = writeln!(s, "|---|---|---|---:|---:|---|---|");
     for m in sums {
         let sizes: Vec<String> = m
             .repo
@@ -757,10 +836,11 @@ fn markdown(rows: &[Row], sums: &[Summary], restic: bool) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.1} MB | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} MB | {} | {} |",
             m.dataset,
             m.description,
             m.churn,
+            m.versions,
             m.logical as f64 / 1e6,
             sizes.join(", "),
             ratios.join(", ")
@@ -828,7 +908,8 @@ fn svg(rows: &[Row]) -> String {
 
 fn usage() -> &'static str {
     "usage: lifeboat-bench [--work DIR] [--datasets mixed,ext4,bbolt] [--size MIB] \
-     [--tree PATH] [--lifeboat BIN] [--restic BIN|none] [--out PREFIX]"
+     [--tree PATH] [--lifeboat BIN] [--restic BIN|none] [--out PREFIX] [--runs N (3)] \
+     [--warm-memory MIB (4096)]"
 }
 
 fn main() -> Result<()> {
@@ -843,6 +924,8 @@ fn main() -> Result<()> {
     let mut lifeboat = exe_dir.join("lifeboat");
     let mut restic: Option<PathBuf> = Some(PathBuf::from("restic"));
     let mut out: Option<PathBuf> = None;
+    let mut runs = 3usize;
+    let mut warm_mib = 4096usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -860,6 +943,8 @@ fn main() -> Result<()> {
                 restic = (v != "none").then(|| PathBuf::from(v));
             }
             "--out" => out = Some(PathBuf::from(val()?)),
+            "--runs" => runs = val()?.parse()?,
+            "--warm-memory" => warm_mib = val()?.parse()?,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(());
@@ -892,6 +977,8 @@ fn main() -> Result<()> {
         restic,
         time,
         work: work.clone(),
+        runs,
+        warm_mib,
     };
     let mut list: Vec<Box<dyn Dataset>> = Vec::new();
     if let Some(t) = tree {
@@ -912,7 +999,11 @@ fn main() -> Result<()> {
     for d in &list {
         bench_dataset(&runner, d.as_ref(), &mut rows, &mut sums)?;
     }
-    let md = markdown(&rows, &sums, runner.restic.is_some());
+    let md = format!(
+        "Each step ran {} times per tool, the tools taking turns; times are medians, peak RSS the highest of the runs.\n\n{}",
+        runner.runs,
+        markdown(&rows, &sums, runner.restic.is_some())
+    );
     println!("{md}");
     let records: Vec<serde_json::Value> = rows
         .iter()
@@ -929,12 +1020,12 @@ fn main() -> Result<()> {
         .map(|s| {
             json!({
                 "dataset": s.dataset, "description": s.description, "churn": s.churn,
-                "logical_bytes": s.logical,
+                "logical_bytes": s.logical, "snapshots": s.versions,
                 "repository_bytes": s.repo.iter().map(|(t, b)| json!({"tool": t, "bytes": b})).collect::<Vec<_>>(),
             })
         })
         .collect();
-    let doc = json!({"steps": records, "datasets": summaries});
+    let doc = json!({"runs": runner.runs, "statistic": "median time, highest peak RSS", "steps": records, "datasets": summaries});
     if let Some(prefix) = out {
         fs::write(
             prefix.with_extension("json"),

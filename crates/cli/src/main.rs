@@ -68,6 +68,13 @@ fn message(e: &anyhow::Error) -> String {
 #[cfg(target_env = "gnu")]
 const MMAP_THRESHOLD: libc::c_int = 4 << 20;
 
+/// Free memory an arena keeps instead of returning it to the system.
+/// glibc's default (128 KiB) hands back the top of the heap after almost
+/// every blob, and the next blob faults the same pages in again: half of a
+/// cold backup's 200k page faults. 32 MiB keeps one batch's worth.
+#[cfg(target_env = "gnu")]
+const TRIM_THRESHOLD: libc::c_int = 32 << 20;
+
 /// Have glibc map big buffers (packs, read windows: 4 MiB and up) and give
 /// them back when freed. By default glibc raises its mapping threshold to
 /// the largest block freed (up to 32 MiB), after which 16 MiB packs and
@@ -83,6 +90,7 @@ fn tune_allocator() {
     // a failure leaves glibc's defaults, which are correct, only larger.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
 

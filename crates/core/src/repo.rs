@@ -318,6 +318,21 @@ impl Repository {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Switch how index lookups read the local table (see
+    /// [`lifeboat_index::Lookups`]); returns the previous setting, to put
+    /// back after bulk work. Check and restore look up every blob: through
+    /// the memory map instead of a `pread` each.
+    pub fn set_index_lookups(
+        &self,
+        mode: lifeboat_index::Lookups,
+        release_every: u64,
+    ) -> (lifeboat_index::Lookups, u64) {
+        let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let before = idx.lookups();
+        idx.set_lookups(mode, release_every);
+        before
+    }
+
     /// Bring the index up to date with the store: reads only the segments
     /// written since it was loaded (all of them after a compaction).
     pub fn reload_index(&self) -> Result<()> {
@@ -539,7 +554,12 @@ impl Repository {
     /// Load and decode a tree blob.
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(BlobType::Tree, id)?;
-        Tree::decode(&bytes).map_err(|e| match e {
+        self.decode_tree(id, &bytes)
+    }
+
+    /// Decode the plaintext of tree blob `id`.
+    pub(crate) fn decode_tree(&self, id: &Id, bytes: &[u8]) -> Result<Tree> {
+        Tree::decode(bytes).map_err(|e| match e {
             lifeboat_format::Error::UnsupportedVersion { .. } => Error::UnsupportedVersion(e),
             e => Error::CorruptBlob {
                 pack: self.index().get(id).map(|l| l.pack).unwrap_or_default(),

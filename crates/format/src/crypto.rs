@@ -77,7 +77,7 @@ impl MasterKey {
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(plaintext.len() + ENVELOPE_OVERHEAD);
         out.resize(NONCE_LEN, 0);
-        fill_random(&mut out[..NONCE_LEN])?;
+        next_nonce(&mut out[..NONCE_LEN])?;
         out.extend_from_slice(plaintext);
         seal_in_place(&self.data_key, aad, &mut out)?;
         Ok(out)
@@ -131,6 +131,37 @@ pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -
     Ok(plain)
 }
 
+thread_local! {
+    /// This thread's nonce prefix (random) and counter; see [`next_nonce`].
+    static NONCES: std::cell::Cell<Option<([u8; 16], u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Fill a 24-byte XChaCha20 nonce: a random 16-byte prefix drawn once per
+/// thread from the operating system, then a 64-bit counter. XChaCha20 needs
+/// nonces that never repeat under one key, not unpredictable ones; two
+/// threads (or processes) repeat only if their 128-bit prefixes collide.
+/// One system call per thread instead of one per blob: a backup seals
+/// about 100k blobs per 2 GB. The prefix is drawn again before the counter
+/// could wrap. Lifeboat never forks without exec, so no two processes
+/// share a prefix.
+pub(crate) fn next_nonce(out: &mut [u8]) -> Result<()> {
+    debug_assert_eq!(out.len(), NONCE_LEN);
+    NONCES.with(|n| {
+        let (prefix, counter) = match n.get() {
+            Some((p, c)) if c < u64::MAX => (p, c),
+            _ => {
+                let mut p = [0u8; 16];
+                fill_random(&mut p)?;
+                (p, 0)
+            }
+        };
+        out[..16].copy_from_slice(&prefix);
+        out[16..NONCE_LEN].copy_from_slice(&counter.to_le_bytes());
+        n.set(Some((prefix, counter + 1)));
+        Ok(())
+    })
+}
+
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| Error::Random(e.to_string()))
 }
@@ -158,6 +189,29 @@ mod tests {
         ));
         let other = MasterKey::generate().unwrap();
         assert!(other.open(b"aad", &sealed, "t").is_err());
+    }
+
+    #[test]
+    fn nonces_never_repeat_within_or_across_threads() {
+        let k = MasterKey::generate().unwrap();
+        let nonce = |s: &[u8]| s[..NONCE_LEN].to_vec();
+        let mine: Vec<_> = (0..1000)
+            .map(|_| nonce(&k.seal(b"", b"x").unwrap()))
+            .collect();
+        let theirs: Vec<_> = std::thread::scope(|s| {
+            s.spawn(|| {
+                (0..1000)
+                    .map(|_| nonce(&k.seal(b"", b"x").unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .join()
+            .unwrap()
+        });
+        let all: std::collections::HashSet<_> = mine.iter().chain(&theirs).collect();
+        assert_eq!(all.len(), 2000);
+        // One prefix per thread, different between threads.
+        assert_eq!(mine[0][..16], mine[999][..16]);
+        assert_ne!(mine[0][..16], theirs[0][..16]);
     }
 
     #[test]

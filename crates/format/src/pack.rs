@@ -73,6 +73,17 @@ impl PackBuilder {
         }
     }
 
+    /// An empty pack that reuses `buf`'s allocation (its contents are
+    /// dropped), so a writer can recycle the buffers of uploaded packs.
+    pub fn with_buffer(blob_type: BlobType, mut buf: Vec<u8>) -> PackBuilder {
+        buf.clear();
+        PackBuilder {
+            buf,
+            entries: Vec::new(),
+            blob_type,
+        }
+    }
+
     /// Append a blob. Fails if the pack would pass 4 GiB.
     pub fn add(&mut self, blob: &SealedBlob) -> Result<()> {
         if blob.blob_type != self.blob_type {

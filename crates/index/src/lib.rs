@@ -410,6 +410,11 @@ impl Index {
         self.base.iter().chain(self.overlay.iter())
     }
 
+    /// How lookups read the tables now, and the release interval.
+    pub fn lookups(&self) -> (Lookups, u64) {
+        (self.opts.lookups, self.opts.release_every)
+    }
+
     /// Change how lookups read the tables ([`IndexOptions::lookups`] and
     /// [`IndexOptions::release_every`]).
     pub fn set_lookups(&mut self, mode: Lookups, release_every: u64) {

@@ -380,6 +380,59 @@ impl ObjectStoreBackend {
         self.runtime.block_on(fut)
     }
 
+    /// For a local repository, the file behind `path`, when the name is
+    /// plain (what Lifeboat writes: hex names under a few folders), so that
+    /// it maps to the same file as in `object_store`'s layout.
+    fn local_file(&self, path: &str) -> Option<PathBuf> {
+        let root = self.local_root.as_ref()?;
+        let plain = path.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        });
+        plain.then(|| root.join(path))
+    }
+
+    /// A local read without the async runtime: open and `pread` on the
+    /// calling thread. Through `object_store` each read is a task on
+    /// tokio's blocking pool, and its hand-offs cost about 20 futex calls
+    /// per read: 200k of them in a restore of 100k files.
+    fn read_local(&self, path: &str, file: &Path, range: Option<Range<u64>>) -> Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let io = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                path: path.to_string(),
+            },
+            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+                path: path.to_string(),
+                reason: e.to_string(),
+            },
+            _ => Error::Backend {
+                path: path.to_string(),
+                reason: e.to_string(),
+            },
+        };
+        let f = std::fs::File::open(file).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        let range = range.unwrap_or(0..len);
+        if range.end > len {
+            return Err(Error::Truncated {
+                path: path.to_string(),
+                start: range.start,
+                end: range.end,
+                len,
+            });
+        }
+        let mut buf = vec![0u8; range.end.saturating_sub(range.start) as usize];
+        if !buf.is_empty() {
+            f.read_exact_at(&mut buf, range.start).map_err(io)?;
+        }
+        Ok(Bytes::from(buf))
+    }
+
     fn sync_local(&self, path: &str) -> Result<()> {
         let Some(root) = &self.local_root else {
             return Ok(());
@@ -476,12 +529,18 @@ impl Backend for ObjectStoreBackend {
     }
 
     fn get(&self, path: &str) -> Result<Bytes> {
+        if let Some(file) = self.local_file(path) {
+            return self.read_local(path, &file, None);
+        }
         let loc = ObjPath::from(path);
         self.block_on(async { self.store.get(&loc).await?.bytes().await })
             .map_err(|e| self.err(path, e))
     }
 
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        if let Some(file) = self.local_file(path) {
+            return self.read_local(path, &file, Some(range));
+        }
         let loc = ObjPath::from(path);
         let want = range.end.saturating_sub(range.start);
         if want == 0 {

@@ -23,13 +23,15 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 
 WORK=${WORK:-/var/tmp/lifeboat-bench}
 mkdir -p "$WORK"
-# The real tree: a copy of the Rust toolchain plus the cargo registry
-# (about 1.8 GB, 77k files), so that nothing changes it between runs.
+# The real tree: a copy of the Rust toolchain, the cargo registry and
+# /usr/share (about 2 GB, 105k files on the development machine), so that
+# nothing changes it between runs.
 TREE=${TREE:-$WORK/tree}
 if [ ! -d "$TREE" ]; then
   mkdir -p "$TREE"
   cp -a "$(readlink -f "$HOME/.rustup/toolchains/stable-x86_64-unknown-linux-gnu")" "$TREE/toolchain"
   [ -d "$HOME/.cargo/registry" ] && cp -a "$HOME/.cargo/registry" "$TREE/cargo-registry"
+  cp -a /usr/share "$TREE/usr-share"
 fi
 
 mkdir -p docs/bench
@@ -38,5 +40,6 @@ mkdir -p docs/bench
   --tree "$TREE" \
   --datasets "${DATASETS:-mixed,ext4,bbolt}" \
   --size "${SIZE:-1024}" \
+  --runs "${RUNS:-3}" \
   --lifeboat "$target_dir/release/lifeboat" \
   --out docs/bench/results

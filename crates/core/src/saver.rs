@@ -27,9 +27,10 @@ const PACKS_PER_SEGMENT: usize = 64;
 
 /// Buffers of uploaded packs kept for the next packs. A fresh 17 MiB
 /// buffer is mapped by the allocator and costs one page fault per 4 KiB
-/// when filled (about half of a cold backup's page faults); a recycled one
-/// is already resident. Two packers and two uploaders need at most four.
-const SPARE_BUFFERS: usize = 4;
+/// when filled; a recycled one is already resident. Packs fill one at a
+/// time, so one spare catches most, and each spare can add 17 MiB to peak
+/// memory.
+const SPARE_BUFFERS: usize = 1;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

@@ -164,57 +164,52 @@ fn mode_is_set(node: &Node) -> bool {
 /// calls it right after a file's last write, before closing it. The file
 /// must have been created by this process with [`creation_mode`].
 pub(crate) fn apply_file_metadata(f: &fs::File, path: &Path, node: &Node) -> Vec<String> {
-    use xattr::FileExt as _;
-    let mut problems = Vec::new();
-    let mut note =
-        |what: &str, e: std::io::Error| problems.push(format!("{}: {what}: {e}", path.display()));
-    if is_root() {
-        if let Err(e) = std::os::unix::fs::fchown(f, Some(node.uid), Some(node.gid)) {
-            note("chown", e);
-        }
-    }
-    if !mode_is_set(node) {
-        if let Err(e) = f.set_permissions(fs::Permissions::from_mode(node.mode)) {
-            note("chmod", e);
-        }
-    }
-    for x in &node.xattrs {
-        let name = OsStr::from_bytes(&x.name);
-        if let Err(e) = f.set_xattr(name, &x.value) {
-            if x.name.starts_with(b"user.") {
-                note("setxattr", e);
-            }
-        }
-    }
-    let mtime = filetime::FileTime::from_unix_time(node.mtime.sec, node.mtime.nsec);
-    let atime = filetime::FileTime::from_unix_time(node.atime.sec, node.atime.nsec);
-    if let Err(e) = filetime::set_file_handle_times(f, Some(atime), Some(mtime)) {
-        note("set times", e);
-    }
-    problems
+    apply(path, Some(f), node)
 }
 
 /// Put back ownership, mode, xattrs and times (in that order: chown clears
 /// set-id bits, and writing anything changes times). Returns the problems
 /// that were not fatal.
 pub(crate) fn apply_metadata(path: &Path, node: &Node) -> Vec<String> {
+    apply(path, None, node)
+}
+
+/// The steps of [`apply_metadata`], through `file` when given (a file
+/// made with [`creation_mode`]), else through `path` without following a
+/// symlink.
+fn apply(path: &Path, file: Option<&fs::File>, node: &Node) -> Vec<String> {
+    use xattr::FileExt as _;
     let mut problems = Vec::new();
     let mut note =
         |what: &str, e: std::io::Error| problems.push(format!("{}: {what}: {e}", path.display()));
     if is_root() {
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+        let (uid, gid) = (Some(node.uid), Some(node.gid));
+        let r = match file {
+            Some(f) => std::os::unix::fs::fchown(f, uid, gid),
+            None => std::os::unix::fs::lchown(path, uid, gid),
+        };
+        if let Err(e) = r {
             note("chown", e);
         }
     }
-    if node.kind != NodeKind::Symlink {
-        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(node.mode)) {
-            note("chmod", e);
-        }
+    let perms = fs::Permissions::from_mode(node.mode);
+    let r = match file {
+        Some(_) if mode_is_set(node) => Ok(()),
+        Some(f) => f.set_permissions(perms),
+        None if node.kind == NodeKind::Symlink => Ok(()),
+        None => fs::set_permissions(path, perms),
+    };
+    if let Err(e) = r {
+        note("chmod", e);
     }
     for x in &node.xattrs {
         let name = OsStr::from_bytes(&x.name);
-        if let Err(e) = xattr::set(path, name, &x.value) {
-            // Only user.* attributes are expected to be restorable everywhere.
+        let r = match file {
+            Some(f) => f.set_xattr(name, &x.value),
+            None => xattr::set(path, name, &x.value),
+        };
+        // Only user.* attributes are expected to be restorable everywhere.
+        if let Err(e) = r {
             if x.name.starts_with(b"user.") {
                 note("setxattr", e);
             }
@@ -222,7 +217,11 @@ pub(crate) fn apply_metadata(path: &Path, node: &Node) -> Vec<String> {
     }
     let mtime = filetime::FileTime::from_unix_time(node.mtime.sec, node.mtime.nsec);
     let atime = filetime::FileTime::from_unix_time(node.atime.sec, node.atime.nsec);
-    if let Err(e) = filetime::set_symlink_file_times(path, atime, mtime) {
+    let r = match file {
+        Some(f) => filetime::set_file_handle_times(f, Some(atime), Some(mtime)),
+        None => filetime::set_symlink_file_times(path, atime, mtime),
+    };
+    if let Err(e) = r {
         note("set times", e);
     }
     problems

@@ -318,19 +318,22 @@ impl Repository {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Switch how index lookups read the local table (see
-    /// [`lifeboat_index::Lookups`]); returns the previous setting, to put
-    /// back after bulk work. Check and restore look up every blob: through
-    /// the memory map instead of a `pread` each.
-    pub fn set_index_lookups(
-        &self,
-        mode: lifeboat_index::Lookups,
-        release_every: u64,
-    ) -> (lifeboat_index::Lookups, u64) {
-        let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
-        let before = idx.lookups();
-        idx.set_lookups(mode, release_every);
-        before
+    /// Run `f` with index lookups going through the local table's memory
+    /// map rather than a `pread` each (see [`lifeboat_index::Lookups`]),
+    /// then put back how they were. For bulk work that looks up every blob:
+    /// check and restore. Mapped pages are dropped every 16k lookups, so at
+    /// most 64 MiB of a huge table stays resident.
+    pub fn with_mapped_index<T>(&self, f: impl FnOnce() -> T) -> T {
+        let set = |mode, every| {
+            let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
+            let before = idx.lookups();
+            idx.set_lookups(mode, every);
+            before
+        };
+        let before = set(lifeboat_index::Lookups::Mapped, 16 << 10);
+        let out = f();
+        set(before.0, before.1);
+        out
     }
 
     /// Bring the index up to date with the store: reads only the segments

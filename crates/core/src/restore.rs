@@ -69,26 +69,15 @@ impl Repository {
         base: &Path,
         f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
     ) -> Result<()> {
-        self.walk_from(tree, base, &mut HashMap::new(), f)
-    }
-
-    /// [`Self::walk_inner`] taking trees from `trees` (removing them) when
-    /// there, and from the repository when not.
-    fn walk_from(
-        &self,
-        tree: &Id,
-        base: &Path,
-        trees: &mut HashMap<Id, Vec<u8>>,
-        f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
-    ) -> Result<()> {
-        self.walk_owned(tree, base, trees, &mut |p, n| {
+        self.walk_owned(tree, base, &mut HashMap::new(), &mut |p, n| {
             let sub = n.subtree;
             Ok(f(p, &n)?.then_some(sub).flatten())
         })
     }
 
-    /// The walk, handing each node over by value: `f` returns the subtree
-    /// to descend into, if any. Restore keeps the nodes it selects without
+    /// The walk, taking trees from `trees` (removing them) when there and
+    /// from the repository when not, and handing each node over by value:
+    /// `f` returns the subtree to descend into, if any. Restore keeps the nodes it selects without
     /// copying them, so the trees it prefetched are not held twice.
     fn walk_owned(
         &self,

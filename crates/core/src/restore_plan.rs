@@ -28,9 +28,6 @@ use crate::{Error, Repository};
 const READ_SPAN: u64 = 2 << 20;
 /// Widest gap between two needed blobs that is read through.
 const READ_GAP: u64 = 256 << 10;
-/// Mapped lookups between dropping the index table's pages: 16k pages,
-/// 64 MiB at most resident.
-pub(crate) const BULK_RELEASE: u64 = 16 << 10;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -230,11 +227,8 @@ impl Repository {
         }
         let mut packs: HashMap<Id, Vec<Want>> = HashMap::new();
         // One lookup per blob, in bulk: through the table's memory map,
-        // not a `pread` each (which cost a tenth of a restore's system
-        // time). Pages are dropped every BULK_RELEASE lookups, so a
-        // restore from a huge index keeps at most 64 MiB of it resident.
-        let before = self.set_index_lookups(lifeboat_index::Lookups::Mapped, BULK_RELEASE);
-        {
+        // not a `pread` each (which cost a tenth of a restore's system time).
+        self.with_mapped_index(|| {
             let idx = self.index();
             for (id, t) in targets {
                 let loc = idx.get(&id);
@@ -267,8 +261,7 @@ impl Repository {
                     }
                 }
             }
-        }
-        self.set_index_lookups(before.0, before.1);
+        });
         let mut packs: Vec<(Id, Vec<Want>)> = packs.into_iter().collect();
         packs.sort_by_key(|(id, _)| *id);
 

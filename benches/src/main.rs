@@ -445,6 +445,8 @@ struct Runner {
     runs: usize,
     /// MiB of memory touched before each timed command, see [`settle`].
     warm_mib: usize,
+    /// Leave the generated data and the repositories in place.
+    keep: bool,
 }
 
 /// One timed step.
@@ -771,6 +773,10 @@ fn bench_dataset(
         versions: 1 + runs,
         repo: sizes,
     });
+    if r.keep {
+        eprintln!("   kept {} and the repositories", data_dir.display());
+        return Ok(());
+    }
     for &t in &tools {
         let _ = fs::remove_dir_all(repo(t));
     }
@@ -909,7 +915,7 @@ fn svg(rows: &[Row]) -> String {
 fn usage() -> &'static str {
     "usage: lifeboat-bench [--work DIR] [--datasets mixed,ext4,bbolt] [--size MIB] \
      [--tree PATH] [--lifeboat BIN] [--restic BIN|none] [--out PREFIX] [--runs N (3)] \
-     [--warm-memory MIB (4096)]"
+     [--warm-memory MIB (4096)] [--keep]"
 }
 
 fn main() -> Result<()> {
@@ -926,6 +932,7 @@ fn main() -> Result<()> {
     let mut out: Option<PathBuf> = None;
     let mut runs = 3usize;
     let mut warm_mib = 4096usize;
+    let mut keep = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -945,6 +952,7 @@ fn main() -> Result<()> {
             "--out" => out = Some(PathBuf::from(val()?)),
             "--runs" => runs = val()?.parse()?,
             "--warm-memory" => warm_mib = val()?.parse()?,
+            "--keep" => keep = true,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(());
@@ -979,6 +987,7 @@ fn main() -> Result<()> {
         work: work.clone(),
         runs,
         warm_mib,
+        keep,
     };
     let mut list: Vec<Box<dyn Dataset>> = Vec::new();
     if let Some(t) = tree {

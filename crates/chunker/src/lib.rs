@@ -111,17 +111,18 @@ impl Chunker {
     }
 
     /// The length of the next chunk at the start of `data`, or `None` if more
-    /// input is needed to decide (`data` shorter than the maximum chunk and
-    /// not at end of input). Gives the same boundaries as chunking the whole
-    /// input at once.
+    /// input is needed to decide. Gives the same boundaries as chunking the
+    /// whole input at once: a cut found before the end of `data` is final,
+    /// because FastCDC decides each position from the bytes before it and
+    /// the position alone (never from how much input follows); a chunk that
+    /// runs to the end of `data` is final only at end of input or at the
+    /// maximum size.
     pub fn next_cut(&self, data: &[u8], eof: bool) -> Option<usize> {
         if data.is_empty() {
             return None;
         }
-        if !eof && data.len() < self.max {
-            return None;
-        }
-        Some(self.cut(data))
+        let n = self.cut(data);
+        (n < data.len() || eof || data.len() >= self.max).then_some(n)
     }
 
     /// Chunk boundaries of a complete in-memory input, as (offset, length).
@@ -140,12 +141,19 @@ impl Chunker {
     }
 
     /// Chunk a reader, giving owned chunks; boundaries equal [`Chunker::chunks`]
-    /// on the whole input.
+    /// on the whole input. It reads [`STREAM_READ`] bytes at a time (or the
+    /// average chunk size, if larger) and holds at most that plus one
+    /// maximum chunk: usually a few MiB, not two maximum chunks.
     pub fn stream<R: Read>(&self, reader: R) -> StreamChunker<'_, R> {
+        self.stream_with_step(reader, STREAM_READ.max(self.avg))
+    }
+
+    fn stream_with_step<R: Read>(&self, reader: R, step: usize) -> StreamChunker<'_, R> {
         StreamChunker {
             chunker: self,
             reader,
-            buf: Vec::with_capacity(self.max * 2),
+            buf: Vec::with_capacity(step + self.avg),
+            step,
             start: 0,
             eof: false,
             failed: false,
@@ -153,35 +161,39 @@ impl Chunker {
     }
 }
 
+/// Bytes a [`StreamChunker`] reads at a time.
+pub const STREAM_READ: usize = 4 << 20;
+
 /// Iterator of chunks from a [`Read`]; see [`Chunker::stream`].
 #[derive(Debug)]
 pub struct StreamChunker<'c, R> {
     chunker: &'c Chunker,
     reader: R,
     buf: Vec<u8>,
+    step: usize,
     start: usize,
     eof: bool,
     failed: bool,
 }
 
 impl<R: Read> StreamChunker<'_, R> {
+    /// Move the undecided tail to the front and read up to `step` bytes
+    /// after it. The tail is less than a maximum chunk, so the buffer stays
+    /// under `max + step`; usually it is part of one average chunk.
     fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let want = self.chunker.max * 2;
-        if self.eof || self.buf.len() >= want {
-            return Ok(());
-        }
-        // Read into the spare capacity without zeroing it first. Zeroing
-        // the whole window (`resize(want, 0)`, 2 x the maximum chunk, 16 MiB
-        // by default) on every fill cost a 16 MiB memset per file, which
-        // dominated backups of many small files. `read_to_end` on a `Take`
-        // retries on `Interrupted`, keeps what it read before an error, and
-        // stops at the limit or at end of input.
-        let limit = (want - self.buf.len()) as u64;
-        let result = (&mut self.reader).take(limit).read_to_end(&mut self.buf);
+        // Read into the spare capacity without zeroing it first (zeroing
+        // the window on every fill cost a memset per file, which dominated
+        // backups of many small files). `read_to_end` on a `Take` retries
+        // on `Interrupted`, keeps what it read before an error, and stops
+        // at the limit or at end of input.
+        let want = self.buf.len() + self.step;
+        let result = (&mut self.reader)
+            .take(self.step as u64)
+            .read_to_end(&mut self.buf);
         if result.is_ok() && self.buf.len() < want {
             self.eof = true;
         }
@@ -268,6 +280,27 @@ mod tests {
         assert_eq!(streamed, whole);
         for ch in &whole[..whole.len() - 1] {
             assert!(ch.len() >= 4096 && ch.len() <= 65536);
+        }
+    }
+
+    #[test]
+    fn small_reads_give_the_same_boundaries() {
+        let c = Chunker::new(4096, 16384, 65536, 7).unwrap();
+        // Random data, then a zero run long enough to force cuts at the
+        // maximum size, then random again.
+        let mut d = data(600_000);
+        d.extend(std::iter::repeat_n(0u8, 300_001));
+        d.extend(data(400_000));
+        let whole: Vec<_> = c.chunks(&d).map(|(o, l)| d[o..o + l].to_vec()).collect();
+        assert!(whole.iter().filter(|ch| ch.len() == 65536).count() >= 4);
+        // Steps smaller than a minimum chunk, between minimum and average,
+        // and between average and maximum.
+        for step in [1000, 5003, 20_000, 70_000] {
+            let streamed: Vec<_> = c
+                .stream_with_step(&d[..], step)
+                .map(|r| r.unwrap())
+                .collect();
+            assert_eq!(streamed, whole, "step {step}");
         }
     }
 

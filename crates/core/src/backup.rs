@@ -631,7 +631,8 @@ impl Repository {
             .thread_name(|i| format!("lifeboat-backup-{i}"))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let (saver, rx) = BlobSaver::new(self, &opts.fail);
+        let uploaders = opts.upload_threads.unwrap_or(UPLOADERS).max(1);
+        let (saver, rx) = BlobSaver::new(self, uploaders, &opts.fail);
         let walker = Walker {
             repo: self,
             saver: &saver,
@@ -656,110 +657,105 @@ impl Repository {
         };
         let mut parent_id = None;
 
-        let uploaders = opts.upload_threads.unwrap_or(UPLOADERS).max(1);
-        let walked = saver.drive(
-            rx,
-            uploaders,
-            || -> Result<(Id, Vec<String>, SourceKind)> {
-                let (tree, paths, kind) = match source {
-                    BackupSource::Paths(paths) => {
-                        if paths.is_empty() {
-                            return Err(Error::InvalidArgument("no paths to back up".into()));
-                        }
-                        let mut abs = Vec::new();
-                        for p in &paths {
-                            let a = absolute_clean(p)?;
-                            if let Err(e) = fs::symlink_metadata(&a) {
-                                return Err(Error::io(&a, e));
-                            }
-                            abs.push(a);
-                        }
-                        abs.sort();
-                        abs.dedup();
-                        let path_strings: Vec<String> =
-                            abs.iter().map(|a| a.display().to_string()).collect();
-                        let host = opts.hostname.clone().unwrap_or_else(hostname);
-                        parent_id = if opts.force {
-                            None
-                        } else if let Some(p) = opts.parent {
-                            Some(p)
-                        } else {
-                            self.snapshots()?
-                                .into_iter()
-                                .rev()
-                                .find(|(_, s)| {
-                                    s.source == SourceKind::Fs
-                                        && s.hostname == host
-                                        && s.paths == path_strings
-                                })
-                                .map(|(id, _)| id)
-                        };
-                        let parent_root = match parent_id {
-                            Some(id) => Some(self.load_snapshot(&id)?.tree),
-                            None => None,
-                        };
-                        let tree = pool.install(|| -> Result<Id> {
-                            if abs.iter().any(|a| a == Path::new("/")) {
-                                return walker.dir(Path::new("/"), parent_root);
-                            }
-                            let root_parent = walker.parent_tree(parent_root);
-                            let mut root = BTreeMap::new();
-                            for a in &abs {
-                                insert_path(&mut root, a);
-                            }
-                            let mut nodes = Vec::new();
-                            for (n, v) in &root {
-                                let pn = root_parent.as_ref().and_then(|t| t.find(n));
-                                if let Some(node) = walker.ventry(n.clone(), v, pn)? {
-                                    nodes.push(node);
-                                }
-                            }
-                            walker.save_tree(nodes)
-                        })?;
-                        (
-                            tree,
-                            abs.iter().map(|a| a.display().to_string()).collect(),
-                            SourceKind::Fs,
-                        )
+        let walked = saver.drive(rx, || -> Result<(Id, Vec<String>, SourceKind)> {
+            let (tree, paths, kind) = match source {
+                BackupSource::Paths(paths) => {
+                    if paths.is_empty() {
+                        return Err(Error::InvalidArgument("no paths to back up".into()));
                     }
-                    BackupSource::Stdin { filename, reader } => {
-                        if filename.is_empty()
-                            || filename.contains('/')
-                            || filename == "."
-                            || filename == ".."
-                        {
-                            return Err(Error::InvalidArgument(format!(
-                                "invalid stdin file name {filename:?}"
-                            )));
+                    let mut abs = Vec::new();
+                    for p in &paths {
+                        let a = absolute_clean(p)?;
+                        if let Err(e) = fs::symlink_metadata(&a) {
+                            return Err(Error::io(&a, e));
                         }
-                        let tree = pool.install(|| -> Result<Id> {
-                            let (parts, len) = walker
-                                .content(reader)?
-                                .map_err(|e| Error::io("<stdin>", e))?;
-                            let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
-                            node.mode = 0o644;
-                            node.uid = nix::unistd::getuid().as_raw();
-                            node.gid = nix::unistd::getgid().as_raw();
-                            let now = jiff::Timestamp::now();
-                            node.mtime = Timestamp {
-                                sec: now.as_second(),
-                                nsec: now.subsec_nanosecond().max(0) as u32,
-                            };
-                            node.atime = node.mtime;
-                            node.ctime = node.mtime;
-                            node.size = len;
-                            node.links = 1;
-                            node.content = parts;
-                            walker.files.fetch_add(1, Ordering::Relaxed);
-                            walker.save_tree(vec![node])
-                        })?;
-                        (tree, vec![format!("/{filename}")], SourceKind::Stdin)
+                        abs.push(a);
                     }
-                };
-                walker.check_stop()?;
-                Ok((tree, paths, kind))
-            },
-        );
+                    abs.sort();
+                    abs.dedup();
+                    let path_strings: Vec<String> =
+                        abs.iter().map(|a| a.display().to_string()).collect();
+                    let host = opts.hostname.clone().unwrap_or_else(hostname);
+                    parent_id = if opts.force {
+                        None
+                    } else if let Some(p) = opts.parent {
+                        Some(p)
+                    } else {
+                        self.snapshots()?
+                            .into_iter()
+                            .rev()
+                            .find(|(_, s)| {
+                                s.source == SourceKind::Fs
+                                    && s.hostname == host
+                                    && s.paths == path_strings
+                            })
+                            .map(|(id, _)| id)
+                    };
+                    let parent_root = match parent_id {
+                        Some(id) => Some(self.load_snapshot(&id)?.tree),
+                        None => None,
+                    };
+                    let tree = pool.install(|| -> Result<Id> {
+                        if abs.iter().any(|a| a == Path::new("/")) {
+                            return walker.dir(Path::new("/"), parent_root);
+                        }
+                        let root_parent = walker.parent_tree(parent_root);
+                        let mut root = BTreeMap::new();
+                        for a in &abs {
+                            insert_path(&mut root, a);
+                        }
+                        let mut nodes = Vec::new();
+                        for (n, v) in &root {
+                            let pn = root_parent.as_ref().and_then(|t| t.find(n));
+                            if let Some(node) = walker.ventry(n.clone(), v, pn)? {
+                                nodes.push(node);
+                            }
+                        }
+                        walker.save_tree(nodes)
+                    })?;
+                    (
+                        tree,
+                        abs.iter().map(|a| a.display().to_string()).collect(),
+                        SourceKind::Fs,
+                    )
+                }
+                BackupSource::Stdin { filename, reader } => {
+                    if filename.is_empty()
+                        || filename.contains('/')
+                        || filename == "."
+                        || filename == ".."
+                    {
+                        return Err(Error::InvalidArgument(format!(
+                            "invalid stdin file name {filename:?}"
+                        )));
+                    }
+                    let tree = pool.install(|| -> Result<Id> {
+                        let (parts, len) = walker
+                            .content(reader)?
+                            .map_err(|e| Error::io("<stdin>", e))?;
+                        let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
+                        node.mode = 0o644;
+                        node.uid = nix::unistd::getuid().as_raw();
+                        node.gid = nix::unistd::getgid().as_raw();
+                        let now = jiff::Timestamp::now();
+                        node.mtime = Timestamp {
+                            sec: now.as_second(),
+                            nsec: now.subsec_nanosecond().max(0) as u32,
+                        };
+                        node.atime = node.mtime;
+                        node.ctime = node.mtime;
+                        node.size = len;
+                        node.links = 1;
+                        node.content = parts;
+                        walker.files.fetch_add(1, Ordering::Relaxed);
+                        walker.save_tree(vec![node])
+                    })?;
+                    (tree, vec![format!("/{filename}")], SourceKind::Stdin)
+                }
+            };
+            walker.check_stop()?;
+            Ok((tree, paths, kind))
+        });
         let (tree, paths, kind) = walked?;
         saver.finish()?;
         let errors = walker

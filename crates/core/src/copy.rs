@@ -159,8 +159,8 @@ pub fn copy_snapshots(
         }
     }
     let fail = FailPoints::default();
-    let (saver, rx) = BlobSaver::new(dst, &fail);
-    saver.drive(rx, crate::backup::UPLOADERS, || -> Result<()> {
+    let (saver, rx) = BlobSaver::new(dst, crate::backup::UPLOADERS, &fail);
+    saver.drive(rx, || -> Result<()> {
         let sent = AtomicU64::new(0);
         let bytes_sent = AtomicU64::new(0);
         let packs: Vec<(Id, Vec<(Id, BlobLocation)>)> = by_pack.into_iter().collect();

@@ -2,21 +2,25 @@
 //! seal (compress, encrypt) → pack → upload → index.
 //!
 //! Any number of backup workers call [`BlobSaver::save`]. Full packs go
-//! through a bounded channel to uploader threads, so workers keep sealing
-//! while packs are written and synced, and a slow store holds them back
-//! (backpressure) instead of letting packs pile up in memory. The first
-//! upload error is kept; from then on every `save` fails, the uploaders
-//! drain the channel without writing, and no snapshot is written.
+//! through a channel to uploader threads, so workers keep sealing while
+//! packs are written and synced. Data packs in flight are bounded (see
+//! [`FILLING`]), so a slow store holds the workers back (backpressure)
+//! instead of letting packs pile up in memory. On a local repository a
+//! data pack is written to a staged file as it fills, and never held in
+//! memory. The first upload error is kept; from then on every `save`
+//! fails, the uploaders drain the channel without writing, and no
+//! snapshot is written.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 use lifeboat_format::{
-    BlobType, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, seal_blob_with_id,
+    BlobType, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, SealedBlob, seal_blob_with_id,
 };
 use lifeboat_index::{pack_path, write_segment};
+use lifeboat_store::StagedObject;
 
 use crate::failpoint::{FailPoints, Stage};
 use crate::{Error, Repository, Result};
@@ -25,12 +29,14 @@ use crate::{Error, Repository, Result};
 /// little indexing work.
 const PACKS_PER_SEGMENT: usize = 64;
 
-/// Buffers of uploaded packs kept for the next packs. A fresh 17 MiB
-/// buffer is mapped by the allocator and costs one page fault per 4 KiB
-/// when filled; a recycled one is already resident. Packs fill one at a
-/// time, so one spare catches most, and each spare can add 17 MiB to peak
-/// memory.
-const SPARE_BUFFERS: usize = 1;
+/// Data packs open at once beyond one per uploader: the one being filled.
+/// A worker that needs a new data pack while every uploader is busy waits
+/// for one to finish, so at most `uploaders + 1` data packs exist. Where
+/// they are built in memory (remote stores), that bounds their memory
+/// (17 MiB each), and uploaded buffers are reused: a fresh one is mapped
+/// by the allocator and costs a page fault per 4 KiB as it fills, a
+/// recycled one is already resident.
+const FILLING: usize = 1;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -45,15 +51,44 @@ pub(crate) struct SaverStats {
     pub bytes_stored: AtomicU64,
 }
 
+/// A pack being filled: in memory, or (data packs on a local repository)
+/// written blob by blob to a staged file, with only its header in memory.
+pub(crate) struct OpenPack {
+    pack: PackBuilder,
+    file: Option<Box<dyn StagedObject>>,
+}
+
+impl OpenPack {
+    fn add(&mut self, blob: &SealedBlob) -> Result<()> {
+        self.pack
+            .add(blob)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some(f) = &mut self.file {
+            f.write(&blob.bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Data pack slots (see [`FILLING`]): how many are taken (the open pack,
+/// queued and uploading ones), and uploaded buffers free for reuse.
+struct Slots {
+    out: usize,
+    limit: usize,
+    free: Vec<Vec<u8>>,
+}
+
 pub(crate) struct BlobSaver<'r> {
     repo: &'r Repository,
     inflight: Mutex<HashSet<Id>>,
-    packers: [Mutex<PackBuilder>; 2],
+    /// The open pack of each type, made on the first blob.
+    packers: [Mutex<Option<OpenPack>>; 2],
     /// Full packs to the uploaders; taken (closed) by [`Self::close`].
-    tx: Mutex<Option<Sender<PackBuilder>>>,
+    tx: Mutex<Option<Sender<OpenPack>>>,
     pending: Mutex<Vec<IndexPack>>,
-    /// Recycled pack buffers, see [`SPARE_BUFFERS`].
-    spare: Mutex<Vec<Vec<u8>>>,
+    slots: Mutex<Slots>,
+    /// Signalled when a slot is freed or an upload fails.
+    freed: Condvar,
     written: Mutex<Vec<IndexPack>>,
     /// The first error of an uploader.
     error: Mutex<Option<Error>>,
@@ -63,55 +98,105 @@ pub(crate) struct BlobSaver<'r> {
 }
 
 impl<'r> BlobSaver<'r> {
-    /// A saver, and the receiving end of its pack channel to hand to
-    /// [`Self::drive`]. The channel is a rendezvous: a full pack waits in
-    /// its worker until an uploader takes it, so at most one pack per
-    /// uploader is in flight.
-    pub fn new(repo: &'r Repository, fail: &'r FailPoints) -> (Self, Receiver<PackBuilder>) {
-        let (tx, rx) = crossbeam_channel::bounded(0);
-        (Self::with_channel(repo, tx, fail), rx)
-    }
-
-    fn with_channel(repo: &'r Repository, tx: Sender<PackBuilder>, fail: &'r FailPoints) -> Self {
-        BlobSaver {
+    /// A saver for `uploaders` upload threads, and the receiving end of its
+    /// pack channel to hand to [`Self::drive`].
+    pub fn new(
+        repo: &'r Repository,
+        uploaders: usize,
+        fail: &'r FailPoints,
+    ) -> (Self, Receiver<OpenPack>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let saver = BlobSaver {
             repo,
             inflight: Mutex::new(HashSet::new()),
-            packers: [BlobType::Data, BlobType::Tree].map(|t| Mutex::new(Self::packer(repo, t))),
+            packers: [Mutex::new(None), Mutex::new(None)],
             tx: Mutex::new(Some(tx)),
             pending: Mutex::new(Vec::new()),
-            spare: Mutex::new(Vec::new()),
+            slots: Mutex::new(Slots {
+                out: 0,
+                limit: uploaders.max(1) + FILLING,
+                free: Vec::new(),
+            }),
+            freed: Condvar::new(),
             written: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             failed: AtomicBool::new(false),
             fail,
             stats: SaverStats::default(),
-        }
-    }
-
-    fn packer(repo: &Repository, t: BlobType) -> PackBuilder {
-        PackBuilder::new(t, repo.config.pack_size as usize + (1 << 20))
-    }
-
-    /// A new pack for `t`, in a recycled buffer when there is one.
-    fn next_packer(&self, t: BlobType) -> PackBuilder {
-        match lock(&self.spare).pop() {
-            Some(buf) => PackBuilder::with_buffer(t, buf),
-            None => Self::packer(self.repo, t),
-        }
-    }
-
-    /// Keep an uploaded pack's buffer for reuse, if it is free and of the
-    /// usual size (an oversized one from a huge blob is let go).
-    fn recycle(&self, bytes: bytes::Bytes) {
-        let Ok(buf) = bytes.try_into_mut() else {
-            return;
         };
-        let buf = Vec::from(buf);
-        let want = self.repo.config.pack_size as usize + (1 << 20);
-        let mut spare = lock(&self.spare);
-        if spare.len() < SPARE_BUFFERS && buf.capacity() >= want && buf.capacity() <= 2 * want {
-            spare.push(buf);
+        (saver, rx)
+    }
+
+    fn capacity(&self) -> usize {
+        self.repo.config.pack_size as usize + (1 << 20)
+    }
+
+    /// A new pack for `t`. A tree pack is built in memory. A data pack
+    /// takes a slot, waiting while all are taken (or failing once an
+    /// upload has failed), and is staged where the store can, else built
+    /// in a recycled buffer.
+    fn open_pack(&self, t: BlobType) -> Result<OpenPack> {
+        if t != BlobType::Data {
+            return Ok(OpenPack {
+                pack: PackBuilder::new(t, self.capacity()),
+                file: None,
+            });
         }
+        let buf = {
+            let mut s = lock(&self.slots);
+            while s.out >= s.limit {
+                drop(s);
+                self.check_failed()?;
+                s = lock(&self.slots);
+                if s.out >= s.limit {
+                    s = self
+                        .freed
+                        .wait_timeout(s, std::time::Duration::from_millis(50))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+            s.out += 1;
+            s.free.pop()
+        };
+        let staged = self
+            .repo
+            .backend
+            .stage()
+            .inspect_err(|_| self.free_slot(None))?;
+        Ok(match (staged, buf) {
+            (Some(file), _) => OpenPack {
+                pack: PackBuilder::hashed(t),
+                file: Some(file),
+            },
+            (None, Some(buf)) => OpenPack {
+                pack: PackBuilder::with_buffer(t, buf),
+                file: None,
+            },
+            (None, None) => OpenPack {
+                pack: PackBuilder::new(t, self.capacity()),
+                file: None,
+            },
+        })
+    }
+
+    /// Free a data pack's slot once it is uploaded (or dropped), keeping
+    /// its buffer for reuse if it is free and of the usual size (an
+    /// oversized one from a huge blob is let go).
+    fn free_slot(&self, bytes: Option<bytes::Bytes>) {
+        let buf = bytes.and_then(|b| b.try_into_mut().ok()).map(Vec::from);
+        let want = self.capacity();
+        let mut s = lock(&self.slots);
+        s.out = s.out.saturating_sub(1);
+        if let Some(buf) = buf
+            && buf.capacity() >= want
+            && buf.capacity() <= 2 * want
+            && s.free.len() + s.out < s.limit
+        {
+            s.free.push(buf);
+        }
+        drop(s);
+        self.freed.notify_one();
     }
 
     /// Store `data` as a blob unless the repository or this run has it.
@@ -151,12 +236,30 @@ impl<'r> BlobSaver<'r> {
             .fetch_add(sealed.bytes.len() as u64, Ordering::Relaxed);
         self.fail.check(Stage::Pack)?;
         let full = {
-            let mut p = lock(&self.packers[blob_type as usize]);
-            p.add(&sealed).map_err(|e| Error::Internal(e.to_string()))?;
-            if p.len() >= self.repo.config.pack_size as usize {
-                Some(std::mem::replace(&mut *p, self.next_packer(blob_type)))
-            } else {
-                None
+            let mut slot = lock(&self.packers[blob_type as usize]);
+            if slot.is_none() {
+                *slot = Some(self.open_pack(blob_type)?);
+            }
+            let added = match slot.as_mut() {
+                Some(p) => p
+                    .add(&sealed)
+                    .map(|()| p.pack.len() >= self.repo.config.pack_size as usize),
+                None => Err(Error::Internal("no open pack".into())),
+            };
+            match added {
+                Ok(true) => slot.take(),
+                Ok(false) => None,
+                Err(e) => {
+                    // The pack may hold part of a blob now: drop it, so
+                    // nothing of it is stored, and fail every later save,
+                    // as the blobs saved into it are gone.
+                    if let Some(p) = slot.take() {
+                        self.discard(p);
+                    }
+                    self.failed.store(true, Ordering::Relaxed);
+                    self.freed.notify_all();
+                    return Err(e);
+                }
             }
         };
         if let Some(p) = full {
@@ -172,8 +275,17 @@ impl<'r> BlobSaver<'r> {
         Ok(())
     }
 
-    /// Queue a full pack; blocks while the uploaders are busy.
-    fn send(&self, p: PackBuilder) -> Result<()> {
+    /// Drop a pack unwritten (a staged file is removed) and free its slot.
+    fn discard(&self, p: OpenPack) {
+        let data = p.pack.blob_type() == BlobType::Data;
+        drop(p);
+        if data {
+            self.free_slot(None);
+        }
+    }
+
+    /// Queue a full pack for the uploaders.
+    fn send(&self, p: OpenPack) -> Result<()> {
         let tx = lock(&self.tx).clone();
         match tx {
             Some(tx) => tx
@@ -184,18 +296,14 @@ impl<'r> BlobSaver<'r> {
         self.check_failed()
     }
 
-    /// Run `work` (which saves blobs) while `uploaders` threads upload the
+    /// Run `work` (which saves blobs) while the uploader threads upload the
     /// packs it fills; then queue the partial packs, stop the uploaders and
     /// wait for them. Returns `work`'s result, or the first upload error
     /// (workers only see "an upload failed"). Call [`Self::finish`] after.
-    pub fn drive<T>(
-        &self,
-        rx: Receiver<PackBuilder>,
-        uploaders: usize,
-        work: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
+    pub fn drive<T>(&self, rx: Receiver<OpenPack>, work: impl FnOnce() -> Result<T>) -> Result<T> {
         std::thread::scope(|s| {
-            let handles: Vec<_> = (0..uploaders.max(1))
+            let uploaders = lock(&self.slots).limit - FILLING;
+            let handles: Vec<_> = (0..uploaders)
                 .map(|_| {
                     let rx = rx.clone();
                     s.spawn(move || self.run_uploader(rx))
@@ -213,31 +321,57 @@ impl<'r> BlobSaver<'r> {
 
     /// Upload packs from `rx` until every sender is gone. After a failure
     /// the rest is drained unwritten, so senders never block for ever.
-    fn run_uploader(&self, rx: Receiver<PackBuilder>) {
+    fn run_uploader(&self, rx: Receiver<OpenPack>) {
         for p in rx {
-            if self.failed.load(Ordering::Relaxed) {
-                continue;
-            }
-            if let Err(e) = self.upload(p) {
-                let mut slot = lock(&self.error);
-                if slot.is_none() {
-                    *slot = Some(e);
+            let data = p.pack.blob_type() == BlobType::Data;
+            let res = if self.failed.load(Ordering::Relaxed) {
+                Ok(None)
+            } else {
+                self.upload(p)
+            };
+            match res {
+                Ok(bytes) if data => self.free_slot(bytes),
+                Ok(_) => {}
+                Err(e) => {
+                    if data {
+                        self.free_slot(None);
+                    }
+                    let mut slot = lock(&self.error);
+                    if slot.is_none() {
+                        *slot = Some(e);
+                    }
+                    self.failed.store(true, Ordering::Relaxed);
+                    // Wake workers waiting for a slot, to see the failure.
+                    self.freed.notify_all();
                 }
-                self.failed.store(true, Ordering::Relaxed);
             }
         }
     }
 
-    fn upload(&self, p: PackBuilder) -> Result<()> {
-        let blob_type = p.blob_type();
+    /// Write one pack and index it; returns the buffer of an in-memory
+    /// pack, for reuse.
+    fn upload(&self, p: OpenPack) -> Result<Option<bytes::Bytes>> {
+        let blob_type = p.pack.blob_type();
         let (bytes, id, entries) = p
+            .pack
             .finish(&self.repo.key)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let size = bytes.len() as u64;
         self.fail.check(Stage::Upload)?;
-        let bytes = bytes::Bytes::from(bytes);
-        self.repo.backend.put(&pack_path(&id), bytes.clone())?;
-        self.recycle(bytes);
+        let (size, reuse) = match p.file {
+            // A staged pack: `bytes` is its header and trailer.
+            Some(mut f) => {
+                f.write(&bytes)?;
+                let size = f.len();
+                f.commit(&pack_path(&id))?;
+                (size, None)
+            }
+            None => {
+                let size = bytes.len() as u64;
+                let bytes = bytes::Bytes::from(bytes);
+                self.repo.backend.put(&pack_path(&id), bytes.clone())?;
+                (size, Some(bytes))
+            }
+        };
         let pack = IndexPack {
             id,
             blob_type,
@@ -252,7 +386,7 @@ impl<'r> BlobSaver<'r> {
         if let Some(b) = batch {
             self.write_index(b)?;
         }
-        Ok(())
+        Ok(reuse)
     }
 
     fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
@@ -270,12 +404,11 @@ impl<'r> BlobSaver<'r> {
     /// Queue the partial packs. Call once all workers are done.
     fn flush(&self) -> Result<()> {
         for t in [BlobType::Data, BlobType::Tree] {
-            let p = std::mem::replace(
-                &mut *lock(&self.packers[t as usize]),
-                Self::packer(self.repo, t),
-            );
-            if !p.is_empty() {
-                self.send(p)?;
+            let open = lock(&self.packers[t as usize]).take();
+            match open {
+                Some(p) if !p.pack.is_empty() => self.send(p)?,
+                Some(p) => self.discard(p),
+                None => {}
             }
         }
         Ok(())

@@ -59,6 +59,9 @@ impl PackHeaderEntry {
 #[derive(Debug)]
 pub struct PackBuilder {
     buf: Vec<u8>,
+    /// For a [`PackBuilder::hashed`] pack: the hash and length of the blob
+    /// bytes, which the caller keeps elsewhere.
+    hashed: Option<(blake3::Hasher, usize)>,
     entries: Vec<PackHeaderEntry>,
     blob_type: BlobType,
 }
@@ -68,6 +71,20 @@ impl PackBuilder {
     pub fn new(blob_type: BlobType, capacity: usize) -> PackBuilder {
         PackBuilder {
             buf: Vec::with_capacity(capacity),
+            hashed: None,
+            entries: Vec::new(),
+            blob_type,
+        }
+    }
+
+    /// An empty pack that keeps no blob bytes, only their hash: the caller
+    /// writes each blob's bytes, in the order added, to where the pack is
+    /// built (a staged file), then appends what [`PackBuilder::finish`]
+    /// returns.
+    pub fn hashed(blob_type: BlobType) -> PackBuilder {
+        PackBuilder {
+            buf: Vec::new(),
+            hashed: Some((blake3::Hasher::new(), 0)),
             entries: Vec::new(),
             blob_type,
         }
@@ -79,6 +96,7 @@ impl PackBuilder {
         buf.clear();
         PackBuilder {
             buf,
+            hashed: None,
             entries: Vec::new(),
             blob_type,
         }
@@ -92,14 +110,20 @@ impl PackBuilder {
                 "blob type differs from pack type",
             ));
         }
-        let offset = u32::try_from(self.buf.len())
+        let offset = u32::try_from(self.len())
             .map_err(|_| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
         let stored_len = u32::try_from(blob.bytes.len())
             .map_err(|_| crate::error::malformed("pack", "blob larger than 4 GiB"))?;
         offset
             .checked_add(stored_len)
             .ok_or_else(|| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
-        self.buf.extend_from_slice(&blob.bytes);
+        match &mut self.hashed {
+            Some((h, len)) => {
+                h.update(&blob.bytes);
+                *len += blob.bytes.len();
+            }
+            None => self.buf.extend_from_slice(&blob.bytes),
+        }
         self.entries.push(PackHeaderEntry {
             blob_type: blob.blob_type,
             flags: blob.flags,
@@ -113,7 +137,10 @@ impl PackBuilder {
 
     /// Bytes of blob data so far.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        match &self.hashed {
+            Some((_, len)) => *len,
+            None => self.buf.len(),
+        }
     }
 
     /// Whether no blob was added.
@@ -132,7 +159,10 @@ impl PackBuilder {
     }
 
     /// Seal the header and trailer; returns the pack bytes, its id (BLAKE3
-    /// of those bytes) and the header entries.
+    /// of those bytes) and the header entries. For a
+    /// [`PackBuilder::hashed`] pack the bytes are only what follows the
+    /// blobs (encrypted header and trailer), and the id covers the blobs
+    /// too.
     pub fn finish(mut self, key: &MasterKey) -> Result<(Vec<u8>, Id, Vec<PackHeaderEntry>)> {
         let mut header = Vec::with_capacity(self.entries.len() * HEADER_ENTRY_LEN);
         for e in &self.entries {
@@ -147,7 +177,10 @@ impl PackBuilder {
         self.buf.extend_from_slice(&hlen.to_le_bytes());
         self.buf.extend_from_slice(PACK_MAGIC);
         self.buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
-        let id = Id::of_object(&self.buf);
+        let id = match &mut self.hashed {
+            Some((h, _)) => Id(*h.update(&self.buf).finalize().as_bytes()),
+            None => Id::of_object(&self.buf),
+        };
         Ok((self.buf, id, self.entries))
     }
 }
@@ -255,5 +288,42 @@ mod tests {
             Err(Error::UnsupportedVersion { .. })
         ));
         assert!(parse_pack_trailer(&bytes[..5]).is_err());
+    }
+
+    #[test]
+    fn hashed_pack_is_the_same_pack() {
+        let k = MasterKey::generate().unwrap();
+        let blobs = [
+            seal_blob(&k, BlobType::Data, b"alpha", 3).unwrap(),
+            seal_blob(&k, BlobType::Data, &vec![7u8; 5000], 3).unwrap(),
+            seal_blob(&k, BlobType::Data, b"omega", 0).unwrap(),
+        ];
+        let mut whole = PackBuilder::new(BlobType::Data, 0);
+        let mut hashed = PackBuilder::hashed(BlobType::Data);
+        let mut written = Vec::new();
+        for b in &blobs {
+            whole.add(b).unwrap();
+            hashed.add(b).unwrap();
+            written.extend_from_slice(&b.bytes);
+            assert_eq!(hashed.len(), whole.len());
+        }
+        let (bytes, id, entries) = whole.finish(&k).unwrap();
+        let (tail, hid, hentries) = hashed.finish(&k).unwrap();
+        assert_eq!(hentries, entries);
+        // The header is sealed with a fresh nonce, so the two packs differ
+        // there; each id must cover its own whole pack.
+        assert_eq!(tail.len() + written.len(), bytes.len());
+        written.extend_from_slice(&tail);
+        assert_eq!(hid, Id::of_object(&written));
+        assert_eq!(id, Id::of_object(&bytes));
+        let hlen = parse_pack_trailer(&written).unwrap() as usize;
+        let hstart = written.len() - PACK_TRAILER_LEN - hlen;
+        let parsed = decode_pack_header(
+            &k,
+            &written[hstart..written.len() - PACK_TRAILER_LEN],
+            written.len() as u64,
+        )
+        .unwrap();
+        assert_eq!(parsed, entries);
     }
 }

@@ -216,6 +216,12 @@ impl CachedBackend {
 }
 
 impl Backend for CachedBackend {
+    /// Staged objects bypass the cache: they are packs, which it keeps only
+    /// as they are read.
+    fn stage(&self) -> Result<Option<Box<dyn crate::StagedObject>>> {
+        self.inner.stage()
+    }
+
     fn put(&self, path: &str, data: Bytes) -> Result<()> {
         self.inner.put(path, data.clone())?;
         if cached_whole(path) {

@@ -160,6 +160,15 @@ pub struct ObjectInfo {
 pub trait Backend: Send + Sync + fmt::Debug {
     /// Store `data` under `path`, replacing any object there.
     fn put(&self, path: &str, data: Bytes) -> Result<()>;
+    /// A new object to be written piece by piece, for stores that can hold
+    /// an unfinished object outside the repository's names (a local
+    /// directory); `None` where objects are sent whole, as with
+    /// [`put`](Backend::put). Lets a writer build a large object without
+    /// holding it in memory. It must keep `put`'s contract: the object
+    /// appears only on [`StagedObject::commit`], whole and durable.
+    fn stage(&self) -> Result<Option<Box<dyn StagedObject>>> {
+        Ok(None)
+    }
     /// Store `data` under `path` only if nothing is there.
     fn create(&self, path: &str, data: Bytes) -> Result<()>;
     /// Read a whole object.
@@ -189,6 +198,23 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn delete(&self, path: &str) -> Result<()>;
     /// Where the repository lives, for messages; never includes credentials.
     fn location(&self) -> String;
+}
+
+/// An object being written before its name is known; see
+/// [`Backend::stage`]. Dropped without a commit, it leaves nothing behind.
+pub trait StagedObject: Send + fmt::Debug {
+    /// Append `data`.
+    fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Bytes written so far.
+    fn len(&self) -> u64;
+    /// Whether nothing was written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Make the object durable and visible under `path`, replacing any
+    /// object there (as [`Backend::put`]). On error nothing partial
+    /// appears under `path`.
+    fn commit(self: Box<Self>, path: &str) -> Result<()>;
 }
 
 /// How a repository location string is understood.

@@ -483,6 +483,119 @@ impl ObjectStoreBackend {
     }
 }
 
+/// Folder of a local repository that holds objects being written; see
+/// [`Backend::stage`]. What an interrupted writer leaves there is not part
+/// of the repository and may be deleted when no backup runs.
+pub const STAGING_DIR: &str = "staging";
+
+/// A local object being written: `staging/<random>`, opened exclusively.
+#[derive(Debug)]
+struct LocalStaged {
+    root: PathBuf,
+    /// `None` once committed.
+    file: Option<(std::fs::File, PathBuf)>,
+    len: u64,
+}
+
+impl LocalStaged {
+    fn create(root: &Path) -> Result<LocalStaged> {
+        let dir = root.join(STAGING_DIR);
+        let err = |p: &Path, e: std::io::Error| Error::Backend {
+            path: p.strip_prefix(root).unwrap_or(p).display().to_string(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        loop {
+            // Unique within this process; the exclusive create (and a new
+            // name if taken) covers other writers.
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let path = dir.join(format!("{}-{n}-{nanos:09}", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(f) => {
+                    return Ok(LocalStaged {
+                        root: root.to_path_buf(),
+                        file: Some((f, path)),
+                        len: 0,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(err(&path, e)),
+            }
+        }
+    }
+
+    fn io(&self, path: &str, what: &str, e: std::io::Error) -> Error {
+        Error::Backend {
+            path: path.to_string(),
+            reason: format!("{what}: {e}"),
+        }
+    }
+}
+
+impl crate::StagedObject for LocalStaged {
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let Some((f, path)) = &mut self.file else {
+            return Err(Error::Backend {
+                path: STAGING_DIR.into(),
+                reason: "write after commit".into(),
+            });
+        };
+        if let Err(e) = f.write_all(data) {
+            let name = path
+                .strip_prefix(&self.root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            return Err(self.io(&name, "write", e));
+        }
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn commit(mut self: Box<Self>, path: &str) -> Result<()> {
+        let Some((f, staged)) = self.file.take() else {
+            return Err(self.io(path, "commit", std::io::Error::other("committed twice")));
+        };
+        let res = (|| {
+            f.sync_all().map_err(|e| self.io(path, "fsync", e))?;
+            drop(f);
+            let dest = self.root.join(path);
+            let parent = dest.parent().unwrap_or(&self.root);
+            std::fs::create_dir_all(parent).map_err(|e| self.io(path, "create folder", e))?;
+            std::fs::rename(&staged, &dest).map_err(|e| self.io(path, "rename", e))?;
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io(path, "fsync folder", e))
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&staged);
+        }
+        res
+    }
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        if let Some((_, path)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 async fn put_multipart(
     store: &dyn ObjectStore,
     loc: &ObjPath,
@@ -508,6 +621,15 @@ async fn put_multipart(
 impl Backend for ObjectStoreBackend {
     fn put(&self, path: &str, data: Bytes) -> Result<()> {
         self.put_mode(path, data, PutMode::Overwrite)
+    }
+
+    /// In a local directory: a new file under `staging/`, which no listing
+    /// of the repository reads, renamed into place on commit.
+    fn stage(&self) -> Result<Option<Box<dyn crate::StagedObject>>> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        LocalStaged::create(root).map(|s| Some(Box::new(s) as Box<dyn crate::StagedObject>))
     }
 
     fn create(&self, path: &str, data: Bytes) -> Result<()> {

@@ -154,6 +154,10 @@ impl Backend for RetryBackend {
         self.run(|_| self.inner.put(path, data.clone()))
     }
 
+    fn stage(&self) -> Result<Option<Box<dyn crate::StagedObject>>> {
+        self.inner.stage()
+    }
+
     fn create(&self, path: &str, data: Bytes) -> Result<()> {
         self.run(|attempt| match self.inner.create(path, data.clone()) {
             Err(Error::AlreadyExists { .. }) if attempt > 0 => {

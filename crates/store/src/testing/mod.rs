@@ -687,6 +687,28 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
         );
     }
 
+    // Staged objects, where the store has them: written in pieces, seen
+    // only once committed, and gone without a trace if dropped.
+    if let Some(mut st) = ok(b.stage(), "stage")? {
+        ok(st.write(b"stag"), "staged write")?;
+        let dropped = ok(b.stage(), "stage")?;
+        ok(st.write(b"ed!"), "staged write")?;
+        ensure!(st.len() == 7, "a staged object counts {} bytes", st.len());
+        ensure!(
+            matches!(b.get(&p("data/cd/cdef")), Err(Error::NotFound { .. })),
+            "a staged object is visible before its commit"
+        );
+        ok(st.commit(&p("data/cd/cdef")), "commit of a staged object")?;
+        ensure!(
+            ok(b.get(&p("data/cd/cdef")), "get of a committed object")?
+                == Bytes::from_static(b"staged!"),
+            "a committed object reads back other bytes"
+        );
+        let mut dropped = dropped.ok_or("stage gave an object, then none")?;
+        ok(dropped.write(b"never committed"), "staged write")?;
+        drop(dropped);
+    }
+
     // Delete.
     ok(b.delete(&p("keys/a")), "delete")?;
     ok(b.delete(&p("keys/a")), "delete of a missing object")?;

@@ -145,6 +145,11 @@ fn a_failure_in_any_stage_fails_cleanly() {
             repo.snapshots().unwrap().is_empty(),
             "{stage:?}: a snapshot was written"
         );
+        // Packs being filled are staged files; none outlives the run.
+        let staged: Vec<_> = std::fs::read_dir(repo_dir.join("staging"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(staged.is_empty(), "{stage:?}: left behind {staged:?}");
 
         // The repository is still sound: a clean backup on top works and
         // restores byte-identical.

@@ -145,16 +145,12 @@ impl<'r> BlobSaver<'r> {
         let buf = {
             let mut s = lock(&self.slots);
             while s.out >= s.limit {
-                drop(s);
                 self.check_failed()?;
-                s = lock(&self.slots);
-                if s.out >= s.limit {
-                    s = self
-                        .freed
-                        .wait_timeout(s, std::time::Duration::from_millis(50))
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
+                s = self
+                    .freed
+                    .wait_timeout(s, std::time::Duration::from_millis(50))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
             s.out += 1;
             s.free.pop()

@@ -689,3 +689,55 @@ fn compare_trees_catches_each_kind_of_difference() {
         );
     }
 }
+
+// ---- ownership under a set-group-id target ------------------------------------------
+
+/// Restore skips chown for files that get their recorded owner by being
+/// created; under a set-group-id directory a new file takes the
+/// directory's group instead, so ownership must still be set. Root only.
+#[test]
+fn ownership_is_restored_under_a_setgid_target() {
+    if !is_root() {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    let repo = TestRepo::new();
+    let src = repo.scratch("src");
+    write(&src.join("top.txt"), b"top\n");
+    write(&src.join("sub/inner.txt"), b"inner\n");
+    write(&src.join("other/theirs.txt"), b"theirs\n");
+    std::os::unix::fs::lchown(src.join("other/theirs.txt"), Some(1234), Some(5678)).unwrap();
+    let me = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    repo.backup(&[src.as_path()], &[]);
+
+    // 1. The target itself is set-group-id, owned by another group.
+    let target = repo.scratch("setgid-target");
+    fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::chown(&target, None, Some(4242)).unwrap();
+    chmod(&target, 0o2775);
+    repo.restore("latest", &target, &[]);
+    let base = restored_path(&target, &src);
+    // 2. A directory already there is set-group-id (the target is not).
+    let target2 = repo.scratch("setgid-subdir");
+    let sub2 = restored_path(&target2, &src).join("sub");
+    fs::create_dir_all(&sub2).unwrap();
+    std::os::unix::fs::chown(&sub2, None, Some(4242)).unwrap();
+    chmod(&sub2, 0o2775);
+    repo.restore("latest", &target2, &[]);
+    let base2 = restored_path(&target2, &src);
+
+    for (p, want) in [
+        (base.join("top.txt"), me),
+        (base.join("sub/inner.txt"), me),
+        (base.join("other/theirs.txt"), (1234, 5678)),
+        (base2.join("sub/inner.txt"), me),
+        (base2.join("top.txt"), me),
+    ] {
+        let md = fs::symlink_metadata(&p).unwrap();
+        assert_eq!((md.uid(), md.gid()), want, "{}", p.display());
+    }
+    assert_eq!(fs::read(base2.join("sub/inner.txt")).unwrap(), b"inner\n");
+}

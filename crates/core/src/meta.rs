@@ -163,26 +163,42 @@ fn mode_is_set(node: &Node) -> bool {
 /// same steps in the same order, without a path lookup for each. Restore
 /// calls it right after a file's last write, before closing it. The file
 /// must have been created by this process with [`creation_mode`].
-pub(crate) fn apply_file_metadata(f: &fs::File, path: &Path, node: &Node) -> Vec<String> {
-    apply(path, Some(f), node)
+/// `new_owner` is the owner (uid, gid) such a file gets, when the caller
+/// knows it: chown is skipped when it is the node's already.
+pub(crate) fn apply_file_metadata(
+    f: &fs::File,
+    path: &Path,
+    node: &Node,
+    new_owner: Option<(u32, u32)>,
+) -> Vec<String> {
+    apply(path, Some(f), node, new_owner == Some((node.uid, node.gid)))
+}
+
+/// The owner a file created now gets: this process's effective uid and
+/// gid (the group only where the directory is not set-group-id).
+pub(crate) fn own_ids() -> (u32, u32) {
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
 }
 
 /// Put back ownership, mode, xattrs and times (in that order: chown clears
 /// set-id bits, and writing anything changes times). Returns the problems
 /// that were not fatal.
 pub(crate) fn apply_metadata(path: &Path, node: &Node) -> Vec<String> {
-    apply(path, None, node)
+    apply(path, None, node, false)
 }
 
 /// The steps of [`apply_metadata`], through `file` when given (a file
 /// made with [`creation_mode`]), else through `path` without following a
-/// symlink.
-fn apply(path: &Path, file: Option<&fs::File>, node: &Node) -> Vec<String> {
+/// symlink. `owned`: the entry has its owner already.
+fn apply(path: &Path, file: Option<&fs::File>, node: &Node, owned: bool) -> Vec<String> {
     use xattr::FileExt as _;
     let mut problems = Vec::new();
     let mut note =
         |what: &str, e: std::io::Error| problems.push(format!("{}: {what}: {e}", path.display()));
-    if is_root() {
+    if is_root() && !owned {
         let (uid, gid) = (Some(node.uid), Some(node.gid));
         let r = match file {
             Some(f) => std::os::unix::fs::fchown(f, uid, gid),

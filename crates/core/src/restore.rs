@@ -7,14 +7,14 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use lifeboat_format::{BlobType, ContentPart, Id, Node, NodeKind, Snapshot};
 use rayon::prelude::*;
 
 use crate::backup::{EntryError, Progress};
 use crate::filter::PathFilter;
-use crate::meta::apply_metadata;
+use crate::meta::{apply_metadata, own_ids};
 use crate::{Error, Repository, Result};
 
 /// Restore settings.
@@ -293,6 +293,7 @@ impl Repository {
             .collect();
         dirs.sort_by_key(|e| e.path.components().count());
         let made = AtomicU64::new(0);
+        let existed = AtomicBool::new(false);
         pool.install(|| {
             for level in
                 dirs.chunk_by(|a, b| a.path.components().count() == b.path.components().count())
@@ -303,6 +304,7 @@ impl Repository {
                     // then says why.
                     let res = match fs::create_dir(&d) {
                         Err(x) if x.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {
+                            existed.store(true, Ordering::Relaxed);
                             Ok(())
                         }
                         Err(x) if x.kind() == std::io::ErrorKind::NotFound => {
@@ -320,6 +322,15 @@ impl Repository {
             }
         });
         report.dirs = made.into_inner();
+        // The owner of the files about to be created is this process's when
+        // every directory is new and none hands down its group (set-group-id
+        // is inherited by new directories, so the target tells): restore
+        // then skips chown on files that are to have that owner.
+        let setgid = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(p).map_or(true, |m| m.permissions().mode() & 0o2000 != 0)
+        };
+        let new_owner = (!existed.into_inner() && !setgid(target)).then(own_ids);
 
         // 3. File content, in parallel; hard-linked files are written once.
         let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
@@ -346,7 +357,7 @@ impl Repository {
             .iter()
             .map(|&i| (dest(&entries[i].path), &entries[i].node))
             .collect();
-        let outcome = self.restore_contents(&jobs, &pool, progress);
+        let outcome = self.restore_contents(&jobs, &pool, progress, new_owner);
         drop(jobs);
         if progress.cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);

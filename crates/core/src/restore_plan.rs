@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lifeboat_format::{BlobFlags, BlobType, ContentPart, Id, Node, open_blob};
+use lifeboat_format::{BlobFlags, BlobType, ContentPart, Id, Node, open_blob_in_place};
 use lifeboat_index::pack_path;
 use rayon::prelude::*;
 
@@ -29,8 +29,20 @@ const READ_SPAN: u64 = 2 << 20;
 /// Widest gap between two needed blobs that is read through.
 const READ_GAP: u64 = 256 << 10;
 
+thread_local! {
+    /// Decompressed blobs land here, one buffer per restore thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What every file write needs to know.
+struct Ctx<'p> {
+    progress: &'p Progress,
+    /// The owner a new file gets, when certain (see [`apply_file_metadata`]).
+    new_owner: Option<(u32, u32)>,
 }
 
 /// One file being written.
@@ -85,16 +97,17 @@ impl Slot<'_> {
 
     /// The file is complete: set its metadata through the handle and
     /// close it.
-    fn done(&self, f: Option<fs::File>, progress: &Progress) {
+    fn done(&self, f: Option<fs::File>, new_owner: Option<(u32, u32)>, progress: &Progress) {
         if let Some(f) = f {
-            *lock(&self.meta) = Some(apply_file_metadata(&f, &self.dest, self.node));
+            *lock(&self.meta) = Some(apply_file_metadata(&f, &self.dest, self.node, new_owner));
         }
         progress.files.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Write `data` at `off`, opening (or creating) the file on first use
     /// and finishing it after its last blob.
-    fn write(&self, data: &[u8], off: u64, progress: &Progress) -> bool {
+    fn write(&self, data: &[u8], off: u64, ctx: &Ctx) -> bool {
+        let progress = ctx.progress;
         if self.is_failed() {
             return false;
         }
@@ -133,7 +146,7 @@ impl Slot<'_> {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             let f = lock(&self.handle).take();
             if !self.is_failed() {
-                self.done(f, progress);
+                self.done(f, ctx.new_owner, progress);
             }
         }
         true
@@ -170,7 +183,12 @@ impl Repository {
         files: &[(PathBuf, &Node)],
         pool: &rayon::ThreadPool,
         progress: &Progress,
+        new_owner: Option<(u32, u32)>,
     ) -> ContentOutcome {
+        let ctx = Ctx {
+            progress,
+            new_owner,
+        };
         let slots: Vec<Slot> = files
             .iter()
             .map(|(dest, node)| Slot {
@@ -206,7 +224,9 @@ impl Repository {
                 match res {
                     Err(e) => s.fail(format!("create: {e}")),
                     // Empty or all holes: complete already.
-                    Ok(f) if s.remaining.load(Ordering::Relaxed) == 0 => s.done(Some(f), progress),
+                    Ok(f) if s.remaining.load(Ordering::Relaxed) == 0 => {
+                        s.done(Some(f), new_owner, progress)
+                    }
                     Ok(_) => {}
                 }
             })
@@ -272,7 +292,7 @@ impl Repository {
                     return;
                 }
                 wants.sort_by_key(|w| w.offset);
-                self.restore_pack(pack, wants, &slots, progress);
+                self.restore_pack(pack, wants, &slots, &ctx);
             })
         });
 
@@ -301,7 +321,7 @@ impl Repository {
         }
     }
 
-    fn restore_pack(&self, pack: &Id, wants: &[Want], slots: &[Slot<'_>], progress: &Progress) {
+    fn restore_pack(&self, pack: &Id, wants: &[Want], slots: &[Slot<'_>], ctx: &Ctx) {
         let path = pack_path(pack);
         let mut i = 0;
         while i < wants.len() {
@@ -326,12 +346,14 @@ impl Repository {
             {
                 continue;
             }
-            let bytes = match self.backend.get_range(&path, start..end) {
-                Ok(b) => b,
+            let mut bytes = match self.backend.get_range(&path, start..end) {
+                // Blobs are decrypted in this buffer: no copy when the
+                // store handed over the only reference to it (a local file).
+                Ok(b) => bytes::BytesMut::from(b),
                 Err(lifeboat_store::Error::Truncated { .. }) if span.len() > 1 => {
                     // Save what the damaged pack still holds: blob by blob.
                     for w in span {
-                        self.restore_pack(pack, std::slice::from_ref(w), slots, progress);
+                        self.restore_pack(pack, std::slice::from_ref(w), slots, ctx);
                     }
                     continue;
                 }
@@ -359,18 +381,33 @@ impl Repository {
             };
             for w in span {
                 let a = (u64::from(w.offset) - start) as usize;
-                let Some(stored) = bytes.get(a..a + w.stored_len as usize) else {
+                let Some(stored) = bytes.get_mut(a..a + w.stored_len as usize) else {
                     for (s, _) in &w.targets {
                         slots[*s].fail(format!("pack {pack}: short read"));
                     }
                     continue;
                 };
-                match open_blob(&self.key, BlobType::Data, &w.id, w.flags, w.raw_len, stored) {
-                    Ok(data) => {
-                        for (s, off) in &w.targets {
-                            slots[*s].write(&data, *off, progress);
-                        }
+                // Decrypted where it was read, decompressed into this
+                // thread's buffer: no allocation (and no fresh pages to
+                // fault in) per blob.
+                let opened = SCRATCH.with_borrow_mut(|scratch| {
+                    let (f, l) = (w.flags, w.raw_len);
+                    let data = open_blob_in_place(
+                        &self.key,
+                        BlobType::Data,
+                        &w.id,
+                        f,
+                        l,
+                        stored,
+                        scratch,
+                    )?;
+                    for (s, off) in &w.targets {
+                        slots[*s].write(data, *off, ctx);
                     }
+                    Ok::<(), lifeboat_format::Error>(())
+                });
+                match opened {
+                    Ok(()) => {}
                     Err(e) => {
                         let why = Error::CorruptBlob {
                             pack: *pack,

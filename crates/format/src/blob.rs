@@ -114,6 +114,13 @@ thread_local! {
 /// made once per thread: creating one per blob cost a tenth of
 /// `check --read-data`.
 fn decompress(frame: &[u8], capacity: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_into(frame, capacity, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`] into `out` (replacing what it held), reusing its memory.
+fn decompress_into(frame: &[u8], capacity: usize, out: &mut Vec<u8>) -> Result<()> {
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
@@ -121,14 +128,15 @@ fn decompress(frame: &[u8], capacity: usize) -> Result<Vec<u8>> {
                 zstd::bulk::Decompressor::new().map_err(|e| Error::Compression(e.to_string()))?,
             );
         }
-        let mut out = Vec::with_capacity(capacity);
+        out.clear();
+        out.reserve(capacity);
         match d.as_mut() {
             Some(d) => d
-                .decompress_to_buffer(frame, &mut out)
+                .decompress_to_buffer(frame, out)
                 .map_err(|e| Error::Compression(e.to_string()))?,
             None => return Err(Error::Compression("no decompressor".into())),
         };
-        Ok(out)
+        Ok(())
     })
 }
 
@@ -187,32 +195,67 @@ pub fn open_blob(
     raw_len: u32,
     stored: &[u8],
 ) -> Result<Vec<u8>> {
-    if raw_len > MAX_BLOB_LEN {
-        return Err(crate::error::malformed("blob", "length larger than 1 GiB"));
-    }
-    // A flag this version does not define could change how the blob must be
-    // decoded, so refuse it rather than ignore it.
-    flags.validate()?;
+    check_header(flags, raw_len)?;
     let plain = key.open(&blob_aad(blob_type, flags, raw_len, id), stored, "blob")?;
     let data = if flags.compressed() {
         decompress(&plain, raw_len as usize)?
     } else {
         plain
     };
+    verify(key, id, raw_len, &data)?;
+    Ok(data)
+}
+
+/// [`open_blob`] without copies, for a reader that holds many blobs in
+/// one buffer: decrypts `stored` where it lies (its bytes are lost) and
+/// decompresses into `scratch`, whose memory is reused from blob to blob.
+/// Returns the verified plaintext, in `stored` or in `scratch`.
+pub fn open_blob_in_place<'a>(
+    key: &MasterKey,
+    blob_type: BlobType,
+    id: &Id,
+    flags: BlobFlags,
+    raw_len: u32,
+    stored: &'a mut [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    check_header(flags, raw_len)?;
+    let plain = key.open_in_place(&blob_aad(blob_type, flags, raw_len, id), stored, "blob")?;
+    let data = if flags.compressed() {
+        decompress_into(plain, raw_len as usize, scratch)?;
+        scratch.as_slice()
+    } else {
+        plain
+    };
+    verify(key, id, raw_len, data)?;
+    Ok(data)
+}
+
+fn check_header(flags: BlobFlags, raw_len: u32) -> Result<()> {
+    if raw_len > MAX_BLOB_LEN {
+        return Err(crate::error::malformed("blob", "length larger than 1 GiB"));
+    }
+    // A flag this version does not define could change how the blob must be
+    // decoded, so refuse it rather than ignore it.
+    flags.validate().map(|_| ())
+}
+
+/// The plaintext has the recorded length and hashes to its id.
+fn verify(key: &MasterKey, id: &Id, raw_len: u32, data: &[u8]) -> Result<()> {
     if data.len() != raw_len as usize {
         return Err(crate::error::malformed(
             "blob",
             format!("length {} differs from recorded {raw_len}", data.len()),
         ));
     }
-    let actual = key.blob_id(&data);
+    let actual = key.blob_id(data);
     if actual != *id {
         return Err(Error::IdMismatch {
             expected: *id,
             actual,
         });
     }
-    Ok(data)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -240,6 +283,57 @@ mod tests {
             open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes).unwrap(),
             noise
         );
+    }
+
+    #[test]
+    fn in_place_opening_matches_and_reuses_scratch() {
+        let k = MasterKey::generate().unwrap();
+        let text = b"lifeboat ".repeat(10_000);
+        let mut noise = vec![0u8; 50_000];
+        crate::crypto::fill_random(&mut noise).unwrap();
+        let mut scratch = Vec::new();
+        // Compressed, raw, then compressed again into the same scratch.
+        for plain in [&text[..], &noise[..], &text[..200]] {
+            let s = seal_blob(&k, BlobType::Data, plain, 3).unwrap();
+            let mut stored = s.bytes.clone();
+            let got = open_blob_in_place(
+                &k,
+                BlobType::Data,
+                &s.id,
+                s.flags,
+                s.raw_len,
+                &mut stored,
+                &mut scratch,
+            )
+            .unwrap();
+            assert_eq!(got, plain);
+            // Any flipped bit, in the nonce, the body or the tag, is refused.
+            for at in [0, s.bytes.len() / 2, s.bytes.len() - 1] {
+                let mut bad = s.bytes.clone();
+                bad[at] ^= 0x10;
+                let r = open_blob_in_place(
+                    &k,
+                    BlobType::Data,
+                    &s.id,
+                    s.flags,
+                    s.raw_len,
+                    &mut bad,
+                    &mut scratch,
+                );
+                assert!(r.is_err(), "flip at {at} accepted");
+            }
+            let mut short = s.bytes[..10].to_vec();
+            let r = open_blob_in_place(
+                &k,
+                BlobType::Data,
+                &s.id,
+                s.flags,
+                s.raw_len,
+                &mut short,
+                &mut scratch,
+            );
+            assert!(r.is_err());
+        }
     }
 
     #[test]

@@ -87,6 +87,17 @@ impl MasterKey {
     pub fn open(&self, aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec<u8>> {
         open_with(&self.data_key, aad, sealed, what)
     }
+
+    /// [`MasterKey::open`] without a copy: decrypts `sealed` where it lies
+    /// and returns the plaintext inside it.
+    pub fn open_in_place<'a>(
+        &self,
+        aad: &[u8],
+        sealed: &'a mut [u8],
+        what: &str,
+    ) -> Result<&'a [u8]> {
+        open_in_place(&self.data_key, aad, sealed, what)
+    }
 }
 
 /// Encrypts `buf[NONCE_LEN..]` in place under the nonce in `buf[..NONCE_LEN]`
@@ -106,6 +117,30 @@ pub(crate) fn seal_in_place(key: &[u8; 32], aad: &[u8], buf: &mut Vec<u8>) -> Re
 }
 
 pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec<u8>> {
+    let (nonce, tag) = envelope(sealed, what)?;
+    let mut plain = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
+    decrypt(key, aad, &nonce, &mut plain, &tag, what)?;
+    Ok(plain)
+}
+
+/// Decrypts `sealed` (nonce, ciphertext, tag) where it lies and returns
+/// the plaintext, a part of it: no copy. What `sealed` held is lost
+/// either way.
+pub(crate) fn open_in_place<'a>(
+    key: &[u8; 32],
+    aad: &[u8],
+    sealed: &'a mut [u8],
+    what: &str,
+) -> Result<&'a [u8]> {
+    let (nonce, tag) = envelope(sealed, what)?;
+    let tag_at = sealed.len() - TAG_LEN;
+    let plain = &mut sealed[NONCE_LEN..tag_at];
+    decrypt(key, aad, &nonce, plain, &tag, what)?;
+    Ok(plain)
+}
+
+/// The nonce and tag of an envelope, checking its length.
+fn envelope(sealed: &[u8], what: &str) -> Result<(XNonce, chacha20poly1305::Tag)> {
     if sealed.len() < ENVELOPE_OVERHEAD {
         return Err(Error::Truncated {
             what: "encrypted envelope",
@@ -113,22 +148,28 @@ pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -
             actual: sealed.len(),
         });
     }
-    let cipher = XChaCha20Poly1305::new(key.into());
-    let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).map_err(|_| Error::Authentication {
+    let bad = || Error::Authentication {
         what: what.to_string(),
-    })?;
-    let tag_at = sealed.len() - TAG_LEN;
+    };
+    let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).map_err(|_| bad())?;
     let tag =
-        chacha20poly1305::Tag::try_from(&sealed[tag_at..]).map_err(|_| Error::Authentication {
-            what: what.to_string(),
-        })?;
-    let mut plain = sealed[NONCE_LEN..tag_at].to_vec();
-    cipher
-        .decrypt_inout_detached(&nonce, aad, plain.as_mut_slice().into(), &tag)
+        chacha20poly1305::Tag::try_from(&sealed[sealed.len() - TAG_LEN..]).map_err(|_| bad())?;
+    Ok((nonce, tag))
+}
+
+fn decrypt(
+    key: &[u8; 32],
+    aad: &[u8],
+    nonce: &XNonce,
+    buf: &mut [u8],
+    tag: &chacha20poly1305::Tag,
+    what: &str,
+) -> Result<()> {
+    XChaCha20Poly1305::new(key.into())
+        .decrypt_inout_detached(nonce, aad, buf.into(), tag)
         .map_err(|_| Error::Authentication {
             what: what.to_string(),
-        })?;
-    Ok(plain)
+        })
 }
 
 thread_local! {

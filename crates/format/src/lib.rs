@@ -21,7 +21,9 @@ mod pack;
 mod snapshot;
 mod tree;
 
-pub use blob::{BlobFlags, BlobType, SealedBlob, open_blob, seal_blob, seal_blob_with_id};
+pub use blob::{
+    BlobFlags, BlobType, SealedBlob, open_blob, open_blob_in_place, seal_blob, seal_blob_with_id,
+};
 pub use config::{CONFIG_MAGIC, ChunkerParams, Config, FORMAT_VERSION};
 pub use crypto::{MASTER_KEY_LEN, MasterKey};
 pub use error::{Error, Result};

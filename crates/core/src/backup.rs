@@ -22,6 +22,12 @@ use crate::repo::{hostname, now_rfc3339, username};
 use crate::saver::BlobSaver;
 use crate::{Error, Repository, Result};
 
+thread_local! {
+    /// A whole small file's bytes (up to two maximum chunks), reused from
+    /// file to file by this thread.
+    static READ_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Chunks sealed in parallel per batch, and the byte cap of one batch.
 const BATCH_CHUNKS: usize = 16;
 const BATCH_BYTES: usize = 8 << 20;
@@ -453,7 +459,12 @@ impl<'a, 'r> Walker<'a, 'r> {
         // Read what stat said is there, no more: no size probe, no second
         // read to find the end. A file that grew since is stored as it was
         // when stat'ed; one that shrank, as it is.
-        let mut buf = Vec::with_capacity(len as usize);
+        // This thread's buffer, taken so that a file picked up while this
+        // one waits in `save_chunks` gets its own: fresh memory per file
+        // cost page faults and zeroing in the kernel.
+        let mut buf = READ_BUF.take();
+        buf.clear();
+        buf.reserve(len as usize);
         if let Err(e) = (&mut f).take(len).read_to_end(&mut buf) {
             return Ok(Err(e));
         }
@@ -471,6 +482,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             .collect();
         let parts = self.save_chunks(&chunks)?;
         let n = buf.len() as u64;
+        READ_BUF.set(buf);
         self.bytes.fetch_add(n, Ordering::Relaxed);
         self.progress.bytes.fetch_add(n, Ordering::Relaxed);
         Ok(Ok((parts, n)))

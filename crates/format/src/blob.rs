@@ -86,10 +86,13 @@ fn blob_aad(
 }
 
 thread_local! {
+    /// Compressed output, reused from blob to blob.
+    static COMPRESSED: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
 }
 
-fn compress(level: i32, data: &[u8]) -> Result<Vec<u8>> {
+/// Compress `data` into `out` (replacing what it held).
+fn compress_into(level: i32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|(l, _)| *l) != Some(level) {
@@ -97,9 +100,12 @@ fn compress(level: i32, data: &[u8]) -> Result<Vec<u8>> {
                 .map_err(|e| Error::Compression(e.to_string()))?;
             *c = Some((level, comp));
         }
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
         match c.as_mut() {
             Some((_, comp)) => comp
-                .compress(data)
+                .compress_to_buffer(data, out)
+                .map(|_| ())
                 .map_err(|e| Error::Compression(e.to_string())),
             None => Err(Error::Compression("no compressor".into())),
         }
@@ -165,17 +171,19 @@ pub fn seal_blob_with_id(
         .filter(|l| *l <= MAX_BLOB_LEN)
         .ok_or_else(|| crate::error::malformed("blob", "plaintext larger than 1 GiB"))?;
     let mut flags = BlobFlags(0);
-    let compressed = if level != 0 && !plaintext.is_empty() {
-        let c = compress(level, plaintext)?;
-        (c.len() + plaintext.len() / 32 < plaintext.len()).then_some(c)
-    } else {
-        None
+    // This thread's buffer, taken (not borrowed) so that a nested call
+    // cannot find it in use; put back for the next blob.
+    let mut scratch = COMPRESSED.take();
+    let compressed = level != 0 && !plaintext.is_empty() && {
+        compress_into(level, plaintext, &mut scratch)?;
+        scratch.len() + plaintext.len() / 32 < plaintext.len()
     };
-    if compressed.is_some() {
+    if compressed {
         flags.0 |= BlobFlags::COMPRESSED;
     }
-    let body = compressed.as_deref().unwrap_or(plaintext);
+    let body = if compressed { &scratch[..] } else { plaintext };
     let bytes = key.seal(&blob_aad(blob_type, flags, raw_len, &id), body)?;
+    COMPRESSED.set(scratch);
     Ok(SealedBlob {
         id,
         blob_type,

@@ -97,17 +97,21 @@ impl Slot<'_> {
 
     /// The file is complete: set its metadata through the handle and
     /// close it.
-    fn done(&self, f: Option<fs::File>, new_owner: Option<(u32, u32)>, progress: &Progress) {
+    fn done(&self, f: Option<fs::File>, ctx: &Ctx) {
         if let Some(f) = f {
-            *lock(&self.meta) = Some(apply_file_metadata(&f, &self.dest, self.node, new_owner));
+            *lock(&self.meta) = Some(apply_file_metadata(
+                &f,
+                &self.dest,
+                self.node,
+                ctx.new_owner,
+            ));
         }
-        progress.files.fetch_add(1, Ordering::Relaxed);
+        ctx.progress.files.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Write `data` at `off`, opening (or creating) the file on first use
     /// and finishing it after its last blob.
     fn write(&self, data: &[u8], off: u64, ctx: &Ctx) -> bool {
-        let progress = ctx.progress;
         if self.is_failed() {
             return false;
         }
@@ -140,13 +144,13 @@ impl Slot<'_> {
             self.fail(format!("write: {e}"));
             return false;
         }
-        progress
+        ctx.progress
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             let f = lock(&self.handle).take();
             if !self.is_failed() {
-                self.done(f, ctx.new_owner, progress);
+                self.done(f, ctx);
             }
         }
         true
@@ -224,9 +228,7 @@ impl Repository {
                 match res {
                     Err(e) => s.fail(format!("create: {e}")),
                     // Empty or all holes: complete already.
-                    Ok(f) if s.remaining.load(Ordering::Relaxed) == 0 => {
-                        s.done(Some(f), new_owner, progress)
-                    }
+                    Ok(f) if s.remaining.load(Ordering::Relaxed) == 0 => s.done(Some(f), &ctx),
                     Ok(_) => {}
                 }
             })

@@ -232,6 +232,9 @@ impl Repository {
         for obj in backend.list("keys/")? {
             let bytes = match backend.get(&obj.path) {
                 Ok(b) => b,
+                // Removed since the listing: some stores (Garage) may list
+                // an object for a moment after its delete.
+                Err(e) if e.is_not_found() => continue,
                 Err(e) => {
                     last_err = Some(Error::from(e));
                     continue;
@@ -349,7 +352,11 @@ impl Repository {
     pub fn keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for obj in self.backend.list("keys/")? {
-            let bytes = self.backend.get(&obj.path)?;
+            let bytes = match self.backend.get(&obj.path) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue, // removed since the listing
+                Err(e) => return Err(e.into()),
+            };
             let id = Id::of_object(&bytes);
             let slot =
                 KeySlot::from_json(&bytes).map_err(|e| Error::corrupt(obj.path.clone(), e))?;
@@ -449,7 +456,12 @@ impl Repository {
     pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let mut out = Vec::new();
         for id in self.snapshot_ids()? {
-            out.push((id, self.load_snapshot(&id)?));
+            match self.load_snapshot(&id) {
+                Ok(s) => out.push((id, s)),
+                // Forgotten since the listing (or listed late by the store).
+                Err(Error::Store(e)) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(out)

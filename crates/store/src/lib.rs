@@ -151,7 +151,10 @@ pub struct ObjectInfo {
 ///   fails ([`Error::Truncated`] when the object is shorter).
 /// - [`list`](Backend::list) issues one listing (paginated by the store), not
 ///   one request per object.
-/// - [`delete`](Backend::delete) of a missing object succeeds.
+/// - [`delete`](Backend::delete) of a missing object succeeds. Reads see a
+///   delete at once; a listing may still show the object for a moment
+///   (Garage filters each replica's part of a listing before merging them),
+///   so a caller treats an object that is listed but not found as deleted.
 /// - Every call may be repeated after an error: objects are content-addressed,
 ///   so a repeated put writes the same bytes. [`Error::Unavailable`] means
 ///   trying again may succeed; other errors are permanent.

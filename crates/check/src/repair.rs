@@ -217,7 +217,12 @@ impl PackWriter<'_> {
                 let Ok(id) = o.path.trim_start_matches("index/").parse::<Id>() else {
                     continue;
                 };
-                let bytes = backend.get(&o.path)?;
+                let bytes = match backend.get(&o.path) {
+                    Ok(b) => b,
+                    // Compacted away since the listing, or listed late.
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 let s = IndexSegment::decode(key, &bytes)
                     .map_err(|e| Error::Repair(format!("{}: {e}", o.path)))?;
                 segs.push((id, s));

@@ -251,6 +251,18 @@ mod tests {
     use super::*;
     use crate::seal_blob;
 
+    /// The header entries of a whole pack, read back through its trailer.
+    fn read_header(k: &MasterKey, pack: &[u8]) -> Vec<PackHeaderEntry> {
+        let hlen = parse_pack_trailer(pack).unwrap() as usize;
+        let hstart = pack.len() - PACK_TRAILER_LEN - hlen;
+        decode_pack_header(
+            k,
+            &pack[hstart..pack.len() - PACK_TRAILER_LEN],
+            pack.len() as u64,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn build_and_parse_pack() {
         let k = MasterKey::generate().unwrap();
@@ -265,14 +277,7 @@ mod tests {
         );
         let (bytes, id, entries) = p.finish(&k).unwrap();
         assert_eq!(id, Id::of_object(&bytes));
-        let hlen = parse_pack_trailer(&bytes).unwrap() as usize;
-        let hstart = bytes.len() - PACK_TRAILER_LEN - hlen;
-        let parsed = decode_pack_header(
-            &k,
-            &bytes[hstart..bytes.len() - PACK_TRAILER_LEN],
-            bytes.len() as u64,
-        )
-        .unwrap();
+        let parsed = read_header(&k, &bytes);
         assert_eq!(parsed, entries);
         let e = parsed[1];
         let blob = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
@@ -316,14 +321,6 @@ mod tests {
         written.extend_from_slice(&tail);
         assert_eq!(hid, Id::of_object(&written));
         assert_eq!(id, Id::of_object(&bytes));
-        let hlen = parse_pack_trailer(&written).unwrap() as usize;
-        let hstart = written.len() - PACK_TRAILER_LEN - hlen;
-        let parsed = decode_pack_header(
-            &k,
-            &written[hstart..written.len() - PACK_TRAILER_LEN],
-            written.len() as u64,
-        )
-        .unwrap();
-        assert_eq!(parsed, entries);
+        assert_eq!(read_header(&k, &written), entries);
     }
 }

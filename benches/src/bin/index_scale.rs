@@ -13,6 +13,7 @@
 //! password is taken from `LIFEBOAT_PASSWORD`; key derivation is cheap. The
 //! measurement procedure and results are in docs/index.md.
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 

@@ -1,6 +1,7 @@
 //! The structural pass and the state shared by the passes: what the pack
 //! listing, the index and the pack headers say, and the findings so far.
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@
 //! re-hashed, the blobs of one pack in parallel too. Memory is bounded by
 //! (readers + rayon threads) packs: the hand-over queue is a rendezvous.
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

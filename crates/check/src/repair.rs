@@ -20,6 +20,7 @@
 //! new snapshots, and only then are the originals removed. A crash at any
 //! point leaves no snapshot referencing data that is not durable.
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lifeboat_core::Repository;

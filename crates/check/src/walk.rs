@@ -3,6 +3,7 @@
 //! in parallel), and look up every blob they reference. Then name, for each
 //! finding, the snapshots that reach it.
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,5 +1,6 @@
 //! One function per command.
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::io::Write;
 use std::sync::Arc;
 

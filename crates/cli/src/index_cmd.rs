@@ -1,5 +1,6 @@
 //! `lifeboat index rebuild|compact`.
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -9,6 +9,7 @@
 
 mod common;
 
+use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

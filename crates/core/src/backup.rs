@@ -1,5 +1,6 @@
 //! Backup: walk sources, chunk, save blobs and trees, write the snapshot.
 
+use crate::repo::RepositoryInternals as _;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};

@@ -10,6 +10,7 @@
 //! copied as they are. Every blob is decrypted and verified from the source
 //! and encrypted anew under the target's key.
 
+use crate::repo::RepositoryInternals as _;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -27,6 +27,13 @@ pub use failpoint::{FailPoints, Stage};
 pub use filter::{PathFilter, SnapshotFilter};
 pub use repo::{InitOptions, KeyInfo, Repository};
 pub use restore::{RestoreOptions, RestoreReport};
+
+/// Access to a repository's insides for the other Lifeboat crates; not part
+/// of the embedding API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::repo::RepositoryInternals;
+}
 pub use walk::{Change, DiffEntry, Stats};
 
 pub use lifeboat_format as format;

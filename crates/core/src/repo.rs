@@ -306,21 +306,6 @@ impl Repository {
         &self.config
     }
 
-    /// The underlying store.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
-    }
-
-    /// The master key (for the check and prune crates; never print it).
-    pub fn master_key(&self) -> &MasterKey {
-        &self.key
-    }
-
-    /// The merged index.
-    pub fn index(&self) -> RwLockReadGuard<'_, Index> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Run `f` with index lookups going through the local table's memory
     /// map rather than a `pread` each (see [`lifeboat_index::Lookups`]),
     /// then put back how they were. For bulk work that looks up every blob:
@@ -582,5 +567,32 @@ impl Repository {
                 reason: e.to_string(),
             },
         })
+    }
+}
+
+/// What other Lifeboat crates (check, prune, the facade) need from inside a
+/// [`Repository`]; not part of the embedding API. Bring the trait into scope
+/// to call its methods.
+#[doc(hidden)]
+pub trait RepositoryInternals {
+    /// The underlying store.
+    fn backend(&self) -> &Arc<dyn Backend>;
+    /// The master key (never print it).
+    fn master_key(&self) -> &MasterKey;
+    /// The merged index.
+    fn index(&self) -> RwLockReadGuard<'_, Index>;
+}
+
+impl RepositoryInternals for Repository {
+    fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    fn master_key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 }

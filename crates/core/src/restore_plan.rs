@@ -9,6 +9,7 @@
 //! order. A file whose blob fails is reported and removed, never left
 //! looking restored.
 
+use crate::repo::RepositoryInternals as _;
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::FileExt;

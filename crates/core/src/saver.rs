@@ -11,6 +11,7 @@
 //! fails, the uploaders drain the channel without writing, and no
 //! snapshot is written.
 
+use crate::repo::RepositoryInternals as _;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};

@@ -1,5 +1,6 @@
 //! Comparing and measuring snapshots.
 
+use crate::repo::RepositoryInternals as _;
 use std::collections::HashSet;
 use std::path::Path;
 

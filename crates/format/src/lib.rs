@@ -16,6 +16,7 @@ mod error;
 mod id;
 mod index;
 mod keyslot;
+pub mod layout;
 mod object;
 mod pack;
 mod snapshot;

@@ -802,6 +802,36 @@ mod tests {
     }
 
     #[test]
+    fn store_errors_keep_their_cause() {
+        let timeout = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        };
+        let e = Error::from_store("a/x", timeout, &[]);
+        assert!(e.is_transient(), "{e:?}");
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(
+            cause.downcast_ref::<object_store::Error>().is_some(),
+            "{cause:?}"
+        );
+        let io = cause
+            .source()
+            .and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::TimedOut)
+        );
+        // A cause that would show a credential is kept as redacted text.
+        let leaky = object_store::Error::Generic {
+            store: "S3",
+            source: "rejected key s3cr3t-value-123".into(),
+        };
+        let e = Error::from_store("a/x", leaky, &["s3cr3t-value-123".to_string()]);
+        assert!(!format!("{e} {e:?}").contains("s3cr3t"), "{e:?}");
+        assert!(e.to_string().contains("rejected key <redacted>"), "{e}");
+    }
+
+    #[test]
     fn status_codes_are_classified() {
         let mk = |msg: &str| object_store::Error::Generic {
             store: "S3",

@@ -284,7 +284,7 @@ mod tests {
         let faulty = Arc::new(FaultyBackend::new(mem.clone(), cfg));
         let b = RetryBackend::new(faulty, fast());
         for i in 0..50 {
-            b.create(&format!("a/{i}"), Bytes::from(format!("k{i}")))
+            b.create(&format!("k/{i}"), Bytes::from(format!("k{i}")))
                 .unwrap();
         }
         // A real conflict is still reported.

@@ -462,7 +462,6 @@ impl Location {
                 Arc::new(cloud::azure(container, prefix, opts)?)
             }
         };
-        #[allow(unused_mut)]
         let mut b = base;
         #[cfg(any(test, feature = "testing"))]
         if let Some(f) = &opts.faults {

@@ -66,10 +66,10 @@ pub struct UnreadablePack {
 pub enum PackDamage {
     /// Listed, but gone when read (also what a listing that lags a delete
     /// shows).
-    #[error("missing: {0}")]
+    #[error("listed, but not found when read")]
     Missing(#[source] lifeboat_store::Error),
     /// Shorter than its listed size when read.
-    #[error("{0}")]
+    #[error("shorter than its listed size when read")]
     Truncated(#[source] lifeboat_store::Error),
     /// Too short to hold a pack trailer.
     #[error("{size} bytes is too short for a pack")]

@@ -277,6 +277,25 @@ mod tests {
     }
 
     #[test]
+    fn an_error_given_up_on_keeps_its_cause() {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let cfg = FaultConfig::parse("seed=1,transient=1").unwrap();
+        let b = RetryBackend::new(Arc::new(FaultyBackend::new(mem, cfg)), fast());
+        let e = b.get("a/x").unwrap_err();
+        assert!(matches!(
+            e,
+            Error::Unavailable {
+                retried: Some(Retried { retries: 6, .. }),
+                ..
+            }
+        ));
+        let cause = std::error::Error::source(&e).unwrap();
+        let fault = cause.downcast_ref::<crate::testing::InjectedFault>();
+        assert!(fault.is_some_and(|f| f.transient && f.op == "get"), "{e:?}");
+        assert!(e.to_string().ends_with(&cause.to_string()), "{e}");
+    }
+
+    #[test]
     fn a_create_whose_answer_was_lost_succeeds_on_retry() {
         // After-the-fact faults: the write lands, the answer is lost.
         let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());

@@ -5,8 +5,9 @@
 //! (local directories, S3-compatible servers, Google Cloud Storage, Azure
 //! Blob Storage, and memory for tests), and the layers stacked on it:
 //! [`RetryBackend`] (backoff on transient errors), [`CachedBackend`] (a local,
-//! verified cache of content-addressed metadata) and, for tests,
-//! [`testing::FaultyBackend`]. [`Location::open_with`] builds the stack.
+//! verified cache of content-addressed metadata) and, for tests (the
+//! `testing` feature), `testing::FaultyBackend`. [`Location::open_with`]
+//! builds the stack.
 //!
 //! It knows nothing of encryption or of what the objects mean;
 //! `lifeboat-core` decides names and contents. The one thing it assumes is

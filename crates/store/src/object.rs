@@ -35,7 +35,7 @@ pub struct RemoteOptions {
     /// How [`Backend::create`] keeps from overwriting.
     pub create_mode: CreateMode,
     /// A ranged read shorter than this fetches this much from its start and
-    /// keeps it for the reads that follow (0: off). See [`ReadAhead`].
+    /// keeps it for the reads that follow (0: off).
     pub read_ahead: usize,
     /// Read-ahead windows kept in memory.
     pub read_ahead_windows: usize,

@@ -19,14 +19,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
+use lifeboat_format::layout::{self, Folder};
 use lifeboat_format::{BlobFlags, BlobType, Id, IndexPack, IndexSegment, MasterKey};
 use lifeboat_store::Backend;
 
 use crate::sort::{Empty, Peekable, Sorted, Sorter, Source};
 use crate::table::{
-    BLOB_REC, PACK_REC, Table, TableWriter, blob_record, pack_record, record_pack, with_pack,
+    BLOB_REC, PACK_REC, Table, TableError, TableWriter, blob_record, pack_record, record_pack,
+    with_pack,
 };
-use crate::{Error, IndexOptions, LoadStats, Result, segment_path};
+use crate::{Error, IndexOptions, LoadStats, Result};
 
 /// Record of a pack read from a segment, sorted by pack id, then sequence:
 /// `pack id (32) ‖ seq u32 BE ‖ size u64 LE ‖ type u8`.
@@ -59,6 +61,17 @@ fn io_err(path: Option<&Path>) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
+/// The error for a table that fails to open just after it was written.
+fn reopen_err(path: Option<&Path>) -> impl Fn(TableError) -> Error + '_ {
+    move |e| Error::Cache {
+        path: path.map(Path::to_path_buf).unwrap_or_default(),
+        source: match e {
+            TableError::Io(io) => io,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
+        },
+    }
+}
+
 /// All segment ids under `index/`, ascending.
 pub(crate) fn list_segments(backend: &Arc<dyn Backend>) -> Result<Vec<Id>> {
     Ok(list_segments_sized(backend)?
@@ -70,8 +83,9 @@ pub(crate) fn list_segments(backend: &Arc<dyn Backend>) -> Result<Vec<Id>> {
 /// All segment ids under `index/` with their sizes, ascending by id.
 fn list_segments_sized(backend: &Arc<dyn Backend>) -> Result<Vec<(Id, u64)>> {
     let mut ids = Vec::new();
-    for obj in backend.list("index/")? {
-        let name = obj.path.trim_start_matches("index/");
+    let prefix = Folder::Index.prefix();
+    for obj in backend.list(&prefix)? {
+        let name = obj.path.trim_start_matches(prefix.as_str());
         let id: Id = name.parse().map_err(|e| Error::Segment {
             segment: name.to_string(),
             source: e,
@@ -89,7 +103,7 @@ pub(crate) fn read_segment(
     key: &MasterKey,
     id: &Id,
 ) -> Result<IndexSegment> {
-    let bytes = backend.get(&segment_path(id))?;
+    let bytes = backend.get(&layout::object_path(Folder::Index, id))?;
     if Id::of_object(&bytes) != *id {
         return Err(Error::Segment {
             segment: id.to_hex(),
@@ -631,7 +645,7 @@ fn attempt(
         cx.opts.lookups,
         cx.opts.release_every,
     )
-    .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
+    .map_err(reopen_err(path.as_deref()))?;
     if write_overlay {
         stats.overlay_path = path;
         Ok(Attempt::Done(Box::new(Built::Overlay(table))))
@@ -672,7 +686,7 @@ pub(crate) fn build_from_packs(
     w.finish(duplicates, 0, None).map_err(&err)?;
     let (file, path) = dest.commit()?;
     let table = Table::open(file, mac_key, false, opts.lookups, opts.release_every)
-        .map_err(|e| Error::Internal(format!("opening the table just written: {e}")))?;
+        .map_err(reopen_err(path.as_deref()))?;
     Ok((table, path))
 }
 
@@ -683,27 +697,30 @@ pub(crate) fn open_cached(
     mac_key: &[u8; 32],
     opts: &IndexOptions,
 ) -> (Option<Table>, Option<Table>, Option<String>) {
-    let open = |name: &str| -> std::result::Result<Option<Table>, String> {
+    let open = |name: &str| -> std::result::Result<Option<Table>, (PathBuf, TableError)> {
         let path = dir.join(name);
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => return Err((path, e.into())),
         };
         Table::open(file, mac_key, true, opts.lookups, opts.release_every)
             .map(Some)
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|e| (path, e))
     };
+    // Why a table was not used is a note in the load statistics, not an
+    // error: the table is built again from the repository.
+    let why = |(path, e): (PathBuf, TableError)| Some(format!("{}: {e}", path.display()));
     let base = match open(TABLE_FILE) {
         Ok(Some(b)) if b.base_mac().is_none() => b,
         Ok(Some(_)) => return (None, None, Some("base table is an overlay".into())),
         Ok(None) => return (None, None, None),
-        Err(e) => return (None, None, Some(e)),
+        Err(e) => return (None, None, why(e)),
     };
     match open(OVERLAY_FILE) {
         Ok(Some(o)) if o.base_mac() == Some(base.mac()) => (Some(base), Some(o), None),
         Ok(_) => (Some(base), None, None),
-        Err(e) => (Some(base), None, Some(e)),
+        Err(e) => (Some(base), None, why(e)),
     }
 }
 

@@ -18,12 +18,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use lifeboat_format::layout::{self, Folder};
 use lifeboat_format::{BlobFlags, BlobType, Id, IndexEntry, IndexPack, IndexSegment, MasterKey};
 use lifeboat_store::Backend;
 
 use crate::build::{list_segments, read_segments};
 use crate::sort::{Peekable, Sorter};
-use crate::{Error, IndexProgress, Result, segment_path, write_segment};
+use crate::{Error, IndexProgress, Result, write_segment};
 
 /// `pack id (32) ‖ segment ordinal u32 BE ‖ size u64 LE ‖ type u8`.
 const CPACK: usize = 45;
@@ -57,7 +58,7 @@ impl Default for CompactOptions {
 }
 
 /// What a compaction did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct CompactReport {
     /// Segments listed.
@@ -70,9 +71,9 @@ pub struct CompactReport {
     pub written: Vec<Id>,
     /// Segments deleted: the merged ones and ones already superseded.
     pub deleted: Vec<Id>,
-    /// Segments that could not be deleted, with the reason (harmless: they
-    /// are superseded; a later compaction deletes them).
-    pub delete_errors: Vec<(Id, String)>,
+    /// Segments that could not be deleted, with the store's error
+    /// (harmless: they are superseded; a later compaction deletes them).
+    pub delete_errors: Vec<(Id, lifeboat_store::Error)>,
     /// Packs in the new segments.
     pub packs: u64,
     /// Blobs in the new segments.
@@ -197,7 +198,8 @@ pub fn compact(
         let mut pid = [0u8; 32];
         pid.copy_from_slice(&p[..32]);
         last_pack = Some(pid);
-        let blob_type = BlobType::from_u8(p[44]).map_err(|e| Error::Internal(e.to_string()))?;
+        let blob_type = BlobType::from_u8(p[44])
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         let size = u64::from_le_bytes([p[36], p[37], p[38], p[39], p[40], p[41], p[42], p[43]]);
         let mut entries: Vec<IndexEntry> = Vec::new();
         // Blob records sort by pack id as the pack records do; those of
@@ -254,9 +256,9 @@ pub fn compact(
 
 fn delete(backend: &Arc<dyn Backend>, ids: &[Id], report: &mut CompactReport) {
     for id in ids {
-        match backend.delete(&segment_path(id)) {
+        match backend.delete(&layout::object_path(Folder::Index, id)) {
             Ok(()) => report.deleted.push(*id),
-            Err(e) => report.delete_errors.push((*id, e.to_string())),
+            Err(e) => report.delete_errors.push((*id, e)),
         }
     }
 }

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use lifeboat_format::layout::{self, Folder};
 use lifeboat_format::{BlobFlags, BlobType, Id, IndexPack, IndexSegment, MasterKey};
 use lifeboat_store::Backend;
 use zeroize::Zeroizing;
@@ -39,7 +40,7 @@ mod table;
 mod used;
 
 pub use compact::{CompactOptions, CompactReport, compact};
-pub use rebuild::{RebuildOptions, RebuildReport, UnreadablePack, rebuild};
+pub use rebuild::{PackDamage, RebuildOptions, RebuildReport, UnreadablePack, rebuild};
 pub use table::Lookups;
 pub use used::UsedBlobs;
 
@@ -51,8 +52,18 @@ use table::{Table, TableScan};
 #[non_exhaustive]
 pub enum Error {
     /// The store failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Store(#[from] lifeboat_store::Error),
+    /// A rebuild stopped because the store failed while it read a pack
+    /// (anything but the pack being missing or short: a timeout, refused
+    /// access, ...). Nothing was superseded or deleted.
+    #[error("index rebuild stopped at pack {pack}; the old index is left in place: {source}")]
+    RebuildStopped {
+        /// Object name of the pack.
+        pack: String,
+        /// What the store said.
+        source: lifeboat_store::Error,
+    },
     /// A segment could not be decrypted or decoded.
     #[error("index segment {segment}: {source}")]
     Segment {
@@ -84,6 +95,17 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// Whether trying again later may succeed: the store failed with an
+    /// error it calls transient ([`lifeboat_store::Error::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Store(e) | Error::RebuildStopped { source: e, .. } => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -104,17 +126,6 @@ pub struct BlobLocation {
     pub raw_len: u32,
 }
 
-/// Storage path of a pack.
-pub fn pack_path(id: &Id) -> String {
-    let h = id.to_hex();
-    format!("data/{}/{}", &h[..2], h)
-}
-
-/// Storage path of an index segment.
-pub fn segment_path(id: &Id) -> String {
-    format!("index/{}", id.to_hex())
-}
-
 /// Encrypt and store a segment; returns its id.
 pub fn write_segment(
     backend: &Arc<dyn Backend>,
@@ -126,26 +137,12 @@ pub fn write_segment(
         source: e,
     })?;
     let id = Id::of_object(&bytes);
-    backend.put(&segment_path(&id), bytes.into())?;
+    backend.put(&layout::object_path(Folder::Index, &id), bytes.into())?;
     Ok(id)
 }
 
-/// The cache directory for all repositories: `$XDG_CACHE_HOME/lifeboat`,
-/// else `$HOME/.cache/lifeboat`; `None` if neither is set.
-pub fn default_cache_root() -> Option<PathBuf> {
-    let nonempty = |v: &std::ffi::OsString| !v.is_empty();
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(nonempty) {
-        let p = PathBuf::from(x);
-        if p.is_absolute() {
-            return Some(p.join("lifeboat"));
-        }
-    }
-    std::env::var_os("HOME")
-        .filter(nonempty)
-        .map(|h| PathBuf::from(h).join(".cache").join("lifeboat"))
-}
-
-/// The cache directory of one repository under `root`: `root/<repo id>`.
+/// The cache directory of one repository under `root` (for instance
+/// [`lifeboat_store::default_cache_root`]): `root/<repo id>`.
 pub fn repository_cache_dir(root: &Path, repository_id: &Id) -> PathBuf {
     root.join(repository_id.to_hex())
 }
@@ -219,7 +216,8 @@ fn mac_key(key: &MasterKey) -> Zeroizing<[u8; 32]> {
 /// crashed run left there.
 fn prepare_dir(cache_dir: &Path) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let dir = cache_dir.join("index");
+    // Named after the folder whose segments the table merges.
+    let dir = cache_dir.join(Folder::Index.name());
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

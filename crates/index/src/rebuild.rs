@@ -9,18 +9,25 @@
 //! this safe against a concurrent backup: any segment it lists describes
 //! packs that were already written, so they are in the pack listing too;
 //! segments written later are not superseded.
+//!
+//! Only a pack that is really damaged (gone, short, or whose trailer or
+//! header fails to authenticate or decode) is left out and reported. Any
+//! other store error (a timeout, refused access) stops the rebuild before
+//! it supersedes anything: a pack it could not read this time would
+//! otherwise lose its blobs from the index.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
+use lifeboat_format::layout::{self, Folder};
 use lifeboat_format::{
     BlobType, Id, IndexEntry, IndexPack, IndexSegment, MasterKey, PACK_TRAILER_LEN,
     decode_pack_header, parse_pack_trailer,
 };
 use lifeboat_store::Backend;
 
-use crate::{IndexProgress, Result, segment_path, write_segment};
+use crate::{Error, IndexProgress, Result, write_segment};
 
 /// Bytes read from the end of each pack at first: the trailer and, for packs
 /// of up to about 350 blobs, the whole header.
@@ -45,16 +52,77 @@ impl Default for RebuildOptions {
 }
 
 /// A pack whose header could not be read; its blobs are not indexed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct UnreadablePack {
     /// Object name.
     pub path: String,
-    /// Why.
-    pub reason: String,
+    /// What is wrong with it.
+    pub reason: PackDamage,
+}
+
+/// How a pack left out of a rebuild is damaged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackDamage {
+    /// Listed, but gone when read (also what a listing that lags a delete
+    /// shows).
+    #[error("listed, but not found when read")]
+    Missing(#[source] lifeboat_store::Error),
+    /// Shorter than its listed size when read.
+    #[error("shorter than its listed size when read")]
+    Truncated(#[source] lifeboat_store::Error),
+    /// Too short to hold a pack trailer.
+    #[error("{size} bytes is too short for a pack")]
+    TooShort {
+        /// The pack's size.
+        size: u64,
+    },
+    /// The trailer names a header longer than the pack.
+    #[error("header of {header_len} bytes does not fit in {size} bytes")]
+    HeaderTooLong {
+        /// Header length from the trailer.
+        header_len: u64,
+        /// The pack's size.
+        size: u64,
+    },
+    /// The trailer or header does not decode or authenticate.
+    #[error("pack header: {0}")]
+    Header(#[source] lifeboat_format::Error),
+    /// The header lists both data and tree blobs.
+    #[error("pack mixes data and tree blobs")]
+    MixedTypes,
+}
+
+/// Why a pack's header was not read.
+enum PackReadError {
+    /// The pack is damaged: leave it out.
+    Damaged(PackDamage),
+    /// The store failed otherwise: stop.
+    Store(lifeboat_store::Error),
+}
+
+impl From<lifeboat_store::Error> for PackReadError {
+    fn from(e: lifeboat_store::Error) -> PackReadError {
+        match e {
+            e @ lifeboat_store::Error::NotFound { .. } => {
+                PackReadError::Damaged(PackDamage::Missing(e))
+            }
+            e @ lifeboat_store::Error::Truncated { .. } => {
+                PackReadError::Damaged(PackDamage::Truncated(e))
+            }
+            e => PackReadError::Store(e),
+        }
+    }
+}
+
+impl From<PackDamage> for PackReadError {
+    fn from(d: PackDamage) -> PackReadError {
+        PackReadError::Damaged(d)
+    }
 }
 
 /// What a rebuild did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct RebuildReport {
     /// Packs listed under `data/`.
@@ -69,8 +137,9 @@ pub struct RebuildReport {
     pub superseded: Vec<Id>,
     /// Objects under `index/` whose names are not segment ids; deleted.
     pub junk: Vec<String>,
-    /// Deletions that failed (harmless for superseded segments).
-    pub delete_errors: Vec<(String, String)>,
+    /// Deletions that failed, with the store's error (harmless for
+    /// superseded segments).
+    pub delete_errors: Vec<(String, lifeboat_store::Error)>,
     /// Packs left out.
     pub unreadable: Vec<UnreadablePack>,
 }
@@ -82,35 +151,33 @@ fn read_pack(
     id: Id,
     path: &str,
     size: u64,
-) -> std::result::Result<IndexPack, String> {
+) -> std::result::Result<IndexPack, PackReadError> {
     if size < PACK_TRAILER_LEN as u64 {
-        return Err(format!("{size} bytes is too short for a pack"));
+        return Err(PackDamage::TooShort { size }.into());
     }
     let tail_len = size.min(TAIL_READ);
-    let tail = backend
-        .get_range(path, size - tail_len..size)
-        .map_err(|e| e.to_string())?;
-    let hlen = u64::from(parse_pack_trailer(&tail).map_err(|e| e.to_string())?);
+    let tail = backend.get_range(path, size - tail_len..size)?;
+    let hlen = u64::from(parse_pack_trailer(&tail).map_err(PackDamage::Header)?);
     let need = hlen + PACK_TRAILER_LEN as u64;
     if need > size {
-        return Err(format!(
-            "header of {hlen} bytes does not fit in {size} bytes"
-        ));
+        return Err(PackDamage::HeaderTooLong {
+            header_len: hlen,
+            size,
+        }
+        .into());
     }
     let fetched;
     let sealed: &[u8] = if need <= tail_len {
         let t = tail.len();
         &tail[t - need as usize..t - PACK_TRAILER_LEN]
     } else {
-        fetched = backend
-            .get_range(path, size - need..size - PACK_TRAILER_LEN as u64)
-            .map_err(|e| e.to_string())?;
+        fetched = backend.get_range(path, size - need..size - PACK_TRAILER_LEN as u64)?;
         &fetched
     };
-    let entries = decode_pack_header(key, sealed, size).map_err(|e| e.to_string())?;
+    let entries = decode_pack_header(key, sealed, size).map_err(PackDamage::Header)?;
     let blob_type = entries.first().map_or(BlobType::Data, |e| e.blob_type);
     if entries.iter().any(|e| e.blob_type != blob_type) {
-        return Err("pack mixes data and tree blobs".into());
+        return Err(PackDamage::MixedTypes.into());
     }
     Ok(IndexPack {
         id,
@@ -121,8 +188,11 @@ fn read_pack(
 }
 
 /// Rebuild the index from the headers of every pack under `data/`, then
-/// supersede and delete every segment that was there before. Packs whose
-/// header cannot be read are reported, not indexed.
+/// supersede and delete every segment that was there before. Damaged packs
+/// are reported in [`RebuildReport::unreadable`], not indexed. Any other
+/// store error while reading packs stops the rebuild with
+/// [`Error::RebuildStopped`] before anything is superseded or deleted
+/// (segments already written stay; they only repeat what is indexed).
 pub fn rebuild(
     backend: &Arc<dyn Backend>,
     key: &MasterKey,
@@ -132,8 +202,9 @@ pub fn rebuild(
     let mut report = RebuildReport::default();
     // Segments first, then packs (see the module doc).
     let mut old: Vec<Id> = Vec::new();
-    for obj in backend.list("index/")? {
-        let name = obj.path.trim_start_matches("index/");
+    let index = Folder::Index.prefix();
+    for obj in backend.list(&index)? {
+        let name = obj.path.trim_start_matches(index.as_str());
         match name.parse::<Id>() {
             Ok(id) => old.push(id),
             Err(_) => report.junk.push(obj.path.clone()),
@@ -142,7 +213,7 @@ pub fn rebuild(
     old.sort_unstable();
     old.dedup();
     let packs: Vec<(Id, String, u64)> = backend
-        .list("data/")?
+        .list(&Folder::Data.prefix())?
         .into_iter()
         .filter_map(|o| {
             let id = o.path.rsplit('/').next()?.parse().ok()?;
@@ -202,7 +273,13 @@ pub fn rebuild(
                         }
                     }
                 }
-                Err(reason) => report.unreadable.push(UnreadablePack { path, reason }),
+                Err(PackReadError::Damaged(reason)) => {
+                    report.unreadable.push(UnreadablePack { path, reason });
+                }
+                Err(PackReadError::Store(source)) => {
+                    stop.store(true, Ordering::Relaxed);
+                    result = Err(Error::RebuildStopped { pack: path, source });
+                }
             }
         }
         result
@@ -215,12 +292,12 @@ pub fn rebuild(
     for path in report
         .superseded
         .iter()
-        .map(segment_path)
+        .map(|id| layout::object_path(Folder::Index, id))
         .chain(report.junk.iter().cloned())
         .collect::<Vec<_>>()
     {
         if let Err(e) = backend.delete(&path) {
-            report.delete_errors.push((path, e.to_string()));
+            report.delete_errors.push((path, e));
         }
     }
     report.unreadable.sort_by(|a, b| a.path.cmp(&b.path));

@@ -8,6 +8,14 @@ use lifeboat_store::{ObjectInfo, ObjectStoreBackend};
 
 use super::*;
 
+fn pack_path(id: &Id) -> String {
+    layout::object_path(Folder::Data, id)
+}
+
+fn segment_path(id: &Id) -> String {
+    layout::object_path(Folder::Index, id)
+}
+
 fn mem() -> Arc<dyn Backend> {
     Arc::new(ObjectStoreBackend::memory().unwrap())
 }
@@ -283,7 +291,7 @@ fn a_superseded_or_deleted_segment_forces_a_full_build() {
     assert!(!idx.contains(&id(1, 0)));
 
     // Every segment deleted, no superseder: the table must not keep them.
-    for o in b.list("index/").unwrap() {
+    for o in b.list(&Folder::Index.prefix()).unwrap() {
         b.delete(&o.path).unwrap();
     }
     idx.refresh(&b, &k).unwrap();
@@ -509,7 +517,8 @@ fn rebuild_restores_the_index_from_pack_headers() {
     let bad = b"garbage".to_vec();
     b.put(&segment_path(&Id::of_object(&bad)), bad.into())
         .unwrap();
-    b.put("index/not-an-id", Bytes::from_static(b"x")).unwrap();
+    let junk = format!("{}not-an-id", Folder::Index.prefix());
+    b.put(&junk, Bytes::from_static(b"x")).unwrap();
     assert!(Index::load(&b, &k).is_err());
     // A pack with a broken trailer is reported, not indexed.
     b.put(
@@ -528,12 +537,117 @@ fn rebuild_restores_the_index_from_pack_headers() {
     assert_eq!(r.unreadable.len(), 1);
     assert_eq!(r.blobs, 45);
     assert_eq!(r.superseded.len(), 2);
-    assert_eq!(r.junk, vec!["index/not-an-id".to_string()]);
+    assert_eq!(r.junk, vec![junk]);
     assert!(r.delete_errors.is_empty());
     assert!(r.written.len() >= 4);
     let idx = Index::load(&b, &k).unwrap();
     assert_eq!(idx.iter().collect::<Vec<_>>(), expected(&packs));
     assert_eq!(idx.segments().len(), r.written.len());
+}
+
+/// A backend whose ranged reads of packs time out, as a store under load
+/// does, while everything else works.
+#[derive(Debug)]
+struct TimingOutPackReads {
+    inner: Arc<dyn Backend>,
+}
+
+impl Backend for TimingOutPackReads {
+    fn put(&self, path: &str, data: Bytes) -> lifeboat_store::Result<()> {
+        self.inner.put(path, data)
+    }
+    fn create(&self, path: &str, data: Bytes) -> lifeboat_store::Result<()> {
+        self.inner.create(path, data)
+    }
+    fn get(&self, path: &str) -> lifeboat_store::Result<Bytes> {
+        self.inner.get(path)
+    }
+    fn get_range(&self, path: &str, range: std::ops::Range<u64>) -> lifeboat_store::Result<Bytes> {
+        if Folder::Data.holds(path) {
+            return Err(lifeboat_store::Error::unavailable(
+                path,
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"),
+            ));
+        }
+        self.inner.get_range(path, range)
+    }
+    fn head(&self, path: &str) -> lifeboat_store::Result<ObjectInfo> {
+        self.inner.head(path)
+    }
+    fn list(&self, prefix: &str) -> lifeboat_store::Result<Vec<ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &str) -> lifeboat_store::Result<()> {
+        self.inner.delete(path)
+    }
+    fn location(&self) -> String {
+        "timing out".into()
+    }
+}
+
+#[test]
+fn rebuild_stops_on_a_store_timeout_and_leaves_the_old_segments() {
+    let plain = mem();
+    let k = MasterKey::generate().unwrap();
+    let packs = store_packs(&plain, &k, 6);
+    write_segment(&plain, &k, &segment(packs[..3].iter().cloned())).unwrap();
+    write_segment(&plain, &k, &segment(packs[3..].iter().cloned())).unwrap();
+    let before = list_ids(&plain);
+    assert_eq!(before.len(), 2);
+
+    let slow: Arc<dyn Backend> = Arc::new(TimingOutPackReads {
+        inner: plain.clone(),
+    });
+    let opts = RebuildOptions {
+        target_blobs: 1000,
+        read_concurrency: 3,
+    };
+    let e = rebuild(&slow, &k, &opts, &IndexProgress::default()).unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert!(matches!(e, Error::RebuildStopped { .. }), "{e:?}");
+    // The chain goes through the store's error down to the timeout.
+    let mut chain = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cur {
+        chain.push(c);
+        cur = c.source();
+    }
+    let store_err = chain
+        .iter()
+        .find_map(|c| c.downcast_ref::<lifeboat_store::Error>())
+        .unwrap_or_else(|| panic!("no store error in the chain of {e:?}"));
+    assert!(store_err.is_transient());
+    let timeout = chain
+        .iter()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no I/O error in the chain of {e:?}"));
+    assert_eq!(timeout.kind(), std::io::ErrorKind::TimedOut);
+    assert!(e.to_string().contains("timed out"), "{e}");
+    // Every old segment is still there, and the index still loads whole.
+    let after = list_ids(&plain);
+    assert!(
+        before.iter().all(|s| after.contains(s)),
+        "{before:?} vs {after:?}"
+    );
+    let idx = Index::load(&plain, &k).unwrap();
+    assert_eq!(idx.iter().collect::<Vec<_>>(), expected(&packs));
+
+    // A really truncated pack is still reported as damaged and left out.
+    let victim = pack_path(&packs[0].id);
+    let bytes = plain.get(&victim).unwrap();
+    plain.put(&victim, bytes.slice(..bytes.len() - 40)).unwrap();
+    let r = rebuild(&plain, &k, &opts, &IndexProgress::default()).unwrap();
+    assert_eq!(r.packs_listed, 6);
+    assert_eq!(r.packs_indexed, 5);
+    assert_eq!(r.unreadable.len(), 1);
+    assert_eq!(r.unreadable[0].path, victim);
+    assert!(
+        matches!(r.unreadable[0].reason, PackDamage::Header(_)),
+        "{:?}",
+        r.unreadable[0].reason
+    );
+    let idx = Index::load(&plain, &k).unwrap();
+    assert_eq!(idx.iter().collect::<Vec<_>>(), expected(&packs[1..]));
 }
 
 #[test]

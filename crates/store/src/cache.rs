@@ -11,16 +11,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use lifeboat_format::layout::Folder;
 
 use crate::{Backend, Error, ObjectInfo, Result};
 
 /// Folders whose objects are cached whole when read with
 /// [`Backend::get`]: index segments and snapshots.
-const WHOLE: &[&str] = &["index/", "snapshots/"];
+const WHOLE: [Folder; 2] = [Folder::Index, Folder::Snapshots];
 
-/// Folders whose objects are cached whole when read with
+/// The folder whose objects are cached whole when read with
 /// [`Backend::get_metadata_range`]: packs of tree blobs.
-const PACKS: &str = "data/";
+const PACKS: Folder = Folder::Data;
+
+/// The root of Lifeboat's local caches: `$XDG_CACHE_HOME/lifeboat` (when
+/// that is an absolute path), else `$HOME/.cache/lifeboat`; `None` if
+/// neither is set. Each repository gets its own folders below it.
+pub fn default_cache_root() -> Option<PathBuf> {
+    let nonempty = |v: &std::ffi::OsString| !v.is_empty();
+    let xdg = std::env::var_os("XDG_CACHE_HOME")
+        .filter(nonempty)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    xdg.or_else(|| {
+        std::env::var_os("HOME")
+            .filter(nonempty)
+            .map(|h| PathBuf::from(h).join(".cache"))
+    })
+    .map(|d| d.join("lifeboat"))
+}
 
 /// The cache folder of the repository at `location` under `root`: a folder
 /// named by a hash of the location, so that two repositories never share
@@ -81,7 +99,7 @@ fn matches_name(path: &str, bytes: &[u8]) -> bool {
 }
 
 fn cached_whole(path: &str) -> bool {
-    content_id(path).is_some() && WHOLE.iter().any(|p| path.starts_with(p))
+    content_id(path).is_some() && WHOLE.iter().any(|f| f.holds(path))
 }
 
 impl CachedBackend {
@@ -89,7 +107,8 @@ impl CachedBackend {
     pub fn new(inner: Arc<dyn Backend>, dir: PathBuf) -> Result<CachedBackend> {
         fs::create_dir_all(&dir).map_err(|e| Error::InvalidLocation {
             location: dir.display().to_string(),
-            reason: format!("cannot create the cache directory: {e}"),
+            reason: "cannot create the cache directory".into(),
+            source: Some(e.into()),
         })?;
         // For people looking at the cache folder; errors do not matter.
         let _ = fs::write(dir.join("location"), inner.location());
@@ -256,7 +275,7 @@ impl Backend for CachedBackend {
     }
 
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        if content_id(path).is_none() || !path.starts_with(PACKS) {
+        if content_id(path).is_none() || !PACKS.holds(path) {
             return self.inner.get_metadata_range(path, range);
         }
         if let Some(r) = self.read_range_cached(path, &range) {
@@ -293,7 +312,8 @@ impl Backend for CachedBackend {
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let listed = self.inner.list(prefix)?;
-        if WHOLE.contains(&prefix) || prefix == PACKS {
+        let folder = |f: &Folder| prefix.strip_suffix('/') == Some(f.name());
+        if WHOLE.iter().any(folder) || folder(&PACKS) {
             self.drop_unlisted(prefix, &listed);
         }
         Ok(listed)
@@ -332,7 +352,7 @@ mod tests {
     fn metadata_is_fetched_once_then_served_from_the_cache() {
         let (_tmp, counted, c) = setup();
         let seg = pattern(1, 1000);
-        let p = named("index/", &seg);
+        let p = named(&Folder::Index.prefix(), &seg);
         counted.put(&p, Bytes::from(seg.clone())).unwrap();
         for _ in 0..3 {
             assert_eq!(c.get(&p).unwrap().as_ref(), seg.as_slice());
@@ -354,7 +374,7 @@ mod tests {
     fn a_corrupt_cache_entry_is_refetched() {
         let (_tmp, counted, c) = setup();
         let snap = pattern(2, 300);
-        let p = named("snapshots/", &snap);
+        let p = named(&Folder::Snapshots.prefix(), &snap);
         c.put(&p, Bytes::from(snap.clone())).unwrap();
         let file = c.dir().join(&p);
         assert!(file.is_file(), "put writes through to the cache");
@@ -375,7 +395,8 @@ mod tests {
     fn tree_packs_are_fetched_whole_once() {
         let (_tmp, counted, c) = setup();
         let pack = pattern(3, 100_000);
-        let p = format!("data/{}", &named("", &pack)[..2]) + "/" + &named("", &pack);
+        let p =
+            lifeboat_format::layout::object_path(Folder::Data, &named("", &pack).parse().unwrap());
         counted.put(&p, Bytes::from(pack.clone())).unwrap();
         for i in 0..20u64 {
             let r = i * 1000..i * 1000 + 777;
@@ -410,11 +431,12 @@ mod tests {
         let (_tmp, counted, c) = setup();
         let a = pattern(4, 50);
         let b = pattern(5, 50);
-        let (pa, pb) = (named("index/", &a), named("index/", &b));
+        let index = Folder::Index.prefix();
+        let (pa, pb) = (named(&index, &a), named(&index, &b));
         c.put(&pa, Bytes::from(a)).unwrap();
         c.put(&pb, Bytes::from(b)).unwrap();
         counted.delete(&pa).unwrap(); // deleted by someone else
-        assert_eq!(c.list("index/").unwrap().len(), 1);
+        assert_eq!(c.list(&index).unwrap().len(), 1);
         assert!(!c.dir().join(&pa).exists());
         assert!(c.dir().join(&pb).exists());
         c.delete(&pb).unwrap();

@@ -11,6 +11,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 
 use crate::object::{ObjectStoreBackend, RemoteOptions};
+use crate::redact::{cause, is_secret_key, redact_with, strip_userinfo};
 use crate::{Error, OpenOptions, Result};
 
 /// TLS goes through rustls with ring (not aws-lc-rs, which needs a C and
@@ -21,57 +22,6 @@ fn install_crypto_provider() {
         // Err means another provider is installed already, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-}
-
-/// Whether an environment variable holds a credential, by its name.
-fn is_secret_var(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    let ours = ["AWS_", "AZURE_", "GOOGLE_", "GCS_", "LIFEBOAT_"]
-        .iter()
-        .any(|p| n.starts_with(p));
-    let secret = ["SECRET", "TOKEN", "KEY", "PASSWORD", "SAS", "CREDENTIAL"]
-        .iter()
-        .any(|w| n.contains(w));
-    ours && secret && !n.ends_with("_FILE") && !n.ends_with("_COMMAND")
-}
-
-/// `s` with the value of every credential variable in the environment, and
-/// every string in `extra`, replaced by `<redacted>`, and user:password
-/// parts of URLs removed.
-pub(crate) fn redact_with(s: &str, extra: &[String]) -> String {
-    let mut out = strip_userinfo(s);
-    let env = std::env::vars_os().filter_map(|(k, v)| {
-        let (k, v) = (k.to_str()?, v.to_str()?);
-        is_secret_var(k).then(|| v.trim().to_string())
-    });
-    for v in env.chain(extra.iter().cloned()) {
-        if v.len() >= 4 && out.contains(&v) {
-            out = out.replace(&v, "<redacted>");
-        }
-    }
-    out
-}
-
-/// Remove `user:password@` from every `scheme://user:password@host` in `s`.
-pub(crate) fn strip_userinfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
-            Some(at) => {
-                out.push_str("<redacted>@");
-                rest = &tail[at + 1..];
-            }
-            None => rest = tail,
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 fn env(name: &str) -> Option<String> {
@@ -125,7 +75,8 @@ fn with_prefix(store: Arc<dyn ObjectStore>, prefix: &str) -> Arc<dyn ObjectStore
 fn build_error(location: &str, e: object_store::Error, secrets: &[String]) -> Error {
     Error::InvalidLocation {
         location: location.to_string(),
-        reason: redact_with(&e.to_string(), secrets),
+        reason: "the store's settings were refused".into(),
+        source: Some(cause(e, secrets)),
     }
 }
 
@@ -133,12 +84,7 @@ fn build_error(location: &str, e: object_store::Error, secrets: &[String]) -> Er
 fn setting_secrets(o: &OpenOptions) -> Vec<String> {
     o.settings
         .iter()
-        .filter(|(k, _)| {
-            let k = k.to_ascii_uppercase();
-            ["SECRET", "TOKEN", "KEY", "PASSWORD", "SAS", "CREDENTIAL"]
-                .iter()
-                .any(|w| k.contains(w))
-        })
+        .filter(|(k, _)| is_secret_key(k))
         .map(|(_, v)| v.clone())
         .collect()
 }
@@ -165,6 +111,7 @@ fn apply_settings<K: std::str::FromStr, B>(
             .map_err(|_| Error::InvalidLocation {
                 location: location.to_string(),
                 reason: redact_with(&format!("unknown store setting {k:?}"), secrets),
+                source: None,
             })?;
         b = set(b, key, v);
     }
@@ -231,6 +178,7 @@ pub(crate) fn s3(
                         "endpoint {shown} is plain http to another host; use https, \
                          or set AWS_ALLOW_HTTP=true to allow it"
                     ),
+                    source: None,
                 });
             }
         }
@@ -289,38 +237,6 @@ pub(crate) fn azure(container: &str, prefix: &str, o: &OpenOptions) -> Result<Ob
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn userinfo_is_stripped() {
-        assert_eq!(
-            strip_userinfo("see http://ak:sk@h:1/b and s3://x/y"),
-            "see http://<redacted>@h:1/b and s3://x/y"
-        );
-        assert_eq!(strip_userinfo("no url"), "no url");
-        assert_eq!(strip_userinfo("http://h/p@q"), "http://h/p@q");
-    }
-
-    #[test]
-    fn secret_variables_are_recognised() {
-        for v in [
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SESSION_TOKEN",
-            "AZURE_STORAGE_ACCOUNT_KEY",
-            "GOOGLE_SERVICE_ACCOUNT_KEY",
-            "LIFEBOAT_PASSWORD",
-        ] {
-            assert!(is_secret_var(v), "{v}");
-        }
-        for v in [
-            "AWS_REGION",
-            "AWS_ENDPOINT_URL",
-            "LIFEBOAT_PASSWORD_FILE",
-            "HOME",
-        ] {
-            assert!(!is_secret_var(v), "{v}");
-        }
-    }
 
     #[test]
     fn loopback_is_recognised() {

@@ -5,8 +5,9 @@
 //! (local directories, S3-compatible servers, Google Cloud Storage, Azure
 //! Blob Storage, and memory for tests), and the layers stacked on it:
 //! [`RetryBackend`] (backoff on transient errors), [`CachedBackend`] (a local,
-//! verified cache of content-addressed metadata) and, for tests,
-//! [`testing::FaultyBackend`]. [`Location::open_with`] builds the stack.
+//! verified cache of content-addressed metadata) and, for tests (the
+//! `testing` feature), `testing::FaultyBackend`. [`Location::open_with`]
+//! builds the stack.
 //!
 //! It knows nothing of encryption or of what the objects mean;
 //! `lifeboat-core` decides names and contents. The one thing it assumes is
@@ -25,15 +26,59 @@ use bytes::Bytes;
 mod cache;
 mod cloud;
 mod object;
+mod redact;
 mod retry;
+/// Test machinery: fault injection, request counters, the conformance
+/// suite and a Garage launcher. Built only with the `testing` feature (and
+/// for this crate's own unit tests), so production builds carry none of it.
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 
-pub use cache::{CacheStats, CachedBackend, cache_dir_for};
-pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions};
+pub use cache::{CacheStats, CachedBackend, cache_dir_for, default_cache_root};
+pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions, STAGING_DIR};
+pub use redact::RedactedCause;
 pub use retry::{RetryBackend, RetryPolicy};
 
+/// The underlying error a storage [`Error`] keeps as its `source()`: an
+/// `object_store::Error`, a `std::io::Error`, or, where its text would show
+/// a credential, a [`RedactedCause`] holding that text with the credential
+/// taken out. Downcast it to look inside.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How often [`RetryBackend`] tried before it gave up on a transient error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retried {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Time from the first attempt to giving up.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Retried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            " (gave up after {} retries in {:.1}s)",
+            self.retries,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// ": cause" when there is a cause, for messages that end with their cause.
+fn colon_cause(c: &Option<Cause>) -> String {
+    c.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
+}
+
+fn retried_note(r: &Option<Retried>) -> String {
+    r.map(|r| r.to_string()).unwrap_or_default()
+}
+
 /// Errors from a storage backend.
+///
+/// Every message ends with the text of its cause, which `source()` returns
+/// as well.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -43,7 +88,8 @@ pub enum Error {
         /// Object name.
         path: String,
     },
-    /// A create-if-absent found the object already there.
+    /// A create-if-absent found the object already there (or the store
+    /// refused a write on a failed precondition).
     #[error("{path}: already exists")]
     AlreadyExists {
         /// Object name.
@@ -61,50 +107,81 @@ pub enum Error {
         /// Object length.
         len: u64,
     },
-    /// The repository location could not be understood.
-    #[error("invalid repository location {location:?}: {reason}")]
+    /// The repository location, or a setting for opening it, could not be
+    /// understood or used.
+    #[error("invalid repository location {location:?}: {reason}{}", colon_cause(.source))]
     InvalidLocation {
         /// What was given.
         location: String,
         /// Why it was rejected.
         reason: String,
+        /// The error behind it, if any.
+        source: Option<Cause>,
     },
     /// Access was refused (HTTP 401/403, file permissions). Not retried.
-    #[error("{path}: permission denied: {reason}")]
+    #[error("{path}: permission denied: {source}")]
     PermissionDenied {
         /// Object name.
         path: String,
-        /// Backend message.
-        reason: String,
+        /// What the store said.
+        source: Cause,
     },
     /// The store could not be reached or answered with a temporary failure
     /// (HTTP 5xx, 429, 408, a timeout, a dropped connection). [`RetryBackend`]
     /// retries these; the caller sees one only once retries are used up.
-    #[error("{path}: store unavailable: {reason}")]
+    #[error("{path}: store unavailable{}: {source}", retried_note(.retried))]
     Unavailable {
         /// Object name.
         path: String,
-        /// Backend message.
-        reason: String,
+        /// Set by [`RetryBackend`] when it gave up.
+        retried: Option<Retried>,
+        /// What failed.
+        source: Cause,
     },
     /// Any other failure of the store (I/O, full disk, a request the server
     /// rejects). Not retried.
-    #[error("{path}: storage error: {reason}")]
+    #[error("{path}: storage error: {source}")]
     Backend {
         /// Object name.
         path: String,
-        /// Backend message.
-        reason: String,
+        /// What failed.
+        source: Cause,
     },
 }
 
 impl Error {
+    /// [`Error::Unavailable`]: a failure that may pass if tried again.
+    pub fn unavailable(path: impl Into<String>, source: impl Into<Cause>) -> Error {
+        Error::Unavailable {
+            path: path.into(),
+            retried: None,
+            source: source.into(),
+        }
+    }
+
+    /// [`Error::PermissionDenied`].
+    pub fn permission_denied(path: impl Into<String>, source: impl Into<Cause>) -> Error {
+        Error::PermissionDenied {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
+    /// [`Error::Backend`]: a permanent failure of the store.
+    pub fn backend(path: impl Into<String>, source: impl Into<Cause>) -> Error {
+        Error::Backend {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
     /// Whether this error means the object does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
     }
 
-    /// Whether trying again later may succeed ([`Error::Unavailable`]).
+    /// Whether trying again later may succeed: a timeout, a dropped or
+    /// refused connection, HTTP 5xx, throttling ([`Error::Unavailable`]).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
     }
@@ -138,7 +215,7 @@ pub struct ObjectInfo {
 /// Storage for a repository: named, immutable objects.
 ///
 /// Contract, which every implementation must keep and the conformance suite
-/// ([`testing::conformance`]) checks:
+/// (`testing::conformance`, with the `testing` feature) checks:
 /// - [`put`](Backend::put) and [`create`](Backend::create) are atomic: a reader
 ///   sees either no object or the whole object, never a prefix, also after a
 ///   crash. When they return `Ok`, the object is durable.
@@ -257,8 +334,9 @@ pub enum Location {
 
 fn invalid(location: &str, reason: impl Into<String>) -> Error {
     Error::InvalidLocation {
-        location: cloud::strip_userinfo(location),
+        location: redact::strip_userinfo(location),
         reason: reason.into(),
+        source: None,
     }
 }
 
@@ -364,7 +442,8 @@ impl Location {
                 if create {
                     std::fs::create_dir_all(dir).map_err(|e| Error::InvalidLocation {
                         location: dir.display().to_string(),
-                        reason: format!("cannot create directory: {e}"),
+                        reason: "cannot create directory".into(),
+                        source: Some(e.into()),
                     })?;
                 } else if !dir.is_dir() {
                     return Err(Error::NotFound {
@@ -385,6 +464,7 @@ impl Location {
             }
         };
         let mut b = base;
+        #[cfg(any(test, feature = "testing"))]
         if let Some(f) = &opts.faults {
             b = Arc::new(testing::FaultyBackend::new(b, f.clone()));
         }
@@ -408,7 +488,8 @@ pub struct OpenOptions {
     pub retry: RetryPolicy,
     /// Connections, timeouts and multipart uploads of remote stores.
     pub remote: RemoteOptions,
-    /// Fault injection, for tests only.
+    /// Fault injection, for tests only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub faults: Option<testing::FaultConfig>,
     /// Settings for the cloud store's builder, applied after its
     /// environment variables: `object_store` configuration keys such as
@@ -419,7 +500,8 @@ pub struct OpenOptions {
 }
 
 /// Names of the environment variables [`OpenOptions::from_env`] reads
-/// (besides each cloud's own credential variables).
+/// (besides each cloud's own credential variables). `LIFEBOAT_FAULTS` is
+/// among them only with the `testing` feature.
 pub const ENV_VARS: &[&str] = &[
     "LIFEBOAT_STORE_CONNECTIONS",
     "LIFEBOAT_STORE_TIMEOUT",
@@ -427,6 +509,7 @@ pub const ENV_VARS: &[&str] = &[
     "LIFEBOAT_RETRIES",
     "LIFEBOAT_RETRY_DELAY_MS",
     "LIFEBOAT_S3_CONDITIONAL_PUT",
+    #[cfg(any(test, feature = "testing"))]
     "LIFEBOAT_FAULTS",
 ];
 
@@ -439,6 +522,7 @@ fn env_num<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
                 .map_err(|_| Error::InvalidLocation {
                     location: name.to_string(),
                     reason: format!("{name} must be a number, got {v:?}"),
+                    source: None,
                 })
         }
         _ => Ok(None),
@@ -453,8 +537,8 @@ impl OpenOptions {
     /// `LIFEBOAT_RETRIES` (retries of a transient error),
     /// `LIFEBOAT_RETRY_DELAY_MS` (first backoff delay),
     /// `LIFEBOAT_S3_CONDITIONAL_PUT` (`auto`, `yes` or `no`: see
-    /// [`CreateMode`]) and, for tests only,
-    /// `LIFEBOAT_FAULTS` (see [`testing::FaultConfig::parse`]).
+    /// [`CreateMode`]) and, with the `testing` feature only,
+    /// `LIFEBOAT_FAULTS` (see `testing::FaultConfig::parse`).
     pub fn from_env() -> Result<OpenOptions> {
         let mut o = OpenOptions::default();
         if let Some(n) = env_num::<usize>("LIFEBOAT_STORE_CONNECTIONS")? {
@@ -480,9 +564,16 @@ impl OpenOptions {
                 return Err(Error::InvalidLocation {
                     location: "LIFEBOAT_S3_CONDITIONAL_PUT".into(),
                     reason: format!("must be auto, yes or no, not {v:?}"),
+                    source: None,
                 });
             }
         }
+        // Test builds only. The CLI's integration tests run the real binary
+        // with LIFEBOAT_FAULTS set: the CLI turns `testing` on in its
+        // [dev-dependencies], and cargo (resolver 3) unifies dev-dependency
+        // features into the binary it builds for those tests, while
+        // `cargo build --release` builds it without them.
+        #[cfg(any(test, feature = "testing"))]
         if let Ok(spec) = std::env::var("LIFEBOAT_FAULTS") {
             if !spec.trim().is_empty() {
                 o.faults = Some(testing::FaultConfig::parse(&spec)?);
@@ -499,7 +590,7 @@ mod tests {
     #[test]
     fn memory_backend_keeps_the_contract() {
         let b = Location::Memory.open(true).unwrap();
-        testing::conformance(b.as_ref(), "conformance/").unwrap();
+        testing::conformance(b.as_ref(), "suite/").unwrap();
     }
 
     #[test]

@@ -11,7 +11,9 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
-use crate::cloud::redact_with;
+use lifeboat_format::layout::Folder;
+
+use crate::redact::cause;
 use crate::{Backend, Error, ObjectInfo, Result};
 
 /// Settings for remote stores.
@@ -33,7 +35,7 @@ pub struct RemoteOptions {
     /// How [`Backend::create`] keeps from overwriting.
     pub create_mode: CreateMode,
     /// A ranged read shorter than this fetches this much from its start and
-    /// keeps it for the reads that follow (0: off). See [`ReadAhead`].
+    /// keeps it for the reads that follow (0: off).
     pub read_ahead: usize,
     /// Read-ahead windows kept in memory.
     pub read_ahead_windows: usize,
@@ -179,24 +181,7 @@ fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
         .enable_all()
         .build()
         .map(Arc::new)
-        .map_err(|e| Error::Backend {
-            path: String::new(),
-            reason: format!("starting I/O runtime: {e}"),
-        })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
+        .map_err(|e| Error::backend("<I/O runtime>", e))
 }
 
 /// Whether an `object_store` error is worth retrying: transport failures
@@ -238,26 +223,32 @@ fn is_transient(e: &object_store::Error) -> bool {
 }
 
 impl Error {
+    /// The error for `e` from a request for `path`; the cause is kept,
+    /// as text without `secrets` if it would show one.
     pub(crate) fn from_store(path: &str, e: object_store::Error, secrets: &[String]) -> Error {
         let path = path.to_string();
-        let redact = |s: &str| redact_with(s, secrets);
         match e {
             object_store::Error::NotFound { .. } => Error::NotFound { path },
             object_store::Error::AlreadyExists { .. }
             | object_store::Error::Precondition { .. } => Error::AlreadyExists { path },
             object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => Error::PermissionDenied {
-                path,
-                reason: redact(&error_chain(&e)),
+            | object_store::Error::Unauthenticated { .. } => {
+                Error::permission_denied(path, cause(e, secrets))
+            }
+            other if is_transient(&other) => Error::unavailable(path, cause(other, secrets)),
+            other => Error::backend(path, cause(other, secrets)),
+        }
+    }
+
+    /// The error for a failed local file operation on `path`.
+    pub(crate) fn from_io(path: &str, e: std::io::Error) -> Error {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::NotFound => Error::NotFound {
+                path: path.to_string(),
             },
-            other if is_transient(&other) => Error::Unavailable {
-                path,
-                reason: redact(&error_chain(&other)),
-            },
-            other => Error::Backend {
-                path,
-                reason: redact(&error_chain(&other)),
-            },
+            K::PermissionDenied => Error::permission_denied(path, e),
+            _ => Error::backend(path, e),
         }
     }
 }
@@ -352,12 +343,14 @@ impl ObjectStoreBackend {
     pub fn local(dir: &Path) -> Result<ObjectStoreBackend> {
         let root = std::fs::canonicalize(dir).map_err(|e| Error::InvalidLocation {
             location: dir.display().to_string(),
-            reason: e.to_string(),
+            reason: "cannot resolve the directory".into(),
+            source: Some(e.into()),
         })?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|e| {
             Error::InvalidLocation {
                 location: dir.display().to_string(),
-                reason: e.to_string(),
+                reason: "cannot open the directory".into(),
+                source: Some(e.into()),
             }
         })?;
         let mut b = ObjectStoreBackend::new(Arc::new(fs), root.display().to_string())?;
@@ -402,19 +395,7 @@ impl ObjectStoreBackend {
     /// per read: 200k of them in a restore of 100k files.
     fn read_local(&self, path: &str, file: &Path, range: Option<Range<u64>>) -> Result<Bytes> {
         use std::os::unix::fs::FileExt;
-        let io = |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
-                path: path.to_string(),
-            },
-            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
-                path: path.to_string(),
-                reason: e.to_string(),
-            },
-            _ => Error::Backend {
-                path: path.to_string(),
-                reason: e.to_string(),
-            },
-        };
+        let io = |e: std::io::Error| Error::from_io(path, e);
         let f = std::fs::File::open(file).map_err(io)?;
         let len = f.metadata().map_err(io)?.len();
         let range = range.unwrap_or(0..len);
@@ -438,10 +419,7 @@ impl ObjectStoreBackend {
             return Ok(());
         };
         let full = root.join(path);
-        let io = |e: std::io::Error| Error::Backend {
-            path: path.to_string(),
-            reason: format!("fsync: {e}"),
-        };
+        let io = |e: std::io::Error| Error::backend(path, io_during("fsync", e));
         std::fs::File::open(&full)
             .and_then(|f| f.sync_all())
             .map_err(io)?;
@@ -486,7 +464,26 @@ impl ObjectStoreBackend {
 /// Folder of a local repository that holds objects being written; see
 /// [`Backend::stage`]. What an interrupted writer leaves there is not part
 /// of the repository and may be deleted when no backup runs.
-pub const STAGING_DIR: &str = "staging";
+pub const STAGING_DIR: &str = Folder::Staging.name();
+
+/// `e`, with `what` was being done put before its message and its kind kept.
+fn io_during(what: &str, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        IoDuring {
+            what: what.to_string(),
+            source: e,
+        },
+    )
+}
+
+/// An I/O error and the step it happened in (`fsync`, `rename`, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+struct IoDuring {
+    what: String,
+    source: std::io::Error,
+}
 
 /// A local object being written: `staging/<random>`, opened exclusively.
 #[derive(Debug)]
@@ -505,9 +502,8 @@ const STAGE_BUFFER: usize = 256 << 10;
 impl LocalStaged {
     fn create(root: &Path) -> Result<LocalStaged> {
         let dir = root.join(STAGING_DIR);
-        let err = |p: &Path, e: std::io::Error| Error::Backend {
-            path: p.strip_prefix(root).unwrap_or(p).display().to_string(),
-            reason: e.to_string(),
+        let err = |p: &Path, e: std::io::Error| {
+            Error::backend(p.strip_prefix(root).unwrap_or(p).display().to_string(), e)
         };
         std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -539,10 +535,7 @@ impl LocalStaged {
     }
 
     fn io(&self, path: &str, what: &str, e: std::io::Error) -> Error {
-        Error::Backend {
-            path: path.to_string(),
-            reason: format!("{what}: {e}"),
-        }
+        Error::backend(path, io_during(what, e))
     }
 }
 
@@ -550,10 +543,10 @@ impl crate::StagedObject for LocalStaged {
     fn write(&mut self, data: &[u8]) -> Result<()> {
         use std::io::Write;
         let Some((f, path)) = &mut self.file else {
-            return Err(Error::Backend {
-                path: STAGING_DIR.into(),
-                reason: "write after commit".into(),
-            });
+            return Err(Error::backend(
+                STAGING_DIR,
+                std::io::Error::other("write after commit"),
+            ));
         };
         if let Err(e) = f.write_all(data) {
             let name = path
@@ -806,6 +799,36 @@ mod tests {
         let g = peak.lock().unwrap();
         assert_eq!(g.0, 0);
         assert!(g.1 <= 3 && g.1 >= 1, "peak {}", g.1);
+    }
+
+    #[test]
+    fn store_errors_keep_their_cause() {
+        let timeout = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        };
+        let e = Error::from_store("a/x", timeout, &[]);
+        assert!(e.is_transient(), "{e:?}");
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(
+            cause.downcast_ref::<object_store::Error>().is_some(),
+            "{cause:?}"
+        );
+        let io = cause
+            .source()
+            .and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::TimedOut)
+        );
+        // A cause that would show a credential is kept as redacted text.
+        let leaky = object_store::Error::Generic {
+            store: "S3",
+            source: "rejected key s3cr3t-value-123".into(),
+        };
+        let e = Error::from_store("a/x", leaky, &["s3cr3t-value-123".to_string()]);
+        assert!(!format!("{e} {e:?}").contains("s3cr3t"), "{e:?}");
+        assert!(e.to_string().contains("rejected key <redacted>"), "{e}");
     }
 
     #[test]

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{Backend, Error, ObjectInfo, Result};
+use crate::{Backend, Error, ObjectInfo, Result, Retried};
 
 /// When and how often to try a failed request again.
 ///
-/// Only [`Error::Unavailable`] is retried (HTTP 5xx, 429, 408, timeouts,
-/// refused or dropped connections); not-found, already-exists, permission
+/// Only errors that [`Error::is_transient`] calls transient are retried
+/// (HTTP 5xx, 429, 408, timeouts, refused or dropped connections); not-found, already-exists, permission
 /// errors and other 4xx answers are returned at once. The n-th retry waits a
 /// random time between half and all of `first_delay * 2^(n-1)`, capped at
 /// `max_delay`. Retrying stops after `max_retries` retries or once
@@ -138,12 +138,10 @@ impl RetryBackend {
 
 fn gave_up(e: Error, retries: u32, elapsed: Duration) -> Error {
     match e {
-        Error::Unavailable { path, reason } if retries > 0 => Error::Unavailable {
+        Error::Unavailable { path, source, .. } if retries > 0 => Error::Unavailable {
             path,
-            reason: format!(
-                "{reason} (gave up after {retries} retries in {:.1}s)",
-                elapsed.as_secs_f64()
-            ),
+            retried: Some(Retried { retries, elapsed }),
+            source,
         },
         e => e,
     }
@@ -237,13 +235,13 @@ mod tests {
         let faulty = Arc::new(FaultyBackend::new(mem, cfg));
         let b = RetryBackend::new(faulty.clone(), fast());
         for i in 0..200 {
-            let p = format!("data/{i:03}");
+            let p = format!("a/{i:03}");
             b.put(&p, Bytes::from(vec![i as u8; 10])).unwrap();
             assert_eq!(b.get(&p).unwrap(), Bytes::from(vec![i as u8; 10]));
-            b.create(&format!("locks/{i:03}"), Bytes::from_static(b"x"))
+            b.create(&format!("b/{i:03}"), Bytes::from_static(b"x"))
                 .unwrap();
         }
-        assert_eq!(b.list("data/").unwrap().len(), 200);
+        assert_eq!(b.list("a/").unwrap().len(), 200);
         let st = faulty.stats();
         assert!(st.transient_faults() > 50, "{}", st.to_json());
         assert_eq!(b.retries(), st.transient_faults());
@@ -255,7 +253,7 @@ mod tests {
         let cfg = FaultConfig::parse("seed=1,permanent=1").unwrap();
         let faulty = Arc::new(FaultyBackend::new(mem, cfg));
         let b = RetryBackend::new(faulty.clone(), fast());
-        let e = b.put("data/x", Bytes::from_static(b"x")).unwrap_err();
+        let e = b.put("a/x", Bytes::from_static(b"x")).unwrap_err();
         assert!(matches!(e, Error::PermissionDenied { .. }), "{e}");
         assert_eq!(faulty.stats().requests(), 1);
         assert_eq!(b.retries(), 0);
@@ -279,6 +277,25 @@ mod tests {
     }
 
     #[test]
+    fn an_error_given_up_on_keeps_its_cause() {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let cfg = FaultConfig::parse("seed=1,transient=1").unwrap();
+        let b = RetryBackend::new(Arc::new(FaultyBackend::new(mem, cfg)), fast());
+        let e = b.get("a/x").unwrap_err();
+        assert!(matches!(
+            e,
+            Error::Unavailable {
+                retried: Some(Retried { retries: 6, .. }),
+                ..
+            }
+        ));
+        let cause = std::error::Error::source(&e).unwrap();
+        let fault = cause.downcast_ref::<crate::testing::InjectedFault>();
+        assert!(fault.is_some_and(|f| f.transient && f.op == "get"), "{e:?}");
+        assert!(e.to_string().ends_with(&cause.to_string()), "{e}");
+    }
+
+    #[test]
     fn a_create_whose_answer_was_lost_succeeds_on_retry() {
         // After-the-fact faults: the write lands, the answer is lost.
         let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
@@ -286,15 +303,14 @@ mod tests {
         let faulty = Arc::new(FaultyBackend::new(mem.clone(), cfg));
         let b = RetryBackend::new(faulty, fast());
         for i in 0..50 {
-            b.create(&format!("keys/{i}"), Bytes::from(format!("k{i}")))
+            b.create(&format!("k/{i}"), Bytes::from(format!("k{i}")))
                 .unwrap();
         }
         // A real conflict is still reported.
-        mem.put("keys/taken", Bytes::from_static(b"theirs"))
-            .unwrap();
+        mem.put("a/taken", Bytes::from_static(b"theirs")).unwrap();
         let plain = RetryBackend::new(mem, fast());
         assert!(matches!(
-            plain.create("keys/taken", Bytes::from_static(b"ours")),
+            plain.create("a/taken", Bytes::from_static(b"ours")),
             Err(Error::AlreadyExists { .. })
         ));
     }

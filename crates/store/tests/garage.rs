@@ -64,14 +64,14 @@ fn listing_is_paginated_not_per_object() {
             let b = &b;
             s.spawn(move || {
                 for i in (t..1200).step_by(4) {
-                    b.put(&format!("index/{i:05}"), Bytes::from_static(b"x"))
+                    b.put(&format!("c/{i:05}"), Bytes::from_static(b"x"))
                         .unwrap();
                 }
             });
         }
     });
     let before = c.s3_requests(1).unwrap();
-    let listed = b.list("index/").unwrap();
+    let listed = b.list("c/").unwrap();
     let after = c.s3_requests(1).unwrap();
     assert_eq!(listed.len(), 1200);
     let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
@@ -93,7 +93,7 @@ fn large_objects_go_up_in_parts() {
     let b = open(&c, &c.unique_url("multipart"), OpenOptions::default());
     let data = t::pattern(9, 70 << 20);
     let before = c.s3_requests(1).unwrap();
-    b.put("data/aa/big", Bytes::from(data.clone())).unwrap();
+    b.put("b/aa/big", Bytes::from(data.clone())).unwrap();
     let after = c.s3_requests(1).unwrap();
     let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
     // 70 MiB in 8 MiB parts.
@@ -101,13 +101,13 @@ fn large_objects_go_up_in_parts() {
     assert_eq!(delta("UploadPart"), 9, "{after:?}");
     assert_eq!(delta("CompleteMultipartUpload"), 1, "{after:?}");
     assert_eq!(delta("PutObject"), 0, "{after:?}");
-    assert_eq!(b.head("data/aa/big").unwrap().size, 70 << 20);
+    assert_eq!(b.head("b/aa/big").unwrap().size, 70 << 20);
     let r = b
-        .get_range("data/aa/big", (33 << 20)..(33 << 20) + 4096)
+        .get_range("b/aa/big", (33 << 20)..(33 << 20) + 4096)
         .unwrap();
     assert_eq!(r.as_ref(), &data[33 << 20..(33 << 20) + 4096]);
-    assert_eq!(b.get("data/aa/big").unwrap().as_ref(), data.as_slice());
-    b.delete("data/aa/big").unwrap();
+    assert_eq!(b.get("b/aa/big").unwrap().as_ref(), data.as_slice());
+    b.delete("b/aa/big").unwrap();
 }
 
 #[test]
@@ -115,17 +115,17 @@ fn reads_in_order_share_one_request() {
     let Some(c) = own_cluster() else { return };
     let b = open(&c, &c.unique_url("readahead"), OpenOptions::default());
     let data = t::pattern(3, 10 << 20);
-    b.put("data/bb/pack", Bytes::from(data.clone())).unwrap();
+    b.put("b/bb/pack", Bytes::from(data.clone())).unwrap();
     let before = c.s3_requests(1).unwrap();
     // 200 reads of 40 KiB in order, like a restore walking a pack.
     for i in 0..200u64 {
         let r = i * 50_000..i * 50_000 + 40_000;
-        let got = b.get_range("data/bb/pack", r.clone()).unwrap();
+        let got = b.get_range("b/bb/pack", r.clone()).unwrap();
         assert_eq!(got.as_ref(), &data[r.start as usize..r.end as usize]);
     }
     // Past the end, still exact.
     assert!(matches!(
-        b.get_range("data/bb/pack", (10 << 20) - 10..(10 << 20) + 10),
+        b.get_range("b/bb/pack", (10 << 20) - 10..(10 << 20) + 10),
         Err(Error::Truncated { len, .. }) if len == 10 << 20
     ));
     let after = c.s3_requests(1).unwrap();
@@ -138,13 +138,11 @@ fn reads_in_order_share_one_request() {
     let mut o = OpenOptions::default();
     o.remote.read_ahead = 0;
     let plain = open(&c, &c.unique_url("noreadahead"), o);
-    plain
-        .put("data/bb/pack", Bytes::from(data.clone()))
-        .unwrap();
+    plain.put("b/bb/pack", Bytes::from(data.clone())).unwrap();
     let before = c.s3_requests(1).unwrap();
     for i in 0..20u64 {
         plain
-            .get_range("data/bb/pack", i * 50_000..i * 50_000 + 40_000)
+            .get_range("b/bb/pack", i * 50_000..i * 50_000 + 40_000)
             .unwrap();
     }
     let after = c.s3_requests(1).unwrap();
@@ -227,13 +225,13 @@ fn transient_faults_over_s3_are_retried() {
     ));
     let b = lifeboat_store::RetryBackend::new(faulty.clone(), o.retry.clone());
     for i in 0..60 {
-        let p = format!("snapshots/{i:02}");
+        let p = format!("d/{i:02}");
         b.put(&p, Bytes::from(vec![i as u8; 1000])).unwrap();
         assert_eq!(b.get(&p).unwrap().len(), 1000);
-        b.create(&format!("keys/{i:02}"), Bytes::from(vec![i as u8; 7]))
+        b.create(&format!("a/{i:02}"), Bytes::from(vec![i as u8; 7]))
             .unwrap();
     }
-    assert_eq!(b.list("keys/").unwrap().len(), 60);
+    assert_eq!(b.list("a/").unwrap().len(), 60);
     // Every fault is retried, except one that strikes a create after an
     // earlier attempt landed: that attempt reports AlreadyExists, which the
     // retry layer resolves by reading the object back.

@@ -12,8 +12,48 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a cluster could not be started, found or asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GarageError {
+    /// `scripts/garage.sh` could not be run.
+    #[error("cannot run {}: {source}", script.display())]
+    Spawn {
+        /// The script.
+        script: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `scripts/garage.sh` failed.
+    #[error("scripts/garage.sh {args} failed ({status}):\n{output}")]
+    Script {
+        /// Its arguments.
+        args: String,
+        /// How it exited.
+        status: ExitStatus,
+        /// What it printed.
+        output: String,
+    },
+    /// `LIFEBOAT_TEST_GARAGE_DIR` names no cluster.
+    #[error("LIFEBOAT_TEST_GARAGE_DIR={dir}: no cluster there: {source}")]
+    NoCluster {
+        /// The folder named.
+        dir: String,
+        /// Why its `env` file could not be read.
+        source: std::io::Error,
+    },
+    /// A node's metrics could not be read.
+    #[error("metrics of node {node}: {source}")]
+    Metrics {
+        /// The node.
+        node: u32,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
 
 /// A running cluster and the environment that reaches it.
 #[derive(Debug)]
@@ -41,32 +81,41 @@ fn parse_env(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn run_script(args: &[&str]) -> Result<String, String> {
+fn run_script(args: &[&str]) -> Result<String, GarageError> {
     let out = Command::new("bash")
         .arg(script())
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
+        .map_err(|source| GarageError::Spawn {
+            script: script(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(format!(
-            "scripts/garage.sh {} failed ({}):\n{}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(GarageError::Script {
+            args: args.join(" "),
+            status: out.status,
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl GarageCluster {
     /// The run's shared cluster, or a new one for this process.
-    pub fn shared() -> Result<GarageCluster, String> {
+    pub fn shared() -> Result<GarageCluster, GarageError> {
         match std::env::var("LIFEBOAT_TEST_GARAGE_DIR") {
             Ok(dir) if !dir.is_empty() => {
-                let text = std::fs::read_to_string(Path::new(&dir).join("env")).map_err(|e| {
-                    format!("LIFEBOAT_TEST_GARAGE_DIR={dir}: no cluster there ({e})")
-                })?;
+                let text =
+                    std::fs::read_to_string(Path::new(&dir).join("env")).map_err(|source| {
+                        GarageError::NoCluster {
+                            dir: dir.clone(),
+                            source,
+                        }
+                    })?;
                 Ok(GarageCluster {
                     dir: dir.into(),
                     env: parse_env(&text),
@@ -78,10 +127,10 @@ impl GarageCluster {
     }
 
     /// A new cluster, stopped when this value is dropped or the process ends.
-    pub fn private() -> Result<GarageCluster, String> {
+    pub fn private() -> Result<GarageCluster, GarageError> {
         static N: AtomicU64 = AtomicU64::new(0);
         let pid = std::process::id().to_string();
-        let mut last = String::new();
+        let mut last = None;
         // Ports are picked at random; two clusters starting at once can
         // collide, so try again on other ports.
         for _ in 0..3 {
@@ -98,10 +147,15 @@ impl GarageCluster {
                         owned: true,
                     });
                 }
-                Err(e) => last = e,
+                Err(e) => last = Some(e),
             }
         }
-        Err(last)
+        // Three tries ran, so `last` holds the third one's error.
+        Err(last.unwrap_or_else(|| GarageError::Script {
+            args: "start".into(),
+            status: ExitStatus::default(),
+            output: String::new(),
+        }))
     }
 
     /// The environment variables that reach the cluster (`AWS_*` and
@@ -159,12 +213,12 @@ impl GarageCluster {
     }
 
     /// Kill node `n` (1 to 3) with SIGKILL.
-    pub fn kill_node(&self, n: u32) -> Result<(), String> {
+    pub fn kill_node(&self, n: u32) -> Result<(), GarageError> {
         run_script(&["kill-node", &self.dir.to_string_lossy(), &n.to_string()]).map(|_| ())
     }
 
     /// Start node `n` again and wait until it is healthy.
-    pub fn start_node(&self, n: u32) -> Result<(), String> {
+    pub fn start_node(&self, n: u32) -> Result<(), GarageError> {
         run_script(&["start-node", &self.dir.to_string_lossy(), &n.to_string()]).map(|_| ())
     }
 
@@ -175,22 +229,25 @@ impl GarageCluster {
 
     /// S3 requests node `n` has served since it started, by API endpoint
     /// (`ListObjectsV2`, `GetObject`, ...), from its metrics.
-    pub fn s3_requests(&self, n: u32) -> Result<HashMap<String, u64>, String> {
+    pub fn s3_requests(&self, n: u32) -> Result<HashMap<String, u64>, GarageError> {
+        let err = |source: Box<dyn std::error::Error + Send + Sync>| GarageError::Metrics {
+            node: n,
+            source,
+        };
         let base: u32 = std::fs::read_to_string(self.dir.join("base_port"))
-            .map_err(|e| format!("reading base_port: {e}"))?
+            .map_err(|e| err(e.into()))?
             .trim()
             .parse()
-            .map_err(|e| format!("base_port: {e}"))?;
+            .map_err(|e: std::num::ParseIntError| err(e.into()))?;
         let port = base + (n - 1) * 3 + 2;
-        let mut s = TcpStream::connect(("127.0.0.1", port as u16))
-            .map_err(|e| format!("metrics of node {n}: {e}"))?;
+        let mut s = TcpStream::connect(("127.0.0.1", port as u16)).map_err(|e| err(e.into()))?;
         write!(
             s,
             "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer lifeboat-test-metrics\r\n\r\n"
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| err(e.into()))?;
         let mut text = String::new();
-        s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+        s.read_to_string(&mut text).map_err(|e| err(e.into()))?;
         let mut out = HashMap::new();
         for line in text.lines() {
             let Some(rest) = line.strip_prefix("api_s3_request_counter{") else {

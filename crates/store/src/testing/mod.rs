@@ -1,6 +1,7 @@
 //! Test support: a fault-injecting backend, request counters, and the
-//! storage conformance suite. Not for production use; the CLI enables
-//! [`FaultyBackend`] only when `LIFEBOAT_FAULTS` is set.
+//! storage conformance suite. Compiled only with the `testing` feature
+//! (and for this crate's unit tests); [`crate::OpenOptions::from_env`]
+//! stacks a [`FaultyBackend`] only then, when `LIFEBOAT_FAULTS` is set.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,7 +62,18 @@ fn bad(spec: &str, why: impl fmt::Display) -> Error {
     Error::InvalidLocation {
         location: format!("LIFEBOAT_FAULTS={spec}"),
         reason: why.to_string(),
+        source: None,
     }
+}
+
+/// The cause of an error [`FaultyBackend`] makes up.
+#[derive(Debug, thiserror::Error)]
+#[error("injected {} fault in {op} (LIFEBOAT_FAULTS)", if *.transient { "transient" } else { "permanent" })]
+pub struct InjectedFault {
+    /// The operation that failed.
+    pub op: &'static str,
+    /// Whether it is reported as transient.
+    pub transient: bool,
 }
 
 impl FaultConfig {
@@ -321,22 +333,24 @@ impl FaultyBackend {
     }
 
     fn call<T>(&self, op: Op, path: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let transient = || Error::Unavailable {
-            path: path.to_string(),
-            reason: format!(
-                "injected transient fault in {} (LIFEBOAT_FAULTS)",
-                op.name()
-            ),
+        let transient = || {
+            Error::unavailable(
+                path,
+                InjectedFault {
+                    op: op.name(),
+                    transient: true,
+                },
+            )
         };
         match self.decide(op, path) {
             Fate::Pass => f(),
-            Fate::Permanent => Err(Error::PermissionDenied {
-                path: path.to_string(),
-                reason: format!(
-                    "injected permanent fault in {} (LIFEBOAT_FAULTS)",
-                    op.name()
-                ),
-            }),
+            Fate::Permanent => Err(Error::permission_denied(
+                path,
+                InjectedFault {
+                    op: op.name(),
+                    transient: false,
+                },
+            )),
             Fate::Transient { after: false } => Err(transient()),
             Fate::Transient { after: true } => {
                 f()?;
@@ -427,16 +441,38 @@ impl Backend for FaultyBackend {
 
 // ---- conformance --------------------------------------------------------------
 
+/// A break of the [`Backend`] contract found by [`conformance`].
+#[derive(Debug, thiserror::Error)]
+#[error("{what}{}", .source.as_ref().map(|e| format!(": unexpected error: {e}")).unwrap_or_default())]
+pub struct Violation {
+    /// What the backend did wrong, or the step that failed.
+    pub what: String,
+    /// The backend's error, where a step failed.
+    pub source: Option<Error>,
+}
+
+impl From<&str> for Violation {
+    fn from(what: &str) -> Violation {
+        Violation {
+            what: what.to_string(),
+            source: None,
+        }
+    }
+}
+
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)+) => {
         if !$cond {
-            return Err(format!($($msg)+));
+            return Err(Violation { what: format!($($msg)+), source: None });
         }
     };
 }
 
-fn ok<T>(r: Result<T>, what: &str) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: unexpected error: {e}"))
+fn ok<T>(r: Result<T>, what: &str) -> Result<T, Violation> {
+    r.map_err(|e| Violation {
+        what: what.to_string(),
+        source: Some(e),
+    })
 }
 
 /// A deterministic, incompressible byte pattern.
@@ -468,14 +504,14 @@ pub const LISTING_CATCHES_UP: std::time::Duration = std::time::Duration::from_se
 /// MiB: multipart for remote stores) read back whole and in ranges;
 /// parallel puts; delete, also of a missing object, seen by reads at once
 /// and by listings within [`LISTING_CATCHES_UP`].
-pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
+pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), Violation> {
     let p = |s: &str| format!("{root}{s}");
 
     // Not found.
     for r in [
-        b.get(&p("keys/none")).map(|_| ()),
-        b.get_range(&p("keys/none"), 0..1).map(|_| ()),
-        b.head(&p("keys/none")).map(|_| ()),
+        b.get(&p("a/none")).map(|_| ()),
+        b.get_range(&p("a/none"), 0..1).map(|_| ()),
+        b.head(&p("a/none")).map(|_| ()),
     ] {
         ensure!(
             matches!(r, Err(Error::NotFound { .. })),
@@ -483,52 +519,43 @@ pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
         );
     }
     ensure!(
-        ok(b.list(&p("snapshots/")), "list of an empty folder")?.is_empty(),
+        ok(b.list(&p("d/")), "list of an empty folder")?.is_empty(),
         "an empty folder lists objects"
     );
 
     // Put, get, overwrite.
-    ok(b.put(&p("keys/a"), Bytes::from_static(b"hello")), "put")?;
+    ok(b.put(&p("a/a"), Bytes::from_static(b"hello")), "put")?;
     ensure!(
-        ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello"),
+        ok(b.get(&p("a/a")), "get")? == Bytes::from_static(b"hello"),
         "get returns other bytes than were put"
     );
-    ok(
-        b.put(&p("keys/a"), Bytes::from_static(b"hello!")),
-        "overwrite",
-    )?;
+    ok(b.put(&p("a/a"), Bytes::from_static(b"hello!")), "overwrite")?;
     ensure!(
-        ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello!"),
+        ok(b.get(&p("a/a")), "get")? == Bytes::from_static(b"hello!"),
         "put does not replace"
     );
-    ok(
-        b.put(&p("keys/empty"), Bytes::new()),
-        "put of an empty object",
-    )?;
+    ok(b.put(&p("a/empty"), Bytes::new()), "put of an empty object")?;
     ensure!(
-        ok(b.get(&p("keys/empty")), "get of an empty object")?.is_empty(),
+        ok(b.get(&p("a/empty")), "get of an empty object")?.is_empty(),
         "empty object reads back non-empty"
     );
 
     // Create-if-absent.
-    let r = b.create(&p("keys/a"), Bytes::from_static(b"x"));
+    let r = b.create(&p("a/a"), Bytes::from_static(b"x"));
     ensure!(
         matches!(r, Err(Error::AlreadyExists { .. })),
         "create over an existing object: want AlreadyExists, got {r:?}"
     );
     ensure!(
-        ok(b.get(&p("keys/a")), "get")? == Bytes::from_static(b"hello!"),
+        ok(b.get(&p("a/a")), "get")? == Bytes::from_static(b"hello!"),
         "a refused create changed the object"
     );
-    ok(
-        b.create(&p("keys/b"), Bytes::from_static(b"world!")),
-        "create",
-    )?;
+    ok(b.create(&p("a/b"), Bytes::from_static(b"world!")), "create")?;
     ensure!(
-        ok(b.get(&p("keys/b")), "get")? == Bytes::from_static(b"world!"),
+        ok(b.get(&p("a/b")), "get")? == Bytes::from_static(b"world!"),
         "create wrote other bytes"
     );
-    let race = p("locks/race");
+    let race = p("f/race");
     if !ok(b.exclusive_create(), "exclusive_create")? {
         // Only the non-overwriting half of the contract holds; checked above.
         return conformance_rest(b, root);
@@ -543,10 +570,10 @@ pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
         hs.into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(Error::Backend {
-                        path: String::new(),
-                        reason: "thread panicked".into(),
-                    })
+                    Err(Error::backend(
+                        race.as_str(),
+                        std::io::Error::other("thread panicked"),
+                    ))
                 })
             })
             .collect()
@@ -575,59 +602,59 @@ pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), String> {
     conformance_rest(b, root)
 }
 
-fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
+fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), Violation> {
     let p = |s: &str| format!("{root}{s}");
 
     // Ranged reads.
     ok(
-        b.put(&p("data/ab/abcd"), Bytes::from_static(b"0123456789")),
+        b.put(&p("b/ab/abcd"), Bytes::from_static(b"0123456789")),
         "put",
     )?;
-    let r = ok(b.get_range(&p("data/ab/abcd"), 2..5), "get_range")?;
+    let r = ok(b.get_range(&p("b/ab/abcd"), 2..5), "get_range")?;
     ensure!(r == Bytes::from_static(b"234"), "get_range 2..5 gave {r:?}");
-    let r = ok(b.get_range(&p("data/ab/abcd"), 0..10), "get_range")?;
+    let r = ok(b.get_range(&p("b/ab/abcd"), 0..10), "get_range")?;
     ensure!(r.len() == 10, "get_range of the whole object gave {r:?}");
-    let r = ok(b.get_range(&p("data/ab/abcd"), 9..10), "get_range")?;
+    let r = ok(b.get_range(&p("b/ab/abcd"), 9..10), "get_range")?;
     ensure!(
         r == Bytes::from_static(b"9"),
         "get_range of the last byte gave {r:?}"
     );
     for range in [5..50, 10..11, 20..30] {
-        let r = b.get_range(&p("data/ab/abcd"), range.clone());
+        let r = b.get_range(&p("b/ab/abcd"), range.clone());
         ensure!(
             matches!(r, Err(Error::Truncated { len: 10, .. })),
             "get_range {range:?} of a 10-byte object: want Truncated, got {r:?}"
         );
     }
-    let h = ok(b.head(&p("keys/b")), "head")?;
+    let h = ok(b.head(&p("a/b")), "head")?;
     ensure!(h.size == 6, "head says {} bytes, want 6", h.size);
 
     // Listing.
-    ok(b.put(&p("keysx"), Bytes::from_static(b"n")), "put")?;
-    ok(b.put(&p("keys-other/z"), Bytes::from_static(b"n")), "put")?;
-    let keys = ok(b.list(&p("keys/")), "list")?;
+    ok(b.put(&p("ax"), Bytes::from_static(b"n")), "put")?;
+    ok(b.put(&p("a-other/z"), Bytes::from_static(b"n")), "put")?;
+    let keys = ok(b.list(&p("a/")), "list")?;
     let want = vec![
         ObjectInfo {
-            path: p("keys/a"),
+            path: p("a/a"),
             size: 6,
         },
         ObjectInfo {
-            path: p("keys/b"),
+            path: p("a/b"),
             size: 6,
         },
         ObjectInfo {
-            path: p("keys/empty"),
+            path: p("a/empty"),
             size: 0,
         },
     ];
-    ensure!(keys == want, "list keys/ gave {keys:?}, want {want:?}");
+    ensure!(keys == want, "list a/ gave {keys:?}, want {want:?}");
     let n = 1100;
-    let names: Vec<String> = (0..n).map(|i| p(&format!("index/{i:05x}"))).collect();
-    std::thread::scope(|s| -> Result<(), String> {
+    let names: Vec<String> = (0..n).map(|i| p(&format!("c/{i:05x}"))).collect();
+    std::thread::scope(|s| -> Result<(), Violation> {
         let hs: Vec<_> = names
             .chunks(n / 8)
             .map(|c| {
-                s.spawn(move || -> Result<(), String> {
+                s.spawn(move || -> Result<(), Violation> {
                     for name in c {
                         ok(
                             b.put(name, Bytes::from(name.clone().into_bytes())),
@@ -639,11 +666,12 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
             })
             .collect();
         for h in hs {
-            h.join().map_err(|_| "put thread panicked".to_string())??;
+            h.join()
+                .map_err(|_| Violation::from("put thread panicked"))??;
         }
         Ok(())
     })?;
-    let listed = ok(b.list(&p("index/")), "list")?;
+    let listed = ok(b.list(&p("c/")), "list")?;
     let got: Vec<&str> = listed.iter().map(|o| o.path.as_str()).collect();
     let want: Vec<&str> = names.iter().map(String::as_str).collect();
     ensure!(
@@ -663,10 +691,10 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
     // A large object, whole and in ranges.
     let big = pattern(42, 40 << 20);
     ok(
-        b.put(&p("data/bi/big"), Bytes::from(big.clone())),
+        b.put(&p("b/bi/big"), Bytes::from(big.clone())),
         "put of 40 MiB",
     )?;
-    let back = ok(b.get(&p("data/bi/big")), "get of 40 MiB")?;
+    let back = ok(b.get(&p("b/bi/big")), "get of 40 MiB")?;
     ensure!(
         back.len() == big.len(),
         "40 MiB object reads back {} bytes",
@@ -682,7 +710,7 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
         (40 << 20) - 100..40 << 20,
     ] {
         let got = ok(
-            b.get_range(&p("data/bi/big"), r.clone()),
+            b.get_range(&p("b/bi/big"), r.clone()),
             "get_range of the big object",
         )?;
         let (s, e) = (r.start as usize, r.end as usize);
@@ -700,25 +728,25 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), String> {
         ok(st.write(b"ed!"), "staged write")?;
         ensure!(st.len() == 7, "a staged object counts {} bytes", st.len());
         ensure!(
-            matches!(b.get(&p("data/cd/cdef")), Err(Error::NotFound { .. })),
+            matches!(b.get(&p("b/cd/cdef")), Err(Error::NotFound { .. })),
             "a staged object is visible before its commit"
         );
-        ok(st.commit(&p("data/cd/cdef")), "commit of a staged object")?;
+        ok(st.commit(&p("b/cd/cdef")), "commit of a staged object")?;
         ensure!(
-            ok(b.get(&p("data/cd/cdef")), "get of a committed object")?
+            ok(b.get(&p("b/cd/cdef")), "get of a committed object")?
                 == Bytes::from_static(b"staged!"),
             "a committed object reads back other bytes"
         );
-        let mut dropped = dropped.ok_or("stage gave an object, then none")?;
+        let mut dropped = dropped.ok_or(Violation::from("stage gave an object, then none"))?;
         ok(dropped.write(b"never committed"), "staged write")?;
         drop(dropped);
     }
 
     // Delete.
-    ok(b.delete(&p("keys/a")), "delete")?;
-    ok(b.delete(&p("keys/a")), "delete of a missing object")?;
+    ok(b.delete(&p("a/a")), "delete")?;
+    ok(b.delete(&p("a/a")), "delete of a missing object")?;
     ensure!(
-        matches!(b.get(&p("keys/a")), Err(Error::NotFound { .. })),
+        matches!(b.get(&p("a/a")), Err(Error::NotFound { .. })),
         "a deleted object can still be read"
     );
     let all = ok(b.list(root), "list")?;
@@ -760,12 +788,12 @@ mod tests {
 
     #[test]
     fn fault_specs_parse() {
-        let c = FaultConfig::parse("seed=9, transient=0.25,latency_ms=5,prefix=data/").unwrap();
+        let c = FaultConfig::parse("seed=9, transient=0.25,latency_ms=5,prefix=b/").unwrap();
         assert_eq!(c.seed, 9);
         assert_eq!(c.transient, 0.25);
         assert_eq!(c.latency, Duration::from_millis(5));
         assert_eq!(c.latency_rate, 1.0);
-        assert_eq!(c.prefix.as_deref(), Some("data/"));
+        assert_eq!(c.prefix.as_deref(), Some("b/"));
         for bad in [
             "x",
             "transient=2",
@@ -796,14 +824,14 @@ mod tests {
     fn stats_count_requests_and_writes_by_folder() {
         let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
         let f = FaultyBackend::new(mem, FaultConfig::default());
-        f.put("data/ab/x", Bytes::from_static(b"123")).unwrap();
-        f.create("index/y", Bytes::from_static(b"1")).unwrap();
-        f.get("data/ab/x").unwrap();
-        f.list("data/").unwrap();
+        f.put("a/ab/x", Bytes::from_static(b"123")).unwrap();
+        f.create("b/y", Bytes::from_static(b"1")).unwrap();
+        f.get("a/ab/x").unwrap();
+        f.list("a/").unwrap();
         let s = f.stats();
         assert_eq!(s.requests(), 4);
-        assert_eq!(s.writes_in("data"), 1);
-        assert_eq!(s.writes_in("index"), 1);
+        assert_eq!(s.writes_in("a"), 1);
+        assert_eq!(s.writes_in("b"), 1);
         assert_eq!(s.of(Op::List), 1);
         let j = s.to_json();
         assert!(

@@ -120,9 +120,9 @@ pub fn run(g: &Global, command: &IndexCommand) -> Result<u8> {
                     "segments_superseded": r.superseded.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
                     "junk_removed": r.junk,
                     "delete_errors": r.delete_errors.iter()
-                        .map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+                        .map(|(p, e)| json!({"path": p, "error": e.to_string()})).collect::<Vec<_>>(),
                     "unreadable_packs": r.unreadable.iter()
-                        .map(|u| json!({"path": u.path, "error": u.reason})).collect::<Vec<_>>(),
+                        .map(|u| json!({"path": u.path, "error": u.reason.to_string()})).collect::<Vec<_>>(),
                 }));
             } else {
                 for u in &r.unreadable {
@@ -169,7 +169,7 @@ pub fn run(g: &Global, command: &IndexCommand) -> Result<u8> {
                     "segments_written": r.written.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
                     "segments_deleted": r.deleted.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
                     "delete_errors": r.delete_errors.iter()
-                        .map(|(i, e)| json!({"segment": i.to_hex(), "error": e})).collect::<Vec<_>>(),
+                        .map(|(i, e)| json!({"segment": i.to_hex(), "error": e.to_string()})).collect::<Vec<_>>(),
                     "packs": r.packs,
                     "blobs": r.blobs,
                 }));

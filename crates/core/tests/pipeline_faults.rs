@@ -116,7 +116,7 @@ fn a_failure_in_any_stage_fails_cleanly() {
     let src = work.path().join("src");
     make_source(&src);
     let stages = [
-        (Stage::Walk, 1),
+        (Stage::ReadDir, 1),
         (Stage::Read, 3),
         (Stage::Chunk, 3),
         (Stage::Hash, 5),

@@ -38,9 +38,9 @@ pub enum Error {
         pack: Id,
         /// Blob id.
         blob: Id,
-        /// What was wrong (boxed: keeps every `Result` of the crate small).
+        /// What was wrong.
         #[source]
-        source: Box<BlobDamage>,
+        source: BlobDamage,
     },
     /// A blob the snapshot needs is in no index.
     #[error("blob {blob} is not in the index (data lost or index damaged)")]
@@ -157,9 +157,16 @@ pub enum BlobDamage {
     /// The store returned fewer bytes than asked for.
     #[error("short read")]
     ShortRead,
-    /// The bytes failed to decrypt, decompress, verify or decode.
+    /// The bytes failed to decrypt, decompress, verify or decode (boxed:
+    /// keeps every `Result` of the crate small).
     #[error(transparent)]
-    Format(#[from] lifeboat_format::Error),
+    Format(Box<lifeboat_format::Error>),
+}
+
+impl From<lifeboat_format::Error> for BlobDamage {
+    fn from(e: lifeboat_format::Error) -> Self {
+        BlobDamage::Format(Box::new(e))
+    }
 }
 
 impl Error {
@@ -196,7 +203,7 @@ impl Error {
         Error::CorruptBlob {
             pack,
             blob,
-            source: Box::new(source.into()),
+            source: source.into(),
         }
     }
 
@@ -234,3 +241,53 @@ fn io_is_transient(e: &std::io::Error) -> bool {
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_error(unavailable: bool) -> lifeboat_store::Error {
+        let (path, reason) = ("data/x".to_string(), "503".to_string());
+        if unavailable {
+            lifeboat_store::Error::Unavailable { path, reason }
+        } else {
+            lifeboat_store::Error::PermissionDenied { path, reason }
+        }
+    }
+
+    #[test]
+    fn only_errors_a_retry_may_cure_are_transient() {
+        let io = |kind| Error::io("/f", std::io::Error::from(kind));
+        assert!(Error::Store(store_error(true)).is_transient());
+        assert!(!Error::Store(store_error(false)).is_transient());
+        assert!(Error::Index(lifeboat_index::Error::Store(store_error(true))).is_transient());
+        assert!(
+            Error::Index(lifeboat_index::Error::SegmentVanished {
+                segment: "ab".into()
+            })
+            .is_transient()
+        );
+        assert!(io(std::io::ErrorKind::TimedOut).is_transient());
+        assert!(io(std::io::ErrorKind::Interrupted).is_transient());
+        assert!(!io(std::io::ErrorKind::NotFound).is_transient());
+        assert!(!Error::WrongPassword.is_transient());
+        assert!(
+            !Error::corrupt_blob(Id::default(), Id::default(), BlobDamage::ShortRead)
+                .is_transient()
+        );
+    }
+
+    #[test]
+    fn a_corrupt_blob_keeps_its_cause() {
+        let e = Error::corrupt_blob(
+            Id::default(),
+            Id::default(),
+            lifeboat_format::Error::WrongPassword,
+        );
+        let cause = std::error::Error::source(&e).expect("no cause");
+        let Some(BlobDamage::Format(format)) = cause.downcast_ref::<BlobDamage>() else {
+            panic!("cause is not the format error: {cause:?}");
+        };
+        assert!(matches!(**format, lifeboat_format::Error::WrongPassword));
+    }
+}

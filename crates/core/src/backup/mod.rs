@@ -154,7 +154,7 @@ impl Repository {
         };
         let mut parent_id = None;
 
-        let walked = saver.drive(rx, || -> Result<(Id, Vec<String>, SourceKind)> {
+        let archived = saver.drive(rx, || -> Result<(Id, Vec<String>, SourceKind)> {
             let (tree, paths, kind) = match source {
                 BackupSource::Paths(paths) => {
                     if paths.is_empty() {
@@ -246,7 +246,7 @@ impl Repository {
             archiver.content.check_stop()?;
             Ok((tree, paths, kind))
         });
-        let (tree, paths, kind) = walked?;
+        let (tree, paths, kind) = archived?;
         saver.finish()?;
         let errors = archiver
             .errors

@@ -308,7 +308,7 @@ impl<'r> BlobSaver<'r> {
     /// Run `work` (which saves blobs) while the uploader threads upload the
     /// packs it fills; then queue the partial packs, stop the uploaders and
     /// wait for them. Returns `work`'s result, or the first upload error
-    /// (workers only see "an upload failed"). Call [`Self::finish`] after.
+    /// (workers only see [`Error::UploadFailed`]). Call [`Self::finish`] after.
     pub fn drive<T>(&self, rx: Receiver<OpenPack>, work: impl FnOnce() -> Result<T>) -> Result<T> {
         std::thread::scope(|s| {
             let uploaders = lock(&self.slots).limit - FILLING;

@@ -244,7 +244,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{BlobDamage, Error};
+    use lifeboat_format::Id;
 
     fn store_error(unavailable: bool) -> lifeboat_store::Error {
         let (path, reason) = ("data/x".to_string(), "503".to_string());

@@ -15,13 +15,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use lifeboat_format::layout::{Folder, object_path};
 use lifeboat_format::{BlobType, Id, MasterKey, Snapshot, Tree, open_blob};
-use lifeboat_index::{BlobLocation, pack_path};
+use lifeboat_index::BlobLocation;
 use lifeboat_store::Backend;
 use rayon::prelude::*;
 
-use crate::failpoint::FailPoints;
-use crate::saver::BlobSaver;
+use crate::error::BlobDamage;
+use crate::saver::{BlobSaver, DEFAULT_UPLOADERS};
 use crate::{Error, InitOptions, Progress, Repository, Result};
 
 /// What [`copy_snapshots`] did.
@@ -58,11 +59,12 @@ pub fn init_with_params_from(
     opts: &InitOptions,
     source: &Repository,
 ) -> Result<Repository> {
-    let fresh = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
+    let fresh = MasterKey::generate().map_err(|e| Error::format("generating the master key", e))?;
     let mut bytes = fresh.to_bytes();
     let theirs = source.key.to_bytes();
     bytes[32..].copy_from_slice(&theirs[32..]);
-    let key = MasterKey::from_bytes(&bytes).map_err(|e| Error::Internal(e.to_string()))?;
+    let key = MasterKey::from_bytes(&bytes)
+        .map_err(|e| Error::format("combining the source's id key with a new data key", e))?;
     let mut opts = opts.clone();
     opts.chunker = source.config.chunker;
     Repository::init_with_key(backend, password, &opts, key)
@@ -116,10 +118,12 @@ pub fn copy_snapshots(
             .par_iter()
             .map(|id| {
                 let bytes = src.read_blob(BlobType::Tree, id)?;
-                let tree = Tree::decode(&bytes).map_err(|e| Error::CorruptBlob {
-                    pack: src.index().get(id).map(|l| l.pack).unwrap_or_default(),
-                    blob: *id,
-                    reason: e.to_string(),
+                let tree = Tree::decode(&bytes).map_err(|e| {
+                    Error::corrupt_blob(
+                        src.index().get(id).map(|l| l.pack).unwrap_or_default(),
+                        *id,
+                        e,
+                    )
                 })?;
                 Ok((*id, bytes, tree))
             })
@@ -159,8 +163,7 @@ pub fn copy_snapshots(
             by_pack.entry(loc.pack).or_default().push((*id, loc));
         }
     }
-    let fail = FailPoints::default();
-    let (saver, rx) = BlobSaver::new(dst, crate::backup::UPLOADERS, &fail);
+    let (saver, rx) = BlobSaver::new(dst, DEFAULT_UPLOADERS);
     saver.drive(rx, || -> Result<()> {
         let sent = AtomicU64::new(0);
         let bytes_sent = AtomicU64::new(0);
@@ -184,35 +187,15 @@ pub fn copy_snapshots(
                     .unwrap_or(0);
                 let span = src
                     .backend
-                    .get_range(&pack_path(pack), start..end)
-                    .map_err(|e| match e {
-                        e if e.is_not_found() => Error::CorruptBlob {
-                            pack: *pack,
-                            blob: blobs[0].0,
-                            reason: "pack is missing".into(),
-                        },
-                        lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
-                            pack: *pack,
-                            blob: blobs[0].0,
-                            reason: format!("pack is truncated ({len} bytes)"),
-                        },
-                        other => Error::Store(other),
-                    })?;
+                    .get_range(&object_path(Folder::Data, pack), start..end)
+                    .map_err(|e| Error::pack_read(*pack, blobs[0].0, e))?;
                 for (id, l) in blobs {
                     let off = (u64::from(l.offset) - start) as usize;
-                    let stored = span.get(off..off + l.stored_len as usize).ok_or_else(|| {
-                        Error::CorruptBlob {
-                            pack: *pack,
-                            blob: *id,
-                            reason: "short read".into(),
-                        }
-                    })?;
+                    let stored = span
+                        .get(off..off + l.stored_len as usize)
+                        .ok_or_else(|| Error::corrupt_blob(*pack, *id, BlobDamage::ShortRead))?;
                     let plain = open_blob(&src.key, BlobType::Data, id, l.flags, l.raw_len, stored)
-                        .map_err(|e| Error::CorruptBlob {
-                            pack: *pack,
-                            blob: *id,
-                            reason: e.to_string(),
-                        })?;
+                        .map_err(|e| Error::corrupt_blob(*pack, *id, e))?;
                     if saver.save_with_id(BlobType::Data, *id, &plain)? {
                         sent.fetch_add(1, Ordering::Relaxed);
                         bytes_sent.fetch_add(plain.len() as u64, Ordering::Relaxed);

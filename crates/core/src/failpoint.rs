@@ -1,20 +1,19 @@
 //! Failure injection for tests of the backup pipeline.
 //!
 //! A test names one stage and, optionally, how many passes through it
-//! succeed first; that pass then fails as a real error from that stage
-//! would. Production code never sets it: [`crate::BackupOptions`] leaves
-//! it empty, and an empty one costs one branch per check.
+//! succeed first; that pass then fails with [`crate::Error::Injected`],
+//! which the pipeline must handle as it would a real error there. Compiled
+//! only with the `testing` feature: without it the `fail_point!` checks
+//! expand to `Ok(())`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::{Error, Result};
 
 /// A stage of the backup pipeline.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Listing a directory.
-    Walk,
+    /// Listing a directory of the backup source.
+    ReadDir,
     /// Reading a file or stream.
     Read,
     /// Cutting content into chunks.
@@ -43,6 +42,12 @@ pub struct FailPoints {
     passes: AtomicU64,
 }
 
+/// Points that never fire: what a pipeline without a test's points uses.
+pub(crate) static NONE: FailPoints = FailPoints {
+    at: None,
+    passes: AtomicU64::new(0),
+};
+
 impl Clone for FailPoints {
     fn clone(&self) -> Self {
         FailPoints {
@@ -61,20 +66,12 @@ impl FailPoints {
         }
     }
 
-    /// Fail if this pass through `stage` is the chosen one.
+    /// Whether this pass through `stage` is the one to fail.
     #[inline]
-    pub(crate) fn check(&self, stage: Stage) -> Result<()> {
+    pub(crate) fn fires(&self, stage: Stage) -> bool {
         match self.at {
-            Some((s, after)) if s == stage => {
-                if self.passes.fetch_add(1, Ordering::Relaxed) >= after {
-                    Err(Error::Internal(format!(
-                        "injected failure in stage {stage:?}"
-                    )))
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
+            Some((s, after)) if s == stage => self.passes.fetch_add(1, Ordering::Relaxed) >= after,
+            _ => false,
         }
     }
 }

@@ -38,12 +38,16 @@ impl PathFilter {
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
-                .map_err(|e| Error::InvalidArgument(format!("pattern {p:?}: {e}")))?;
+                .map_err(|source| Error::InvalidPattern {
+                    pattern: p.to_string(),
+                    source,
+                })?;
             b.add(g);
         }
-        let set = b
-            .build()
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let set = b.build().map_err(|source| Error::InvalidPattern {
+            pattern: patterns.join(", "),
+            source,
+        })?;
         Ok(PathFilter {
             set: Some(set),
             patterns: patterns.to_vec(),

@@ -1,40 +1,68 @@
 //! The Lifeboat repository engine.
 //!
 //! Owns [`Repository`]: creating and opening repositories and their key
-//! slots, the backup pipeline (walk → read → chunk → hash → dedup →
-//! compress → encrypt → pack → upload), restore, snapshots, trees, diff and
-//! stats. Byte layouts belong to `lifeboat-format`, storage to
-//! `lifeboat-store`, blob lookup to `lifeboat-index`; this crate composes
-//! them and must not define encodings of its own.
+//! slots, the backup pipeline (read the source → chunk → hash → dedup →
+//! compress → encrypt → pack → upload), restore, copy, snapshots, trees,
+//! diff and stats. It composes the other crates and must not touch what
+//! they own: byte layouts, encodings and the store's folder names belong
+//! to `lifeboat-format` (see `lifeboat_format::layout`), storage to
+//! `lifeboat-store`, blob lookup to `lifeboat-index`, retention to
+//! `lifeboat-prune` and verification to `lifeboat-check`.
+//!
+//! The `testing` feature adds failure injection into the backup pipeline
+//! (`FailPoints`, `Stage`, `BackupOptions::fail`), for tests only.
+
+/// Fail here if the test's [`FailPoints`] say so: `fail_point!(points, Stage)`
+/// evaluates to a `Result<()>`. Without the `testing` feature it is `Ok(())`
+/// and the points expression is not compiled.
+#[cfg(feature = "testing")]
+macro_rules! fail_point {
+    ($points:expr, $stage:ident) => {
+        if $points.fires($crate::failpoint::Stage::$stage) {
+            Err($crate::Error::Injected($crate::failpoint::Stage::$stage))
+        } else {
+            $crate::Result::<()>::Ok(())
+        }
+    };
+}
+#[cfg(not(feature = "testing"))]
+macro_rules! fail_point {
+    ($points:expr, $stage:ident) => {
+        $crate::Result::<()>::Ok(())
+    };
+}
 
 mod backup;
 mod copy;
+mod diff;
+mod entry_error;
 mod error;
+#[cfg(feature = "testing")]
 mod failpoint;
 mod filter;
+#[doc(hidden)]
+pub mod internals;
 mod meta;
+mod progress;
 mod repo;
 mod restore;
 mod restore_plan;
 mod saver;
-mod walk;
+mod stats;
+mod tree_walk;
 
-pub use backup::{BackupOptions, BackupReport, BackupSource, EntryError, Progress};
+pub use backup::{BackupOptions, BackupReport, BackupSource};
 pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};
-pub use error::{Error, Result};
-#[doc(hidden)]
+pub use diff::{Change, DiffEntry};
+pub use entry_error::EntryError;
+pub use error::{BlobDamage, Error, Result};
+#[cfg(feature = "testing")]
 pub use failpoint::{FailPoints, Stage};
 pub use filter::{PathFilter, SnapshotFilter};
+pub use progress::Progress;
 pub use repo::{InitOptions, KeyInfo, Repository};
 pub use restore::{RestoreOptions, RestoreReport};
-
-/// Access to a repository's insides for the other Lifeboat crates; not part
-/// of the embedding API.
-#[doc(hidden)]
-pub mod internals {
-    pub use crate::repo::RepositoryInternals;
-}
-pub use walk::{Change, DiffEntry, Stats};
+pub use stats::Stats;
 
 pub use lifeboat_format as format;
 pub use lifeboat_store as store;

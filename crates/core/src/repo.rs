@@ -1,13 +1,15 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use lifeboat_chunker::Chunker;
+use lifeboat_format::layout::{self, Folder, object_path};
 use lifeboat_format::{
     BlobType, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot, MasterKey, Snapshot,
     Tree, open_blob,
 };
-use lifeboat_index::{Index, IndexOptions, pack_path};
+use lifeboat_index::{Index, IndexOptions};
 use lifeboat_store::Backend;
 
+use crate::error::BlobDamage;
 use crate::{Error, Result};
 
 /// Settings for a new repository.
@@ -87,18 +89,6 @@ pub(crate) fn username() -> String {
         .unwrap_or_default()
 }
 
-fn key_path(id: &Id) -> String {
-    format!("keys/{}", id.to_hex())
-}
-
-fn snapshot_path(id: &Id) -> String {
-    format!("snapshots/{}", id.to_hex())
-}
-
-fn random_id() -> Result<Id> {
-    Id::random().map_err(|e| Error::Internal(e.to_string()))
-}
-
 impl Repository {
     /// Create a repository in an empty store, protected by `password`.
     /// Refuses if a repository (a `config` object) is already there.
@@ -107,7 +97,8 @@ impl Repository {
         password: &[u8],
         opts: &InitOptions,
     ) -> Result<Repository> {
-        let key = MasterKey::generate().map_err(|e| Error::Internal(e.to_string()))?;
+        let key =
+            MasterKey::generate().map_err(|e| Error::format("generating the master key", e))?;
         Repository::init_with_key(backend, password, opts, key)
     }
 
@@ -119,7 +110,7 @@ impl Repository {
         opts: &InitOptions,
         key: MasterKey,
     ) -> Result<Repository> {
-        match backend.head("config") {
+        match backend.head(layout::CONFIG) {
             Ok(_) => {
                 return Err(Error::AlreadyInitialized {
                     location: backend.location(),
@@ -135,7 +126,7 @@ impl Repository {
             opts.chunker.max_size as usize,
             0,
         )
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        .map_err(Error::InvalidChunkerParams)?;
         if opts.pack_size < (1 << 20) {
             return Err(Error::InvalidArgument(
                 "pack size must be at least 1 MiB".into(),
@@ -143,7 +134,7 @@ impl Repository {
         }
         let config = Config {
             version: FORMAT_VERSION,
-            id: random_id()?,
+            id: Id::random().map_err(|e| Error::format("generating the repository id", e))?,
             chunker: opts.chunker,
             compression_level: opts.compression_level,
             pack_size: opts.pack_size,
@@ -157,17 +148,17 @@ impl Repository {
             hostname(),
             username(),
         )
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        .map_err(Error::InvalidKdf)?;
         let slot_bytes = slot.to_json();
         let key_id = Id::of_object(&slot_bytes);
-        backend.create(&key_path(&key_id), slot_bytes.into())?;
+        backend.create(&object_path(Folder::Keys, &key_id), slot_bytes.into())?;
         let cfg_bytes = config
             .encode(&key)
-            .map_err(|e| Error::corrupt("config", e))?;
-        match backend.create("config", cfg_bytes.into()) {
+            .map_err(|e| Error::corrupt(layout::CONFIG, e))?;
+        match backend.create(layout::CONFIG, cfg_bytes.into()) {
             Ok(()) => {}
             Err(lifeboat_store::Error::AlreadyExists { .. }) => {
-                let _ = backend.delete(&key_path(&key_id));
+                let _ = backend.delete(&object_path(Folder::Keys, &key_id));
                 return Err(Error::AlreadyInitialized {
                     location: backend.location(),
                 });
@@ -208,7 +199,7 @@ impl Repository {
         password: &[u8],
         load_index: Option<Option<std::path::PathBuf>>,
     ) -> Result<Repository> {
-        let cfg_bytes = match backend.get("config") {
+        let cfg_bytes = match backend.get(layout::CONFIG) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
                 return Err(Error::RepositoryNotFound {
@@ -217,7 +208,8 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let version = Config::peek_version(&cfg_bytes).map_err(|e| Error::corrupt("config", e))?;
+        let version =
+            Config::peek_version(&cfg_bytes).map_err(|e| Error::corrupt(layout::CONFIG, e))?;
         if version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion(
                 lifeboat_format::Error::UnsupportedVersion {
@@ -229,7 +221,7 @@ impl Repository {
         }
         let mut opened = None;
         let mut last_err = None;
-        for obj in backend.list("keys/")? {
+        for obj in backend.list(&Folder::Keys.prefix())? {
             let bytes = match backend.get(&obj.path) {
                 Ok(b) => b,
                 // Removed since the listing: some stores (Garage) may list
@@ -262,7 +254,8 @@ impl Repository {
                 _ => Error::WrongPassword,
             });
         };
-        let config = Config::decode(&key, &cfg_bytes).map_err(|e| Error::corrupt("config", e))?;
+        let config =
+            Config::decode(&key, &cfg_bytes).map_err(|e| Error::corrupt(layout::CONFIG, e))?;
         let index = match load_index {
             None => Index::new(),
             Some(cache_root) => {
@@ -290,7 +283,7 @@ impl Repository {
             config.chunker.max_size as usize,
             key.chunker_seed(),
         )
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        .map_err(Error::InvalidChunkerParams)?;
         Ok(Repository {
             backend,
             key,
@@ -336,7 +329,7 @@ impl Repository {
     /// All key slots.
     pub fn keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
-        for obj in self.backend.list("keys/")? {
+        for obj in self.backend.list(&Folder::Keys.prefix())? {
             let bytes = match self.backend.get(&obj.path) {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => continue, // removed since the listing
@@ -366,10 +359,11 @@ impl Repository {
             hostname(),
             username(),
         )
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        .map_err(Error::InvalidKdf)?;
         let bytes = slot.to_json();
         let id = Id::of_object(&bytes);
-        self.backend.create(&key_path(&id), bytes.into())?;
+        self.backend
+            .create(&object_path(Folder::Keys, &id), bytes.into())?;
         Ok(id)
     }
 
@@ -393,7 +387,7 @@ impl Repository {
         if k.current {
             return Err(Error::KeyInUse(k.id.short()));
         }
-        self.backend.delete(&key_path(&k.id))?;
+        self.backend.delete(&object_path(Folder::Keys, &k.id))?;
         Ok(k.id)
     }
 
@@ -403,7 +397,7 @@ impl Repository {
         let new_id = self.add_key(new_password, kdf)?;
         let old = self.key_id;
         self.key_id = new_id;
-        self.backend.delete(&key_path(&old))?;
+        self.backend.delete(&object_path(Folder::Keys, &old))?;
         Ok(new_id)
     }
 
@@ -412,10 +406,10 @@ impl Repository {
     /// Ids of all snapshots.
     pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
         self.backend
-            .list("snapshots/")?
+            .list(&Folder::Snapshots.prefix())?
             .iter()
             .map(|o| {
-                let name = o.path.trim_start_matches("snapshots/");
+                let name = o.path.trim_start_matches(&Folder::Snapshots.prefix());
                 name.parse().map_err(|e| Error::corrupt(o.path.clone(), e))
             })
             .collect()
@@ -423,7 +417,7 @@ impl Repository {
 
     /// Load one snapshot.
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let path = snapshot_path(id);
+        let path = object_path(Folder::Snapshots, id);
         let bytes = self.backend.get(&path)?;
         if Id::of_object(&bytes) != *id {
             return Err(Error::corrupt(
@@ -459,13 +453,14 @@ impl Repository {
             .encode(&self.key, self.config.compression_level)
             .map_err(|e| Error::corrupt("snapshot", e))?;
         let id = Id::of_object(&bytes);
-        self.backend.put(&snapshot_path(&id), bytes.into())?;
+        self.backend
+            .put(&object_path(Folder::Snapshots, &id), bytes.into())?;
         Ok(id)
     }
 
     /// Remove a snapshot object (its data stays until prune).
     pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
-        Ok(self.backend.delete(&snapshot_path(id))?)
+        Ok(self.backend.delete(&object_path(Folder::Snapshots, id))?)
     }
 
     /// Resolve `spec` (`latest`, a full id or a unique prefix) among the
@@ -513,15 +508,18 @@ impl Repository {
             .get(id)
             .ok_or(Error::BlobNotFound { blob: *id })?;
         if loc.blob_type != blob_type {
-            return Err(Error::CorruptBlob {
-                pack: loc.pack,
-                blob: *id,
-                reason: format!("indexed as {:?}, expected {:?}", loc.blob_type, blob_type),
-            });
+            return Err(Error::corrupt_blob(
+                loc.pack,
+                *id,
+                BlobDamage::WrongType {
+                    indexed: loc.blob_type,
+                    expected: blob_type,
+                },
+            ));
         }
         let start = u64::from(loc.offset);
         let (path, range) = (
-            pack_path(&loc.pack),
+            object_path(Folder::Data, &loc.pack),
             start..start + u64::from(loc.stored_len),
         );
         // Tree packs are metadata: a caching store keeps them locally.
@@ -529,26 +527,9 @@ impl Repository {
             BlobType::Tree => self.backend.get_metadata_range(&path, range),
             BlobType::Data => self.backend.get_range(&path, range),
         }
-        .map_err(|e| match e {
-            e if e.is_not_found() => Error::CorruptBlob {
-                pack: loc.pack,
-                blob: *id,
-                reason: "pack is missing".into(),
-            },
-            lifeboat_store::Error::Truncated { len, .. } => Error::CorruptBlob {
-                pack: loc.pack,
-                blob: *id,
-                reason: format!("pack is truncated ({len} bytes)"),
-            },
-            other => Error::Store(other),
-        })?;
-        open_blob(&self.key, blob_type, id, loc.flags, loc.raw_len, &stored).map_err(|e| {
-            Error::CorruptBlob {
-                pack: loc.pack,
-                blob: *id,
-                reason: e.to_string(),
-            }
-        })
+        .map_err(|e| Error::pack_read(loc.pack, *id, e))?;
+        open_blob(&self.key, blob_type, id, loc.flags, loc.raw_len, &stored)
+            .map_err(|e| Error::corrupt_blob(loc.pack, *id, e))
     }
 
     /// Load and decode a tree blob.
@@ -561,11 +542,11 @@ impl Repository {
     pub(crate) fn decode_tree(&self, id: &Id, bytes: &[u8]) -> Result<Tree> {
         Tree::decode(bytes).map_err(|e| match e {
             lifeboat_format::Error::UnsupportedVersion { .. } => Error::UnsupportedVersion(e),
-            e => Error::CorruptBlob {
-                pack: self.index().get(id).map(|l| l.pack).unwrap_or_default(),
-                blob: *id,
-                reason: e.to_string(),
-            },
+            e => Error::corrupt_blob(
+                self.index().get(id).map(|l| l.pack).unwrap_or_default(),
+                *id,
+                e,
+            ),
         })
     }
 }

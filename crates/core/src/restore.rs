@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use lifeboat_format::{BlobType, ContentPart, Id, Node, NodeKind, Snapshot};
 use rayon::prelude::*;
 
-use crate::backup::{EntryError, Progress};
 use crate::filter::PathFilter;
 use crate::meta::{apply_metadata, own_ids};
+use crate::{EntryError, Progress};
 use crate::{Error, Repository, Result};
 
 /// Restore settings.
@@ -56,50 +56,6 @@ fn os(b: &[u8]) -> &OsStr {
 }
 
 impl Repository {
-    /// Visit every node under `tree` in depth-first pre-order, with its path
-    /// (starting with `/`). Returning `false` from `f` for a directory skips
-    /// its contents.
-    pub fn walk(&self, tree: &Id, f: &mut dyn FnMut(&Path, &Node) -> Result<bool>) -> Result<()> {
-        self.walk_inner(tree, Path::new("/"), f)
-    }
-
-    pub(crate) fn walk_inner(
-        &self,
-        tree: &Id,
-        base: &Path,
-        f: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
-    ) -> Result<()> {
-        self.walk_owned(tree, base, &mut HashMap::new(), &mut |p, n| {
-            let sub = n.subtree;
-            Ok(f(p, &n)?.then_some(sub).flatten())
-        })
-    }
-
-    /// The walk, taking trees from `trees` (removing them) when there and
-    /// from the repository when not, and handing each node over by value:
-    /// `f` returns the subtree to descend into, if any. Restore keeps the nodes it selects without
-    /// copying them, so the trees it prefetched are not held twice.
-    fn walk_owned(
-        &self,
-        tree: &Id,
-        base: &Path,
-        trees: &mut HashMap<Id, Vec<u8>>,
-        f: &mut dyn FnMut(&Path, Node) -> Result<Option<Id>>,
-    ) -> Result<()> {
-        let t = match trees.remove(tree) {
-            Some(b) => self.decode_tree(tree, &b)?,
-            None => self.load_tree(tree)?,
-        };
-        for n in t.nodes {
-            let p = base.join(os(&n.name));
-            let dir = n.kind == NodeKind::Dir;
-            if let Some(sub) = f(&p, n)?.filter(|_| dir) {
-                self.walk_owned(&sub, &p, trees, f)?;
-            }
-        }
-        Ok(())
-    }
-
     /// The plaintext of every tree under `root`, read, decrypted and
     /// verified one level at a time in parallel on `pool` (one by one, tree
     /// loading was a sixth of a restore of 100k files). Kept encoded, a
@@ -213,7 +169,7 @@ impl Repository {
             .num_threads(opts.threads.unwrap_or_else(|| self.default_io_threads()))
             .thread_name(|i| format!("lifeboat-restore-{i}"))
             .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(Error::ThreadPool)?;
         // 1. Select entries.
         let mut all: Vec<(Entry, bool)> = Vec::new();
         let mut selected_dirs: HashSet<PathBuf> = HashSet::new();

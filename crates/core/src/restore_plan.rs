@@ -17,11 +17,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use lifeboat_format::layout::{Folder, object_path};
 use lifeboat_format::{BlobFlags, BlobType, ContentPart, Id, Node, open_blob_in_place};
-use lifeboat_index::pack_path;
 use rayon::prelude::*;
 
-use crate::backup::Progress;
+use crate::Progress;
+use crate::error::BlobDamage;
 use crate::meta::{apply_file_metadata, creation_mode};
 use crate::{Error, Repository};
 
@@ -325,7 +326,7 @@ impl Repository {
     }
 
     fn restore_pack(&self, pack: &Id, wants: &[Want], slots: &[Slot<'_>], ctx: &Ctx) {
-        let path = pack_path(pack);
+        let path = object_path(Folder::Data, pack);
         let mut i = 0;
         while i < wants.len() {
             // Extend the span while the next blob is close and it stays small.
@@ -361,20 +362,16 @@ impl Repository {
                     continue;
                 }
                 Err(e) => {
+                    // The message per blob, as it would be for a read of that blob alone.
                     let reason = match e {
-                        e if e.is_not_found() => "pack is missing".to_string(),
+                        e if e.is_not_found() => BlobDamage::PackMissing.to_string(),
                         lifeboat_store::Error::Truncated { len, .. } => {
-                            format!("pack is truncated ({len} bytes)")
+                            BlobDamage::PackTruncated { len }.to_string()
                         }
                         other => other.to_string(),
                     };
                     for w in span {
-                        let why = Error::CorruptBlob {
-                            pack: *pack,
-                            blob: w.id,
-                            reason: reason.clone(),
-                        }
-                        .to_string();
+                        let why = format!("pack {pack}, blob {}: {reason}", w.id);
                         for (s, _) in &w.targets {
                             slots[*s].fail(why.clone());
                         }
@@ -412,12 +409,7 @@ impl Repository {
                 match opened {
                     Ok(()) => {}
                     Err(e) => {
-                        let why = Error::CorruptBlob {
-                            pack: *pack,
-                            blob: w.id,
-                            reason: e.to_string(),
-                        }
-                        .to_string();
+                        let why = Error::corrupt_blob(*pack, w.id, e).to_string();
                         for (s, _) in &w.targets {
                             slots[*s].fail(why.clone());
                         }

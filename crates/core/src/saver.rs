@@ -17,14 +17,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
+use lifeboat_format::layout::{Folder, object_path};
 use lifeboat_format::{
     BlobType, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, SealedBlob, seal_blob_with_id,
 };
-use lifeboat_index::{pack_path, write_segment};
+use lifeboat_index::write_segment;
 use lifeboat_store::StagedObject;
 
-use crate::failpoint::{FailPoints, Stage};
+#[cfg(feature = "testing")]
+use crate::failpoint::FailPoints;
 use crate::{Error, Repository, Result};
+
+/// Pack upload threads, unless the caller asks for another number.
+pub(crate) const DEFAULT_UPLOADERS: usize = 2;
 
 /// Packs per index segment written while a backup runs, so a crash loses
 /// little indexing work.
@@ -63,7 +68,7 @@ impl OpenPack {
     fn add(&mut self, blob: &SealedBlob) -> Result<()> {
         self.pack
             .add(blob)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::format("adding a blob to a pack", e))?;
         if let Some(f) = &mut self.file {
             f.write(&blob.bytes)?;
         }
@@ -94,6 +99,7 @@ pub(crate) struct BlobSaver<'r> {
     /// The first error of an uploader.
     error: Mutex<Option<Error>>,
     failed: AtomicBool,
+    #[cfg(feature = "testing")]
     fail: &'r FailPoints,
     pub stats: SaverStats,
 }
@@ -101,11 +107,7 @@ pub(crate) struct BlobSaver<'r> {
 impl<'r> BlobSaver<'r> {
     /// A saver for `uploaders` upload threads, and the receiving end of its
     /// pack channel to hand to [`Self::drive`].
-    pub fn new(
-        repo: &'r Repository,
-        uploaders: usize,
-        fail: &'r FailPoints,
-    ) -> (Self, Receiver<OpenPack>) {
+    pub fn new(repo: &'r Repository, uploaders: usize) -> (Self, Receiver<OpenPack>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let saver = BlobSaver {
             repo,
@@ -122,10 +124,17 @@ impl<'r> BlobSaver<'r> {
             written: Mutex::new(Vec::new()),
             error: Mutex::new(None),
             failed: AtomicBool::new(false),
-            fail,
+            #[cfg(feature = "testing")]
+            fail: &crate::failpoint::NONE,
             stats: SaverStats::default(),
         };
         (saver, rx)
+    }
+
+    /// This saver, failing where `fail` says.
+    #[cfg(feature = "testing")]
+    pub fn with_fail_points(self, fail: &'r FailPoints) -> Self {
+        BlobSaver { fail, ..self }
     }
 
     fn capacity(&self) -> usize {
@@ -199,7 +208,7 @@ impl<'r> BlobSaver<'r> {
     /// Store `data` as a blob unless the repository or this run has it.
     /// Returns the id and whether it was new.
     pub fn save(&self, blob_type: BlobType, data: &[u8]) -> Result<(Id, bool)> {
-        self.fail.check(Stage::Hash)?;
+        fail_point!(self.fail, Hash)?;
         let id = self.repo.key.blob_id(data);
         self.save_with_id(blob_type, id, data).map(|new| (id, new))
     }
@@ -207,11 +216,11 @@ impl<'r> BlobSaver<'r> {
     /// As [`Self::save`], for a blob whose id is known.
     pub fn save_with_id(&self, blob_type: BlobType, id: Id, data: &[u8]) -> Result<bool> {
         self.check_failed()?;
-        self.fail.check(Stage::Dedup)?;
+        fail_point!(self.fail, Dedup)?;
         if self.repo.index().contains(&id) || !lock(&self.inflight).insert(id) {
             return Ok(false);
         }
-        self.fail.check(Stage::Seal)?;
+        fail_point!(self.fail, Seal)?;
         let sealed = seal_blob_with_id(
             &self.repo.key,
             blob_type,
@@ -219,7 +228,7 @@ impl<'r> BlobSaver<'r> {
             data,
             self.repo.config.compression_level,
         )
-        .map_err(|e| Error::Internal(format!("sealing blob: {e}")))?;
+        .map_err(|e| Error::format("sealing a blob", e))?;
         let counter = match blob_type {
             BlobType::Data => &self.stats.data_blobs,
             BlobType::Tree => &self.stats.tree_blobs,
@@ -231,18 +240,17 @@ impl<'r> BlobSaver<'r> {
         self.stats
             .bytes_stored
             .fetch_add(sealed.bytes.len() as u64, Ordering::Relaxed);
-        self.fail.check(Stage::Pack)?;
+        fail_point!(self.fail, Pack)?;
         let full = {
             let mut slot = lock(&self.packers[blob_type as usize]);
-            if slot.is_none() {
-                *slot = Some(self.open_pack(blob_type)?);
-            }
-            let added = match slot.as_mut() {
-                Some(p) => p
-                    .add(&sealed)
-                    .map(|()| p.pack.len() >= self.repo.config.pack_size as usize),
-                None => Err(Error::Internal("no open pack".into())),
+            let open = match slot.take() {
+                Some(p) => p,
+                None => self.open_pack(blob_type)?,
             };
+            let p = slot.insert(open);
+            let added = p
+                .add(&sealed)
+                .map(|()| p.pack.len() >= self.repo.config.pack_size as usize);
             match added {
                 Ok(true) => slot.take(),
                 Ok(false) => None,
@@ -267,7 +275,7 @@ impl<'r> BlobSaver<'r> {
 
     fn check_failed(&self) -> Result<()> {
         if self.failed.load(Ordering::Relaxed) {
-            return Err(Error::Internal("an upload failed".into()));
+            return Err(Error::UploadFailed);
         }
         Ok(())
     }
@@ -285,10 +293,14 @@ impl<'r> BlobSaver<'r> {
     fn send(&self, p: OpenPack) -> Result<()> {
         let tx = lock(&self.tx).clone();
         match tx {
-            Some(tx) => tx
-                .send(p)
-                .map_err(|_| Error::Internal("the uploaders stopped".into()))?,
-            None => return Err(Error::Internal("the saver is closed".into())),
+            Some(tx) => tx.send(p).map_err(|_| {
+                Error::Internal("a pack was sent after the uploaders stopped".into())
+            })?,
+            None => {
+                return Err(Error::Internal(
+                    "a pack was sent after the saver closed".into(),
+                ));
+            }
         }
         self.check_failed()
     }
@@ -296,7 +308,7 @@ impl<'r> BlobSaver<'r> {
     /// Run `work` (which saves blobs) while the uploader threads upload the
     /// packs it fills; then queue the partial packs, stop the uploaders and
     /// wait for them. Returns `work`'s result, or the first upload error
-    /// (workers only see "an upload failed"). Call [`Self::finish`] after.
+    /// (workers only see [`Error::UploadFailed`]). Call [`Self::finish`] after.
     pub fn drive<T>(&self, rx: Receiver<OpenPack>, work: impl FnOnce() -> Result<T>) -> Result<T> {
         std::thread::scope(|s| {
             let uploaders = lock(&self.slots).limit - FILLING;
@@ -352,20 +364,22 @@ impl<'r> BlobSaver<'r> {
         let (bytes, id, entries) = p
             .pack
             .finish(&self.repo.key)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        self.fail.check(Stage::Upload)?;
+            .map_err(|e| Error::format("finishing a pack", e))?;
+        fail_point!(self.fail, Upload)?;
         let (size, reuse) = match p.file {
             // A staged pack: `bytes` is its header and trailer.
             Some(mut f) => {
                 f.write(&bytes)?;
                 let size = f.len();
-                f.commit(&pack_path(&id))?;
+                f.commit(&object_path(Folder::Data, &id))?;
                 (size, None)
             }
             None => {
                 let size = bytes.len() as u64;
                 let bytes = bytes::Bytes::from(bytes);
-                self.repo.backend.put(&pack_path(&id), bytes.clone())?;
+                self.repo
+                    .backend
+                    .put(&object_path(Folder::Data, &id), bytes.clone())?;
                 (size, Some(bytes))
             }
         };
@@ -390,7 +404,7 @@ impl<'r> BlobSaver<'r> {
         if packs.is_empty() {
             return Ok(());
         }
-        self.fail.check(Stage::Index)?;
+        fail_point!(self.fail, Index)?;
         let mut seg = IndexSegment::new();
         seg.packs = packs;
         write_segment(&self.repo.backend, &self.repo.key, &seg)?;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use lifeboat_core::format::KdfParams;
+use lifeboat_core::format::layout::Folder;
 use lifeboat_core::store::{Backend, ObjectInfo, ObjectStoreBackend, Result};
 use lifeboat_core::{BackupOptions, BackupSource, Error, InitOptions, Progress, Repository};
 
@@ -98,8 +99,8 @@ fn objects_listed_after_their_delete_are_treated_as_deleted() {
     repo.remove_key(&other.to_hex()).unwrap();
     repo.delete_snapshot(&first).unwrap();
     // The store still lists both.
-    assert_eq!(backend.list("keys/").unwrap().len(), 2);
-    assert_eq!(backend.list("snapshots/").unwrap().len(), 2);
+    assert_eq!(backend.list(&Folder::Keys.prefix()).unwrap().len(), 2);
+    assert_eq!(backend.list(&Folder::Snapshots.prefix()).unwrap().len(), 2);
 
     let keys = repo.keys().unwrap();
     assert_eq!(keys.len(), 1);

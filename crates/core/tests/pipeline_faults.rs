@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use lifeboat_core::format::layout::Folder;
 use lifeboat_core::format::{ChunkerParams, KdfParams};
 use lifeboat_core::store::ObjectStoreBackend;
 use lifeboat_core::{
@@ -116,7 +117,7 @@ fn a_failure_in_any_stage_fails_cleanly() {
     let src = work.path().join("src");
     make_source(&src);
     let stages = [
-        (Stage::Walk, 1),
+        (Stage::ReadDir, 1),
         (Stage::Read, 3),
         (Stage::Chunk, 3),
         (Stage::Hash, 5),
@@ -146,7 +147,7 @@ fn a_failure_in_any_stage_fails_cleanly() {
             "{stage:?}: a snapshot was written"
         );
         // Packs being filled are staged files; none outlives the run.
-        let staged: Vec<_> = std::fs::read_dir(repo_dir.join("staging"))
+        let staged: Vec<_> = std::fs::read_dir(repo_dir.join(Folder::Staging.name()))
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         assert!(staged.is_empty(), "{stage:?}: left behind {staged:?}");

@@ -1,10 +1,8 @@
-//! Comparing and measuring snapshots.
+//! Comparing two snapshot trees: what was added, removed or changed.
 
-use crate::repo::RepositoryInternals as _;
-use std::collections::HashSet;
 use std::path::Path;
 
-use lifeboat_format::{ContentPart, Id, Node, NodeKind, Snapshot};
+use lifeboat_format::{Id, Node, NodeKind};
 
 use crate::{Repository, Result};
 
@@ -33,25 +31,6 @@ pub struct DiffEntry {
     pub change: Change,
 }
 
-/// Sizes and counts of one or more snapshots.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Stats {
-    /// Snapshots counted.
-    pub snapshots: u64,
-    /// Files (counted once per snapshot they appear in).
-    pub files: u64,
-    /// Directories.
-    pub dirs: u64,
-    /// Bytes a restore of all of them would write.
-    pub restore_size: u64,
-    /// Distinct data blobs referenced.
-    pub unique_blobs: u64,
-    /// Plaintext bytes of those blobs.
-    pub unique_raw_size: u64,
-    /// Bytes those blobs take in the repository.
-    pub unique_stored_size: u64,
-}
-
 fn meta_equal(a: &Node, b: &Node) -> bool {
     a.mode == b.mode
         && a.uid == b.uid
@@ -77,7 +56,7 @@ impl Repository {
         change: Change,
         out: &mut Vec<DiffEntry>,
     ) -> Result<()> {
-        self.walk_inner(tree, base, &mut |p, _| {
+        self.walk_from(tree, base, &mut |p, _| {
             out.push(DiffEntry {
                 path: p.display().to_string(),
                 change,
@@ -167,40 +146,5 @@ impl Repository {
             }
         }
         Ok(())
-    }
-
-    /// Counts and sizes for `snapshots`; blobs shared between them count once.
-    pub fn stats(&self, snapshots: &[Snapshot]) -> Result<Stats> {
-        let mut st = Stats {
-            snapshots: snapshots.len() as u64,
-            ..Default::default()
-        };
-        let mut seen: HashSet<Id> = HashSet::new();
-        let idx = self.index();
-        for s in snapshots {
-            self.walk(&s.tree, &mut |_, n| {
-                match n.kind {
-                    NodeKind::Dir => st.dirs += 1,
-                    NodeKind::File => {
-                        st.files += 1;
-                        st.restore_size += n.content.iter().map(|c| c.len()).sum::<u64>();
-                        for c in &n.content {
-                            if let ContentPart::Blob { id, .. } = c {
-                                if seen.insert(*id) {
-                                    st.unique_blobs += 1;
-                                    if let Some(l) = idx.get(id) {
-                                        st.unique_raw_size += u64::from(l.raw_len);
-                                        st.unique_stored_size += u64::from(l.stored_len);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                Ok(true)
-            })?;
-        }
-        Ok(st)
     }
 }

@@ -1,0 +1,199 @@
+//! The backup's traversal of the source file system: each entry becomes a
+//! node, each directory a tree blob, files are compared with the parent
+//! snapshot and read only when changed. Unreadable entries are recorded
+//! and skipped; a repository failure stops the whole backup.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lifeboat_format::{BlobType, Id, Node, NodeKind, Tree};
+use rayon::prelude::*;
+
+use super::content_saver::ContentSaver;
+use super::parent::{parent_tree, unchanged};
+use super::source_roots::SourceEntry;
+use crate::filter::PathFilter;
+use crate::meta::{NameCache, node_from_metadata};
+use crate::{EntryError, Error, Result};
+
+/// Turns the source's entries into nodes and trees, and counts them.
+pub(super) struct Archiver<'a, 'r> {
+    pub(super) content: ContentSaver<'a, 'r>,
+    pub(super) excludes: PathFilter,
+    pub(super) names: NameCache,
+    pub(super) errors: Mutex<Vec<EntryError>>,
+    pub(super) files: AtomicU64,
+    pub(super) files_changed: AtomicU64,
+    pub(super) files_unchanged: AtomicU64,
+    pub(super) dirs: AtomicU64,
+    /// Content bytes of every file in the snapshot, read or unchanged.
+    pub(super) bytes_total: AtomicU64,
+}
+
+impl Archiver<'_, '_> {
+    fn record(&self, path: &Path, message: String) {
+        self.content.progress.errors.fetch_add(1, Ordering::Relaxed);
+        let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        e.push(EntryError {
+            path: path.display().to_string(),
+            message,
+        });
+    }
+
+    /// Back up one entry. `Ok(None)`: skipped, error recorded. `Err`: the
+    /// whole backup must stop.
+    fn entry(&self, path: &Path, name: Vec<u8>, parent: Option<&Node>) -> Result<Option<Node>> {
+        self.content.check_stop()?;
+        let md = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.record(path, format!("stat: {e}"));
+                return Ok(None);
+            }
+        };
+        let mut node = node_from_metadata(name, path, &md, &self.names);
+        match node.kind {
+            NodeKind::Dir => {
+                let sub = parent
+                    .filter(|p| p.kind == NodeKind::Dir)
+                    .and_then(|p| p.subtree);
+                node.subtree = Some(self.dir(path, sub)?);
+            }
+            NodeKind::File if parent.is_some_and(|p| unchanged(self.content.repo, p, &node)) => {
+                let p = parent.map(|p| p.content.clone()).unwrap_or_default();
+                node.content = p;
+                self.files.fetch_add(1, Ordering::Relaxed);
+                self.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                self.bytes_total.fetch_add(node.size, Ordering::Relaxed);
+                self.content.progress.files.fetch_add(1, Ordering::Relaxed);
+                // Processed as restic counts it: taken from the parent, not read.
+                self.content
+                    .progress
+                    .bytes
+                    .fetch_add(node.size, Ordering::Relaxed);
+            }
+            NodeKind::File => match fs::File::open(path) {
+                Ok(f) => match self.content.file_content(f, md.len()) {
+                    Ok(Ok((parts, len))) => {
+                        node.content = parts;
+                        node.size = len;
+                        self.files.fetch_add(1, Ordering::Relaxed);
+                        if parent.is_some_and(|p| p.kind == NodeKind::File) {
+                            self.files_changed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.bytes_total.fetch_add(len, Ordering::Relaxed);
+                        self.content.progress.files.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => {
+                        self.record(path, format!("read: {e}"));
+                        return Ok(None);
+                    }
+                    Err(e) => return self.content.fail(e),
+                },
+                Err(e) => {
+                    self.record(path, format!("open: {e}"));
+                    return Ok(None);
+                }
+            },
+            NodeKind::Symlink => match fs::read_link(path) {
+                Ok(t) => node.symlink_target = Some(t.as_os_str().as_bytes().to_vec()),
+                Err(e) => {
+                    self.record(path, format!("readlink: {e}"));
+                    return Ok(None);
+                }
+            },
+            _ => {}
+        }
+        Ok(Some(node))
+    }
+
+    /// Back up a directory's entries; returns the tree blob id.
+    pub(super) fn dir(&self, path: &Path, parent: Option<Id>) -> Result<Id> {
+        if let Err(e) = fail_point!(self.content.fail_points, ReadDir) {
+            return self.content.fail(e);
+        }
+        let parent = parent_tree(self.content.repo, parent);
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        match fs::read_dir(path) {
+            Ok(rd) => {
+                for e in rd {
+                    match e {
+                        Ok(e) => names.push(e.file_name()),
+                        Err(e) => self.record(path, format!("read dir: {e}")),
+                    }
+                }
+            }
+            Err(e) => self.record(path, format!("read dir: {e}")),
+        }
+        names.sort();
+        let nodes: Vec<Option<Node>> = names
+            .par_iter()
+            .map(|n| {
+                let child = path.join(n);
+                if self.excludes.matches(&child) {
+                    return Ok(None);
+                }
+                let name = n.as_bytes();
+                self.entry(
+                    &child,
+                    name.to_vec(),
+                    parent.as_ref().and_then(|t| t.find(name)),
+                )
+            })
+            .collect::<Result<_>>()?;
+        self.dirs.fetch_add(1, Ordering::Relaxed);
+        self.content.progress.dirs.fetch_add(1, Ordering::Relaxed);
+        self.save_tree(nodes.into_iter().flatten().collect())
+    }
+
+    pub(super) fn save_tree(&self, nodes: Vec<Node>) -> Result<Id> {
+        let bytes = Tree::new(nodes)
+            .encode()
+            .map_err(|e| Error::format("encoding a tree", e))?;
+        match self.content.saver.save(BlobType::Tree, &bytes) {
+            Ok((id, _)) => Ok(id),
+            Err(e) => self.content.fail(e),
+        }
+    }
+
+    /// Back up an entry of the tree of backup paths.
+    pub(super) fn source_entry(
+        &self,
+        name: Vec<u8>,
+        v: &SourceEntry,
+        parent: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        match v {
+            SourceEntry::Real(p) => self.entry(p, name, parent),
+            SourceEntry::Virtual(p, children) => {
+                let md = match fs::symlink_metadata(p) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.record(p, format!("stat: {e}"));
+                        return Ok(None);
+                    }
+                };
+                let mut node = node_from_metadata(name, p, &md, &self.names);
+                node.kind = NodeKind::Dir;
+                let sub = parent_tree(
+                    self.content.repo,
+                    parent
+                        .filter(|p| p.kind == NodeKind::Dir)
+                        .and_then(|p| p.subtree),
+                );
+                let mut nodes = Vec::new();
+                for (n, c) in children {
+                    let pn = sub.as_ref().and_then(|t| t.find(n));
+                    if let Some(node) = self.source_entry(n.clone(), c, pn)? {
+                        nodes.push(node);
+                    }
+                }
+                node.subtree = Some(self.save_tree(nodes)?);
+                Ok(Some(node))
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Backup: read the sources, chunk, save blobs and trees, write the
+//! snapshot. This module holds the options, the report and the
+//! orchestration; the parts are:
+//! - `archiver`: the traversal of the source file system, entry by entry;
+//! - `source_roots`: the paths given, as one tree;
+//! - `parent`: the parent snapshot, and which files are unchanged since;
+//! - `file_reader`, `stream_reader`: reading content, on a `content_saver`;
+//! - `budget`: the cap on content bytes in memory.
+
+mod archiver;
+mod budget;
+mod content_saver;
+mod file_reader;
+mod parent;
+mod source_roots;
+mod stream_reader;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use lifeboat_format::{Id, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind, Timestamp};
+
+use crate::filter::PathFilter;
+use crate::meta::NameCache;
+use crate::repo::{hostname, now_rfc3339, username};
+use crate::saver::{BlobSaver, DEFAULT_UPLOADERS};
+use crate::{EntryError, Error, Progress, Repository, Result};
+use archiver::Archiver;
+use budget::{Budget, MEMORY_PER_THREAD};
+use content_saver::ContentSaver;
+use source_roots::{absolute_clean, insert_path};
+use stream_reader::BATCH_BYTES;
+
+/// What to back up.
+pub enum BackupSource<'a> {
+    /// Files and directories, recursively.
+    Paths(Vec<PathBuf>),
+    /// A stream, stored as one file named `filename`.
+    Stdin {
+        /// Name of the file in the snapshot.
+        filename: String,
+        /// The stream.
+        reader: &'a mut (dyn Read + Send),
+    },
+}
+
+/// Backup settings.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Host name to record (default: this machine's).
+    pub hostname: Option<String>,
+    /// Tags to record.
+    pub tags: Vec<String>,
+    /// Exclude patterns (see [`crate::PathFilter`]).
+    pub excludes: Vec<String>,
+    /// Snapshot time to record instead of now (RFC 3339).
+    pub time: Option<String>,
+    /// Worker threads (default: one per core).
+    pub threads: Option<usize>,
+    /// Compare against this snapshot instead of the latest one with the
+    /// same host and paths.
+    pub parent: Option<Id>,
+    /// Read every file even if the parent snapshot says it is unchanged.
+    pub force: bool,
+    /// Pack upload threads (default 2).
+    pub upload_threads: Option<usize>,
+    /// Failure injection, for tests of the pipeline (feature `testing`).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fail: crate::failpoint::FailPoints,
+}
+
+/// The outcome of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The new snapshot's id.
+    pub id: Id,
+    /// The snapshot as written.
+    pub snapshot: Snapshot,
+    /// Entries skipped because they could not be read.
+    pub errors: Vec<EntryError>,
+}
+
+impl BackupReport {
+    /// Whether every entry was backed up.
+    pub fn is_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Files and content bytes processed, as restic counts them: new,
+    /// changed and unchanged files alike, whether read or taken from the
+    /// parent snapshot (the summary's `bytes_read` counts only what was read).
+    pub fn processed(&self) -> (u64, u64) {
+        match &self.snapshot.summary {
+            Some(s) => (
+                s.files_new + s.files_changed + s.files_unchanged,
+                s.bytes_total,
+            ),
+            None => (0, 0),
+        }
+    }
+}
+
+impl Repository {
+    /// Back up `source` and write a snapshot. Unreadable entries are skipped
+    /// and listed in the report (and the snapshot's `incomplete`); a failure
+    /// to write to the repository fails the whole backup, and then no
+    /// snapshot is written.
+    pub fn backup(
+        &self,
+        source: BackupSource<'_>,
+        opts: &BackupOptions,
+        progress: &Progress,
+    ) -> Result<BackupReport> {
+        let start = Instant::now();
+        let start_time = now_rfc3339();
+        let excludes = PathFilter::new(&opts.excludes)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads.unwrap_or(0))
+            .stack_size(16 << 20)
+            .thread_name(|i| format!("lifeboat-backup-{i}"))
+            .build()
+            .map_err(Error::ThreadPool)?;
+        let uploaders = opts.upload_threads.unwrap_or(DEFAULT_UPLOADERS).max(1);
+        let (saver, rx) = BlobSaver::new(self, uploaders);
+        #[cfg(feature = "testing")]
+        let saver = saver.with_fail_points(&opts.fail);
+        let archiver = Archiver {
+            content: ContentSaver {
+                repo: self,
+                saver: &saver,
+                #[cfg(feature = "testing")]
+                fail_points: &opts.fail,
+                budget: Budget::new(
+                    (MEMORY_PER_THREAD * pool.current_num_threads()).max(2 * BATCH_BYTES),
+                ),
+                progress,
+                failed: AtomicBool::new(false),
+                bytes: AtomicU64::new(0),
+            },
+            excludes,
+            names: NameCache::default(),
+            errors: Mutex::new(Vec::new()),
+            files: AtomicU64::new(0),
+            files_changed: AtomicU64::new(0),
+            files_unchanged: AtomicU64::new(0),
+            dirs: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+        };
+        let mut parent_id = None;
+
+        let archived = saver.drive(rx, || -> Result<(Id, Vec<String>, SourceKind)> {
+            let (tree, paths, kind) = match source {
+                BackupSource::Paths(paths) => {
+                    if paths.is_empty() {
+                        return Err(Error::InvalidArgument("no paths to back up".into()));
+                    }
+                    let mut abs = Vec::new();
+                    for p in &paths {
+                        let a = absolute_clean(p)?;
+                        if let Err(e) = fs::symlink_metadata(&a) {
+                            return Err(Error::io(&a, e));
+                        }
+                        abs.push(a);
+                    }
+                    abs.sort();
+                    abs.dedup();
+                    let path_strings: Vec<String> =
+                        abs.iter().map(|a| a.display().to_string()).collect();
+                    let host = opts.hostname.clone().unwrap_or_else(hostname);
+                    parent_id = if opts.force {
+                        None
+                    } else if let Some(p) = opts.parent {
+                        Some(p)
+                    } else {
+                        parent::latest_of(self, &host, &path_strings)?
+                    };
+                    let parent_root = match parent_id {
+                        Some(id) => Some(self.load_snapshot(&id)?.tree),
+                        None => None,
+                    };
+                    let tree = pool.install(|| -> Result<Id> {
+                        if abs.iter().any(|a| a == Path::new("/")) {
+                            return archiver.dir(Path::new("/"), parent_root);
+                        }
+                        let root_parent = parent::parent_tree(self, parent_root);
+                        let mut root = BTreeMap::new();
+                        for a in &abs {
+                            insert_path(&mut root, a);
+                        }
+                        let mut nodes = Vec::new();
+                        for (n, v) in &root {
+                            let pn = root_parent.as_ref().and_then(|t| t.find(n));
+                            if let Some(node) = archiver.source_entry(n.clone(), v, pn)? {
+                                nodes.push(node);
+                            }
+                        }
+                        archiver.save_tree(nodes)
+                    })?;
+                    (
+                        tree,
+                        abs.iter().map(|a| a.display().to_string()).collect(),
+                        SourceKind::Fs,
+                    )
+                }
+                BackupSource::Stdin { filename, reader } => {
+                    if filename.is_empty()
+                        || filename.contains('/')
+                        || filename == "."
+                        || filename == ".."
+                    {
+                        return Err(Error::InvalidArgument(format!(
+                            "invalid stdin file name {filename:?}"
+                        )));
+                    }
+                    let tree = pool.install(|| -> Result<Id> {
+                        let (parts, len) = archiver
+                            .content
+                            .content(reader)?
+                            .map_err(|e| Error::io("<stdin>", e))?;
+                        let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
+                        node.mode = 0o644;
+                        node.uid = nix::unistd::getuid().as_raw();
+                        node.gid = nix::unistd::getgid().as_raw();
+                        let now = jiff::Timestamp::now();
+                        node.mtime = Timestamp {
+                            sec: now.as_second(),
+                            nsec: now.subsec_nanosecond().max(0) as u32,
+                        };
+                        node.atime = node.mtime;
+                        node.ctime = node.mtime;
+                        node.size = len;
+                        node.links = 1;
+                        node.content = parts;
+                        archiver.files.fetch_add(1, Ordering::Relaxed);
+                        archiver.save_tree(vec![node])
+                    })?;
+                    (tree, vec![format!("/{filename}")], SourceKind::Stdin)
+                }
+            };
+            archiver.content.check_stop()?;
+            Ok((tree, paths, kind))
+        });
+        let (tree, paths, kind) = archived?;
+        saver.finish()?;
+        let errors = archiver
+            .errors
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        let files = archiver.files.load(Ordering::Relaxed);
+        let changed = archiver.files_changed.load(Ordering::Relaxed);
+        let unchanged = archiver.files_unchanged.load(Ordering::Relaxed);
+        let bytes = archiver.content.bytes.load(Ordering::Relaxed);
+        let summary = SnapshotSummary {
+            files_new: files - changed - unchanged,
+            files_changed: changed,
+            files_unchanged: unchanged,
+            dirs: archiver.dirs.load(Ordering::Relaxed),
+            bytes_total: archiver.bytes_total.load(Ordering::Relaxed).max(bytes),
+            bytes_read: bytes,
+            bytes_added: saver.stats.bytes_added.load(Ordering::Relaxed),
+            bytes_stored: saver.stats.bytes_stored.load(Ordering::Relaxed),
+            data_blobs: saver.stats.data_blobs.load(Ordering::Relaxed),
+            tree_blobs: saver.stats.tree_blobs.load(Ordering::Relaxed),
+            errors: errors.len() as u64,
+            start: start_time.clone(),
+            end: now_rfc3339(),
+            duration_secs: start.elapsed().as_secs_f64(),
+        };
+        let snapshot = Snapshot {
+            version: 1,
+            time: opts.time.clone().unwrap_or(start_time),
+            tree,
+            paths,
+            hostname: opts.hostname.clone().unwrap_or_else(hostname),
+            username: username(),
+            tags: opts.tags.clone(),
+            source: kind,
+            source_meta: Default::default(),
+            parent: parent_id,
+            excludes: opts.excludes.clone(),
+            incomplete: errors
+                .iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect(),
+            summary: Some(summary),
+            program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+        };
+        fail_point!(opts.fail, Snapshot)?;
+        let id = self.save_snapshot(&snapshot)?;
+        Ok(BackupReport {
+            id,
+            snapshot,
+            errors,
+        })
+    }
+}

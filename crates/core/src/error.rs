@@ -248,11 +248,11 @@ mod tests {
     use lifeboat_format::Id;
 
     fn store_error(unavailable: bool) -> lifeboat_store::Error {
-        let (path, reason) = ("data/x".to_string(), "503".to_string());
+        let cause = std::io::Error::other("503");
         if unavailable {
-            lifeboat_store::Error::Unavailable { path, reason }
+            lifeboat_store::Error::unavailable("x", cause)
         } else {
-            lifeboat_store::Error::PermissionDenied { path, reason }
+            lifeboat_store::Error::permission_denied("x", cause)
         }
     }
 

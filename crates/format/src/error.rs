@@ -1,4 +1,4 @@
-use crate::Id;
+use crate::{Id, ParseIdError};
 
 /// Errors from decoding, decrypting or validating repository bytes.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,11 @@ pub enum Error {
     #[error("key derivation: {0}")]
     Kdf(String),
     /// The operating system's random source failed.
-    #[error("random number generator failed: {0}")]
-    Random(String),
+    #[error("random number generator failed")]
+    Random(#[source] getrandom::Error),
+    /// A string that should be an id is not 64 hex digits.
+    #[error("malformed id")]
+    Id(#[from] ParseIdError),
 }
 
 /// Result alias for this crate.

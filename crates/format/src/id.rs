@@ -12,13 +12,6 @@ impl Id {
         Id(*blake3::hash(bytes).as_bytes())
     }
 
-    /// 32 bytes from the operating system's random source.
-    pub fn random() -> crate::Result<Id> {
-        let mut b = [0u8; 32];
-        crate::crypto::fill_random(&mut b)?;
-        Ok(Id(b))
-    }
-
     /// Lower-case hex form.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -49,11 +42,20 @@ impl fmt::Debug for Id {
     }
 }
 
+/// A string that is not an id: not exactly 64 hex digits. Converts into
+/// [`crate::Error`] with `?`.
+#[derive(Debug, thiserror::Error)]
+#[error("not an id (64 hex digits): {source}")]
+pub struct ParseIdError {
+    #[source]
+    source: hex::FromHexError,
+}
+
 impl FromStr for Id {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Id> {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<Id, ParseIdError> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|e| crate::error::malformed("id", e))?;
+        hex::decode_to_slice(s, &mut out).map_err(|source| ParseIdError { source })?;
         Ok(Id(out))
     }
 }

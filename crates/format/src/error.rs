@@ -72,3 +72,12 @@ pub(crate) fn malformed(what: &'static str, reason: impl ToString) -> Error {
         reason: reason.to_string(),
     }
 }
+
+/// Here rather than in `id.rs`, so that `id.rs` needs nothing from the rest
+/// of the crate and the error type can name [`Id`] without a loop.
+impl std::str::FromStr for Id {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Id> {
+        Ok(Id::from_hex(s)?)
+    }
+}

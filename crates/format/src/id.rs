@@ -1,5 +1,4 @@
 use std::fmt;
-use std::str::FromStr;
 
 /// A 32-byte identifier: a blob id (keyed BLAKE3 of the plaintext) or an
 /// object id (unkeyed BLAKE3 of the stored bytes). Shown as 64 hex digits.
@@ -42,8 +41,8 @@ impl fmt::Debug for Id {
     }
 }
 
-/// A string that is not an id: not exactly 64 hex digits. Converts into
-/// [`crate::Error`] with `?`.
+/// A string that is not an id: not exactly 64 hex digits. Becomes
+/// [`crate::Error::Id`] when parsed with [`str::parse`].
 #[derive(Debug, thiserror::Error)]
 #[error("not an id (64 hex digits): {source}")]
 pub struct ParseIdError {
@@ -51,9 +50,10 @@ pub struct ParseIdError {
     source: hex::FromHexError,
 }
 
-impl FromStr for Id {
-    type Err = ParseIdError;
-    fn from_str(s: &str) -> Result<Id, ParseIdError> {
+impl Id {
+    /// Parse 64 hex digits (either case). `str::parse::<Id>` does the same
+    /// with the crate's [`crate::Error`].
+    pub fn from_hex(s: &str) -> Result<Id, ParseIdError> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).map_err(|source| ParseIdError { source })?;
         Ok(Id(out))
@@ -74,7 +74,7 @@ impl<'de> serde::Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
         if d.is_human_readable() {
             let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-            s.parse().map_err(serde::de::Error::custom)
+            Id::from_hex(&s).map_err(serde::de::Error::custom)
         } else {
             <[u8; 32]>::deserialize(d).map(Id)
         }

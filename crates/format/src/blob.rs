@@ -283,7 +283,7 @@ mod tests {
         );
 
         let mut noise = vec![0u8; 100_000];
-        crate::crypto::fill_random(&mut noise).unwrap();
+        crate::random::fill_random(&mut noise).unwrap();
         let s = seal_blob(&k, BlobType::Data, &noise, 3).unwrap();
         assert!(!s.flags.compressed(), "incompressible data is stored raw");
         assert_eq!(s.bytes.len(), noise.len() + crate::ENVELOPE_OVERHEAD);
@@ -298,7 +298,7 @@ mod tests {
         let k = MasterKey::generate().unwrap();
         let text = b"lifeboat ".repeat(10_000);
         let mut noise = vec![0u8; 50_000];
-        crate::crypto::fill_random(&mut noise).unwrap();
+        crate::random::fill_random(&mut noise).unwrap();
         let mut scratch = Vec::new();
         // Compressed, raw, then compressed again into the same scratch.
         for plain in [&text[..], &noise[..], &text[..200]] {

@@ -2,6 +2,7 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::random::fill_random;
 use crate::{ENVELOPE_OVERHEAD, Error, Id, NONCE_LEN, Result, TAG_LEN};
 
 /// Length of an encoded master key: data key, id key, chunker seed.
@@ -201,10 +202,6 @@ pub(crate) fn next_nonce(out: &mut [u8]) -> Result<()> {
         n.set(Some((prefix, counter + 1)));
         Ok(())
     })
-}
-
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::Random(e.to_string()))
 }
 
 #[cfg(test)]

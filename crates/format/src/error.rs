@@ -1,4 +1,4 @@
-use crate::Id;
+use crate::{Id, ParseIdError};
 
 /// Errors from decoding, decrypting or validating repository bytes.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,11 @@ pub enum Error {
     #[error("key derivation: {0}")]
     Kdf(String),
     /// The operating system's random source failed.
-    #[error("random number generator failed: {0}")]
-    Random(String),
+    #[error("random number generator failed")]
+    Random(#[source] getrandom::Error),
+    /// A string that should be an id is not 64 hex digits.
+    #[error("malformed id")]
+    Id(#[from] ParseIdError),
 }
 
 /// Result alias for this crate.
@@ -67,5 +70,14 @@ pub(crate) fn malformed(what: &'static str, reason: impl ToString) -> Error {
     Error::Malformed {
         what,
         reason: reason.to_string(),
+    }
+}
+
+/// Here rather than in `id.rs`, so that `id.rs` needs nothing from the rest
+/// of the crate and the error type can name [`Id`] without a loop.
+impl std::str::FromStr for Id {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Id> {
+        Ok(Id::from_hex(s)?)
     }
 }

@@ -1,5 +1,4 @@
 use std::fmt;
-use std::str::FromStr;
 
 /// A 32-byte identifier: a blob id (keyed BLAKE3 of the plaintext) or an
 /// object id (unkeyed BLAKE3 of the stored bytes). Shown as 64 hex digits.
@@ -10,13 +9,6 @@ impl Id {
     /// The id of stored bytes: unkeyed BLAKE3, verifiable without any key.
     pub fn of_object(bytes: &[u8]) -> Id {
         Id(*blake3::hash(bytes).as_bytes())
-    }
-
-    /// 32 bytes from the operating system's random source.
-    pub fn random() -> crate::Result<Id> {
-        let mut b = [0u8; 32];
-        crate::crypto::fill_random(&mut b)?;
-        Ok(Id(b))
     }
 
     /// Lower-case hex form.
@@ -49,11 +41,21 @@ impl fmt::Debug for Id {
     }
 }
 
-impl FromStr for Id {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Id> {
+/// A string that is not an id: not exactly 64 hex digits. Becomes
+/// [`crate::Error::Id`] when parsed with [`str::parse`].
+#[derive(Debug, thiserror::Error)]
+#[error("not an id (64 hex digits): {source}")]
+pub struct ParseIdError {
+    #[source]
+    source: hex::FromHexError,
+}
+
+impl Id {
+    /// Parse 64 hex digits (either case). `str::parse::<Id>` does the same
+    /// with the crate's [`crate::Error`].
+    pub fn from_hex(s: &str) -> Result<Id, ParseIdError> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|e| crate::error::malformed("id", e))?;
+        hex::decode_to_slice(s, &mut out).map_err(|source| ParseIdError { source })?;
         Ok(Id(out))
     }
 }
@@ -72,7 +74,7 @@ impl<'de> serde::Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
         if d.is_human_readable() {
             let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-            s.parse().map_err(serde::de::Error::custom)
+            Id::from_hex(&s).map_err(serde::de::Error::custom)
         } else {
             <[u8; 32]>::deserialize(d).map(Id)
         }

@@ -1,7 +1,8 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::{fill_random, open_with, seal_in_place};
+use crate::crypto::{open_with, seal_in_place};
+use crate::random::fill_random;
 use crate::{Error, MasterKey, NONCE_LEN, Result};
 
 const SLOT_AAD: &[u8] = b"lifeboat keyslot v1";

@@ -1,5 +1,5 @@
 //! Where each kind of object lives on the store: the one place in the source
-//! that names the repository's folders (`docs/format.md` §3).
+//! that names the repository's folders (`docs/format.md` §2).
 //!
 //! Every object but [`CONFIG`] is named by the BLAKE3 hash of its stored
 //! bytes, in lower-case hex, under its folder; packs are spread over 256

@@ -19,6 +19,7 @@ mod keyslot;
 pub mod layout;
 mod object;
 mod pack;
+mod random;
 mod snapshot;
 mod tree;
 
@@ -28,7 +29,7 @@ pub use blob::{
 pub use config::{CONFIG_MAGIC, ChunkerParams, Config, FORMAT_VERSION};
 pub use crypto::{MASTER_KEY_LEN, MasterKey};
 pub use error::{Error, Result};
-pub use id::Id;
+pub use id::{Id, ParseIdError};
 pub use index::{IndexEntry, IndexPack, IndexSegment};
 pub use keyslot::{KdfParams, KeySlot};
 pub use object::{ObjectKind, open_object, seal_object};

@@ -1177,6 +1177,7 @@ fn generate() {
         ("empty-tree", json!({"hex": hex::encode(&empty_tree)})),
         ("root-tree", json!({"hex": hex::encode(&root)})),
     ];
+    // "data"/"tree" name the vector's two packs in pack.json (the spec's names), not store folders.
     let data_pack = pack_json(&key, "data", BlobType::Data, data_specs);
     let tree_pack = pack_json(&key, "tree", BlobType::Tree, tree_specs);
     save(

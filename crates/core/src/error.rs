@@ -177,12 +177,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Store(e) => e.is_transient(),
-            Error::Index(e) => match e {
-                lifeboat_index::Error::Store(e) => e.is_transient(),
-                lifeboat_index::Error::SegmentVanished { .. } => true,
-                lifeboat_index::Error::Cache { source, .. } => io_is_transient(source),
-                _ => false,
-            },
+            Error::Index(e) => e.is_transient(),
             Error::Io { source, .. } => io_is_transient(source),
             _ => false,
         }

@@ -101,6 +101,14 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Store(e) | Error::RebuildStopped { source: e, .. } => e.is_transient(),
+            // Listed but gone: a listing that lags a delete catches up.
+            Error::SegmentVanished { .. } => true,
+            Error::Cache { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::WouldBlock
+            ),
             _ => false,
         }
     }

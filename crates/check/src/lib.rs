@@ -15,6 +15,32 @@
 //! (new packs, one index segment, snapshots), and only when asked to. The
 //! on-store encodings and the layout belong to `lifeboat-format`, opening a
 //! repository to `lifeboat-core`, argument parsing and output to the CLI.
+//!
+//! ```
+//! use lifeboat_check::{CheckOptions, RepairOptions, Resume, Subset};
+//! use std::time::Duration;
+//!
+//! // Verify a random tenth of the packs.
+//! let sampled = CheckOptions {
+//!     read_data: true,
+//!     subset: "10%".parse::<Subset>()?,
+//!     ..CheckOptions::default()
+//! };
+//! assert_eq!(sampled.subset, Subset::Percent(10.0));
+//! // Or, run after run, the packs verified longest ago, an hour at a time.
+//! let resumed = CheckOptions {
+//!     read_data: true,
+//!     resume: Some(Resume {
+//!         max_duration: Some(Duration::from_secs(3600)),
+//!         ..Resume::default()
+//!     }),
+//!     ..CheckOptions::default()
+//! };
+//! assert!(resumed.resume.is_some());
+//! let dry_run = RepairOptions::default();
+//! assert!(!dry_run.forget_damaged);
+//! # Ok::<(), lifeboat_check::SubsetError>(())
+//! ```
 
 mod check;
 mod data;

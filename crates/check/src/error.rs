@@ -103,8 +103,8 @@ impl Error {
     }
 }
 
-// TODO(issue 14): delegate to `lifeboat_core::Error::is_transient` once core
-// has one; until then classify the store failures it wraps.
+// TODO(issue 14): delegate to `lifeboat_core::Error::is_transient` once the
+// core branch that adds it is merged; until then classify what it wraps.
 fn core_is_transient(e: &lifeboat_core::Error) -> bool {
     match e {
         lifeboat_core::Error::Store(e) => e.is_transient(),
@@ -114,7 +114,13 @@ fn core_is_transient(e: &lifeboat_core::Error) -> bool {
 }
 
 fn index_is_transient(e: &lifeboat_index::Error) -> bool {
-    matches!(e, lifeboat_index::Error::Store(s) if s.is_transient())
+    match e {
+        lifeboat_index::Error::Store(e) => e.is_transient(),
+        // Compacted away while the index was read: the next read sees the
+        // segment that replaced it.
+        lifeboat_index::Error::SegmentVanished { .. } => true,
+        _ => false,
+    }
 }
 
 /// Result alias for this crate.
@@ -160,6 +166,12 @@ mod tests {
         assert!(Error::Store(unavailable()).is_transient());
         assert!(Error::Core(lifeboat_core::Error::Store(unavailable())).is_transient());
         assert!(Error::Index(lifeboat_index::Error::Store(unavailable())).is_transient());
+        assert!(
+            Error::Index(lifeboat_index::Error::SegmentVanished {
+                segment: "x".into()
+            })
+            .is_transient()
+        );
         let denied = lifeboat_store::Error::PermissionDenied {
             path: "x".into(),
             reason: "403".into(),

@@ -16,12 +16,15 @@ use lifeboat_format::{
     BlobType, Id, PACK_TRAILER_LEN, PackHeaderEntry, decode_pack_header, open_blob,
     parse_pack_trailer,
 };
-use lifeboat_index::{Index, pack_path};
+use lifeboat_index::Index;
 use rayon::prelude::*;
 
-use crate::checker::{Checker, Loc};
-use crate::select::{ListedPack, select};
-use crate::{Category, CheckOptions, CheckProgress, DataStats, Error, Result, record};
+use crate::error::{Corruption, Error, Result};
+use crate::options::{CheckOptions, CheckProgress};
+use crate::record;
+use crate::report::{Category, DataStats};
+use crate::state::{Loc, State, pack_path};
+use crate::subset::{ListedPack, select};
 
 /// Tree plaintexts kept for the walk, at most this many bytes.
 const TREE_CACHE_BYTES: u64 = 256 << 20;
@@ -39,7 +42,7 @@ struct Outcome {
     affected: Option<Category>,
     /// The pack was deleted after the listing.
     gone: bool,
-    store_error: Option<String>,
+    store_error: Option<lifeboat_store::Error>,
     trees: Vec<(Id, Vec<u8>)>,
 }
 
@@ -59,16 +62,18 @@ fn unix_now() -> u64 {
 fn parse_header(
     key: &lifeboat_format::MasterKey,
     bytes: &[u8],
-) -> Result<Vec<PackHeaderEntry>, String> {
-    let hlen = parse_pack_trailer(bytes).map_err(|e| e.to_string())? as usize;
+) -> Result<Vec<PackHeaderEntry>, Corruption> {
+    let hlen = parse_pack_trailer(bytes)? as usize;
     let end = bytes.len() - PACK_TRAILER_LEN;
-    let start = end.checked_sub(hlen).ok_or_else(|| {
-        format!(
-            "header length {hlen} does not fit in a pack of {} bytes",
-            bytes.len()
-        )
+    let start = end.checked_sub(hlen).ok_or(Corruption::HeaderTooLong {
+        header: hlen as u64,
+        size: bytes.len() as u64,
     })?;
-    decode_pack_header(key, &bytes[start..end], bytes.len() as u64).map_err(|e| e.to_string())
+    Ok(decode_pack_header(
+        key,
+        &bytes[start..end],
+        bytes.len() as u64,
+    )?)
 }
 
 /// The index entries of one pack, by scanning the index (only for packs
@@ -92,11 +97,11 @@ enum BlobResult {
     /// A tree blob that verifies, with its plaintext for the walk.
     Tree(Vec<u8>),
     /// Why it failed.
-    Failed(String),
+    Failed(lifeboat_format::Error),
 }
 
 struct Verifier<'a> {
-    c: &'a Checker<'a>,
+    c: &'a State<'a>,
     index: &'a Index,
     /// Blobs per pack in the index.
     counts: HashMap<Id, u64>,
@@ -116,7 +121,7 @@ impl Verifier<'_> {
                 return out;
             }
             Err(e) => {
-                out.store_error = Some(e.to_string());
+                out.store_error = Some(e);
                 return out;
             }
         };
@@ -192,7 +197,7 @@ impl Verifier<'_> {
                     // Only trees are kept (for the walk); data is dropped at once.
                     Ok(plain) if l.blob_type == BlobType::Tree => BlobResult::Tree(plain),
                     Ok(_) => BlobResult::Verified,
-                    Err(e) => BlobResult::Failed(e.to_string()),
+                    Err(e) => BlobResult::Failed(e),
                 };
                 (*id, l.blob_type, r)
             })
@@ -245,7 +250,7 @@ impl Verifier<'_> {
 
 /// Run the data pass for `opts`, recording findings in `c`.
 pub(crate) fn read_data(
-    c: &mut Checker<'_>,
+    c: &mut State<'_>,
     opts: &CheckOptions,
     progress: &CheckProgress,
 ) -> Result<()> {
@@ -263,7 +268,7 @@ pub(crate) fn read_data(
     // whatever the time limit (known-damaged ones and one more).
     let (queue, records) = match opts.resume {
         None => {
-            let seed = Id::random().map_err(|e| Error::InvalidOptions(e.to_string()))?;
+            let seed = Id::random().map_err(|source| Error::Random { source })?;
             (select(&listed, opts.subset, &seed), None)
         }
         Some(resume) => {

@@ -13,12 +13,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use lifeboat_format::layout::{Folder, id_of_path, object_path};
 use lifeboat_format::{Id, MasterKey, ObjectKind, open_object, seal_object};
 use lifeboat_store::Backend;
 use serde::{Deserialize, Serialize};
 
-/// Folder of verification records.
-pub const RECORD_DIR: &str = "verify/";
 /// Version of the record payload.
 const RECORD_VERSION: u32 = 1;
 
@@ -66,15 +65,48 @@ pub(crate) struct Records {
     pub warnings: Vec<String>,
 }
 
-fn decode(key: &MasterKey, bytes: &[u8]) -> Result<RecordPayload, String> {
-    let plain = open_object(key, ObjectKind::VerifyRecord, bytes).map_err(|e| e.to_string())?;
-    let (p, rest): (RecordPayload, &[u8]) =
-        postcard::take_from_bytes(&plain).map_err(|e| format!("malformed: {e}"))?;
+/// Why a record cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// The stored bytes do not hash to the record's name.
+    #[error("content does not hash to its name")]
+    NameMismatch,
+    /// Decryption (or sealing) failed.
+    #[error(transparent)]
+    Sealed(#[from] lifeboat_format::Error),
+    /// The payload is not a postcard-encoded record.
+    #[error("malformed: {0}")]
+    Malformed(#[from] postcard::Error),
+    /// The payload has bytes after the record.
+    #[error("malformed: trailing bytes")]
+    TrailingBytes,
+    /// A record version this build does not read.
+    #[error("unsupported record version {0}")]
+    UnsupportedVersion(u32),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] lifeboat_store::Error),
+}
+
+impl RecordError {
+    /// A record written by a newer build: left for that build to read.
+    fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            RecordError::UnsupportedVersion(_)
+                | RecordError::Sealed(lifeboat_format::Error::UnsupportedVersion { .. })
+        )
+    }
+}
+
+fn decode(key: &MasterKey, bytes: &[u8]) -> Result<RecordPayload, RecordError> {
+    let plain = open_object(key, ObjectKind::VerifyRecord, bytes)?;
+    let (p, rest): (RecordPayload, &[u8]) = postcard::take_from_bytes(&plain)?;
     if !rest.is_empty() {
-        return Err("malformed: trailing bytes".into());
+        return Err(RecordError::TrailingBytes);
     }
     if p.version != RECORD_VERSION {
-        return Err(format!("unsupported record version {}", p.version));
+        return Err(RecordError::UnsupportedVersion(p.version));
     }
     Ok(p)
 }
@@ -83,9 +115,8 @@ fn decode(key: &MasterKey, bytes: &[u8]) -> Result<RecordPayload, String> {
 /// be read or decoded becomes a warning.
 pub(crate) fn load(backend: &Arc<dyn Backend>, key: &MasterKey) -> lifeboat_store::Result<Records> {
     let mut r = Records::default();
-    for obj in backend.list(RECORD_DIR)? {
-        let name = obj.path.trim_start_matches(RECORD_DIR);
-        let Ok(id) = name.parse::<Id>() else {
+    for obj in backend.list(&Folder::Verify.prefix())? {
+        let Some(id) = id_of_path(&obj.path) else {
             continue;
         };
         let bytes = match backend.get(&obj.path) {
@@ -99,7 +130,7 @@ pub(crate) fn load(backend: &Arc<dyn Backend>, key: &MasterKey) -> lifeboat_stor
             }
         };
         let res = if Id::of_object(&bytes) != id {
-            Err("content does not hash to its name".to_string())
+            Err(RecordError::NameMismatch)
         } else {
             decode(key, &bytes)
         };
@@ -123,7 +154,7 @@ pub(crate) fn load(backend: &Arc<dyn Backend>, key: &MasterKey) -> lifeboat_stor
                      its packs count as never verified",
                     obj.path
                 ));
-                if !e.starts_with("unsupported") {
+                if !e.is_unsupported() {
                     r.garbage.push(obj.path);
                 }
             }
@@ -139,7 +170,7 @@ pub(crate) fn store(
     key: &MasterKey,
     packs: &HashMap<Id, PackRecord>,
     replaces: &[String],
-) -> Result<String, String> {
+) -> Result<String, RecordError> {
     let mut packs: Vec<VerifiedPack> = packs
         .iter()
         .map(|(id, r)| VerifiedPack {
@@ -153,17 +184,16 @@ pub(crate) fn store(
         version: RECORD_VERSION,
         packs,
     };
-    let plain = postcard::to_allocvec(&payload).map_err(|e| e.to_string())?;
-    let sealed =
-        seal_object(key, ObjectKind::VerifyRecord, &plain, 0).map_err(|e| e.to_string())?;
-    let path = format!("{RECORD_DIR}{}", Id::of_object(&sealed).to_hex());
+    let plain = postcard::to_allocvec(&payload)?;
+    let sealed = seal_object(key, ObjectKind::VerifyRecord, &plain, 0)?;
+    let path = object_path(Folder::Verify, &Id::of_object(&sealed));
     match backend.create(&path, sealed.into()) {
         Ok(()) | Err(lifeboat_store::Error::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     }
     for old in replaces {
         if *old != path {
-            backend.delete(old).map_err(|e| e.to_string())?;
+            backend.delete(old)?;
         }
     }
     Ok(path)
@@ -223,7 +253,7 @@ mod tests {
         )
         .unwrap();
         let left: Vec<String> = b
-            .list(RECORD_DIR)
+            .list(&Folder::Verify.prefix())
             .unwrap()
             .into_iter()
             .map(|o| o.path)

@@ -24,16 +24,20 @@ use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lifeboat_core::Repository;
+use lifeboat_format::layout::{Folder, id_of_path};
 use lifeboat_format::{
     BlobType, ContentPart, Id, IndexEntry, IndexPack, IndexSegment, NodeKind, PackBuilder,
     SealedBlob, Tree, open_blob, seal_blob_with_id,
 };
-use lifeboat_index::{pack_path, write_segment};
+use lifeboat_index::write_segment;
 use serde::Serialize;
 
-use crate::checker::{Checker, Loc, ReadErr};
+use crate::check::run;
+use crate::error::{Corruption, Error, Result};
+use crate::options::{CheckOptions, CheckProgress};
+use crate::report::{Category, CheckReport};
+use crate::state::{Loc, ReadErr, State, pack_path};
 use crate::walk::Walk;
-use crate::{Category, CheckOptions, CheckProgress, CheckReport, Error, Result};
 
 /// Tag given to repaired snapshots.
 pub const REPAIRED_TAG: &str = "repaired";
@@ -75,7 +79,7 @@ pub struct DroppedPack {
 }
 
 /// The result of a repair.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RepairReport {
     /// True when nothing was written.
     pub dry_run: bool,
@@ -121,9 +125,10 @@ impl PackWriter<'_> {
             return Ok(());
         }
         let i = blob.blob_type as usize;
-        self.packs[i]
-            .add(blob)
-            .map_err(|e| Error::Repair(e.to_string()))?;
+        self.packs[i].add(blob).map_err(|source| Error::Encode {
+            what: "pack",
+            source,
+        })?;
         if self.packs[i].len() >= self.repo.config().pack_size as usize {
             self.flush(blob.blob_type)?;
         }
@@ -141,7 +146,10 @@ impl PackWriter<'_> {
             plain,
             self.repo.config().compression_level,
         )
-        .map_err(|e| Error::Repair(e.to_string()))?;
+        .map_err(|source| Error::Encode {
+            what: "tree blob",
+            source,
+        })?;
         self.trees += 1;
         self.add_sealed(&sealed)
     }
@@ -152,9 +160,12 @@ impl PackWriter<'_> {
             return Ok(());
         }
         let p = std::mem::replace(&mut self.packs[i], PackBuilder::new(t, 0));
-        let (bytes, id, entries) = p
-            .finish(self.repo.master_key())
-            .map_err(|e| Error::Repair(e.to_string()))?;
+        let (bytes, id, entries) =
+            p.finish(self.repo.master_key())
+                .map_err(|source| Error::Encode {
+                    what: "pack",
+                    source,
+                })?;
         let size = bytes.len() as u64;
         self.repo.backend().put(&pack_path(&id), bytes.into())?;
         self.written.push(IndexPack {
@@ -167,7 +178,7 @@ impl PackWriter<'_> {
     }
 
     /// Copy the blobs of damaged pack `pack` that still verify.
-    fn copy_intact(&mut self, c: &Checker<'_>, pack: &Id) -> Result<()> {
+    fn copy_intact(&mut self, c: &State<'_>, pack: &Id) -> Result<()> {
         let entries: Vec<(Id, Loc)> = {
             let index = self.repo.index();
             index
@@ -214,8 +225,8 @@ impl PackWriter<'_> {
             let backend = self.repo.backend();
             let key = self.repo.master_key();
             let mut segs: Vec<(Id, IndexSegment)> = Vec::new();
-            for o in backend.list("index/")? {
-                let Ok(id) = o.path.trim_start_matches("index/").parse::<Id>() else {
+            for o in backend.list(&Folder::Index.prefix())? {
+                let Some(id) = id_of_path(&o.path) else {
                     continue;
                 };
                 let bytes = match backend.get(&o.path) {
@@ -224,8 +235,11 @@ impl PackWriter<'_> {
                     Err(e) if e.is_not_found() => continue,
                     Err(e) => return Err(e.into()),
                 };
-                let s = IndexSegment::decode(key, &bytes)
-                    .map_err(|e| Error::Repair(format!("{}: {e}", o.path)))?;
+                let s =
+                    IndexSegment::decode(key, &bytes).map_err(|source| Error::CorruptSegment {
+                        path: o.path.clone(),
+                        source,
+                    })?;
                 segs.push((id, s));
             }
             let superseded: HashSet<Id> = segs
@@ -249,15 +263,14 @@ impl PackWriter<'_> {
         if seg.packs.is_empty() && seg.supersedes.is_empty() {
             return Ok(());
         }
-        write_segment(self.repo.backend(), self.repo.master_key(), &seg)
-            .map_err(|e| Error::Repair(e.to_string()))?;
+        write_segment(self.repo.backend(), self.repo.master_key(), &seg)?;
         self.repo.reload_index()?;
         Ok(())
     }
 }
 
 struct Rewriter<'a, 'r> {
-    c: &'a Checker<'r>,
+    c: &'a State<'r>,
     walk: &'a Walk,
     /// Packs the index stops listing.
     dropped: HashSet<Id>,
@@ -311,24 +324,28 @@ impl Rewriter<'_, '_> {
                     let index = self.c.repo.index();
                     self.c.resolve(&index, id, BlobType::Tree)
                 };
-                let loc = r
-                    .loc
-                    .ok_or_else(|| Error::Repair(format!("tree {id} cannot be read")))?;
+                let loc = r.loc.ok_or(Error::TreeLost { tree: *id })?;
                 self.c
                     .read_blob(id, BlobType::Tree, &loc)
                     .map_err(|e| match e {
-                        ReadErr::NotFound(m)
-                        | ReadErr::Truncated(m)
-                        | ReadErr::Corrupt(m)
-                        | ReadErr::Store(m) => Error::Repair(format!("tree {id}: {m}")),
+                        ReadErr::Corrupt(source) => Error::CorruptTree { tree: *id, source },
+                        ReadErr::NotFound(e) | ReadErr::Truncated(e) | ReadErr::Store(e) => {
+                            Error::Store(e)
+                        }
                     })?
             }
         };
-        Tree::decode(&bytes).map_err(|e| Error::Repair(format!("tree {id}: {e}")))
+        Tree::decode(&bytes).map_err(|e| Error::CorruptTree {
+            tree: *id,
+            source: Corruption::Format(e),
+        })
     }
 
     fn save(&mut self, tree: &Tree) -> Result<Id> {
-        let bytes = tree.encode().map_err(|e| Error::Repair(e.to_string()))?;
+        let bytes = tree.encode().map_err(|source| Error::Encode {
+            what: "tree",
+            source,
+        })?;
         let id = self.c.key().blob_id(&bytes);
         if let Some(w) = &mut self.writer {
             w.add_tree(id, &bytes)?;
@@ -401,7 +418,7 @@ impl Rewriter<'_, '_> {
 }
 
 /// Packs the index should stop listing, from the check's findings.
-fn damaged_packs(c: &Checker<'_>) -> BTreeMap<Id, Category> {
+fn damaged_packs(c: &State<'_>) -> BTreeMap<Id, Category> {
     let mut out = BTreeMap::new();
     let index = c.repo.index();
     for p in &c.report.problems {
@@ -437,24 +454,24 @@ pub fn repair_snapshots(
         read_data: opts.read_data,
         ..CheckOptions::default()
     };
-    let c = Checker::run(repo, &check_opts, progress)?;
-    let Some(walk) = &c.walk else {
-        return Err(Error::Repair("the check did not walk the snapshots".into()));
-    };
+    let checked = run(repo, &check_opts, progress)?;
+    let (c, walk) = (&checked.state, &checked.walk);
     if !c.report.unchecked.is_empty() {
-        return Err(Error::Repair(format!(
-            "the check could not read everything ({}); nothing was changed, try again",
-            c.report.unchecked.join("; ")
-        )));
+        return Err(Error::CheckIncomplete {
+            unchecked: c.report.unchecked.clone(),
+        });
     }
     if !walk.needed_orphans.is_empty() {
         return Err(Error::IndexIncomplete {
             packs: walk.needed_orphans.len(),
         });
     }
-    let dropped = damaged_packs(&c);
+    let dropped = damaged_packs(c);
     let empty = Tree::new(Vec::new());
-    let empty_bytes = empty.encode().map_err(|e| Error::Repair(e.to_string()))?;
+    let empty_bytes = empty.encode().map_err(|source| Error::Encode {
+        what: "tree",
+        source,
+    })?;
     let mut writer = opts.forget_damaged.then(|| PackWriter {
         repo,
         packs: [
@@ -469,11 +486,11 @@ pub fn repair_snapshots(
     });
     if let Some(w) = &mut writer {
         for pack in dropped.keys() {
-            w.copy_intact(&c, pack)?;
+            w.copy_intact(c, pack)?;
         }
     }
     let mut rw = Rewriter {
-        c: &c,
+        c,
         walk,
         dropped: dropped.keys().copied().collect(),
         writer,

@@ -8,12 +8,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use lifeboat_format::layout::{Folder, id_of_path, object_path};
 use lifeboat_format::{BlobType, ContentPart, Id, NodeKind, Snapshot, Tree};
 use lifeboat_index::Index;
 use rayon::prelude::*;
 
-use crate::checker::{Checker, Mark, ReadErr};
-use crate::{Category, CheckProgress, Error, Result};
+use crate::error::{Corruption, Error, Result};
+use crate::options::CheckProgress;
+use crate::report::Category;
+use crate::state::{Mark, ReadErr, State};
 
 /// What the walk learnt about one tree.
 #[derive(Debug, Default)]
@@ -66,7 +69,7 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-fn visit(c: &Checker<'_>, index: &Index, id: Id, path: &str) -> Visit {
+fn visit(c: &State<'_>, index: &Index, id: Id, path: &str) -> Visit {
     let mut v = Visit {
         id,
         facts: TreeFacts::default(),
@@ -110,7 +113,7 @@ fn visit(c: &Checker<'_>, index: &Index, id: Id, path: &str) -> Visit {
             ));
             return v;
         }
-        Err(ReadErr::Corrupt(e) | ReadErr::Truncated(e)) => Err(e),
+        Err(e @ (ReadErr::Corrupt(_) | ReadErr::Truncated(_))) => Err(e.to_string()),
     };
     let tree = match tree {
         Ok(t) => t,
@@ -161,31 +164,33 @@ fn visit(c: &Checker<'_>, index: &Index, id: Id, path: &str) -> Visit {
 }
 
 /// Load one snapshot, checking its name.
-fn load_snapshot(c: &Checker<'_>, id: &Id) -> std::result::Result<Snapshot, ReadErr> {
-    let path = format!("snapshots/{}", id.to_hex());
-    let bytes = c.backend.get(&path).map_err(|e| match e {
-        e if e.is_not_found() => ReadErr::NotFound(e.to_string()),
-        e => ReadErr::Store(e.to_string()),
-    })?;
+fn load_snapshot(c: &State<'_>, id: &Id) -> std::result::Result<Snapshot, ReadErr> {
+    let bytes = c
+        .backend
+        .get(&object_path(Folder::Snapshots, id))
+        .map_err(|e| match e {
+            e if e.is_not_found() => ReadErr::NotFound(e),
+            e => ReadErr::Store(e),
+        })?;
     if Id::of_object(&bytes) != *id {
-        return Err(ReadErr::Corrupt("content does not hash to its name".into()));
+        return Err(Corruption::NameMismatch.into());
     }
-    Snapshot::decode(c.key(), &bytes).map_err(|e| ReadErr::Corrupt(e.to_string()))
+    Ok(Snapshot::decode(c.key(), &bytes)?)
 }
 
 /// Walk every snapshot; record findings in `c`.
-pub(crate) fn walk(c: &mut Checker<'_>, progress: &CheckProgress) -> Result<Walk> {
+pub(crate) fn walk(c: &mut State<'_>, progress: &CheckProgress) -> Result<Walk> {
     let mut w = Walk::default();
     let mut ids: Vec<Id> = c
         .backend
-        .list("snapshots/")?
+        .list(&Folder::Snapshots.prefix())?
         .iter()
-        .filter_map(|o| o.path.trim_start_matches("snapshots/").parse().ok())
+        .filter_map(|o| id_of_path(&o.path))
         .collect();
     ids.sort();
     c.report.snapshots = ids.len() as u64;
     let loaded: Vec<(Id, std::result::Result<Snapshot, ReadErr>)> = {
-        let cr: &Checker<'_> = c;
+        let cr: &State<'_> = c;
         ids.par_iter()
             .map(|id| (*id, load_snapshot(cr, id)))
             .collect()
@@ -195,7 +200,7 @@ pub(crate) fn walk(c: &mut Checker<'_>, progress: &CheckProgress) -> Result<Walk
             Ok(s) => w.snapshots.push((id, s)),
             Err(ReadErr::NotFound(_)) => c.report.snapshots -= 1,
             Err(ReadErr::Store(e)) => c.report.unchecked.push(format!("snapshot {id}: {e}")),
-            Err(ReadErr::Corrupt(e) | ReadErr::Truncated(e)) => {
+            Err(e @ (ReadErr::Corrupt(_) | ReadErr::Truncated(_))) => {
                 c.findings.add(
                     Category::DamagedSnapshot,
                     id,
@@ -222,7 +227,7 @@ pub(crate) fn walk(c: &mut Checker<'_>, progress: &CheckProgress) -> Result<Walk
         }
         let visits: Vec<Visit> = {
             let index = repo.index();
-            let cr: &Checker<'_> = c;
+            let cr: &State<'_> = c;
             frontier
                 .par_iter()
                 .map(|(id, path)| {

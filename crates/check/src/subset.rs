@@ -1,10 +1,12 @@
 //! What `--read-data` reads: the whole repository, a subset (`n/m`, `x%`,
 //! a size), or, in resumable mode, the packs whose last verification is
-//! oldest, within limits of age, time and count. Also the parsers for those
-//! arguments.
+//! oldest, within limits of age, time and count (those limits are chosen in
+//! the data pass). Also the typed parser for a subset argument.
 
-use std::time::Duration;
+use std::num::{ParseFloatError, ParseIntError};
+use std::str::FromStr;
 
+use bytesize::ByteSize;
 use lifeboat_format::Id;
 
 /// Which part of the data to verify.
@@ -29,117 +31,164 @@ pub enum Subset {
 }
 
 impl Subset {
-    /// Parse `n/m`, `x%` or a size such as `5G` (K, M, G, T: powers of
-    /// 1024; an optional `B` or `iB` after the unit is accepted).
-    pub fn parse(s: &str) -> Result<Subset, String> {
+    /// Parse `n/m`, `x%` or a size such as `5G`: the same as `str::parse`.
+    pub fn parse(s: &str) -> Result<Subset, SubsetError> {
+        s.parse()
+    }
+}
+
+impl FromStr for Subset {
+    type Err = SubsetError;
+
+    /// `n/m`, `x%` or a size such as `5G` (K, M, G, T: powers of 1024; an
+    /// optional `B` or `iB` after the unit is accepted, in any case).
+    fn from_str(s: &str) -> Result<Subset, SubsetError> {
+        let input = s;
         let s = s.trim();
         if let Some((n, m)) = s.split_once('/') {
-            let n: u64 = n
-                .trim()
-                .parse()
-                .map_err(|_| format!("{s:?}: n in n/m must be a whole number"))?;
-            let m: u64 = m
-                .trim()
-                .parse()
-                .map_err(|_| format!("{s:?}: m in n/m must be a whole number"))?;
+            let whole = |part: &'static str, v: &str| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|source| SubsetError::GroupNumber {
+                        input: input.to_string(),
+                        part,
+                        source,
+                    })
+            };
+            let (n, m) = (whole("n", n)?, whole("m", m)?);
             if m == 0 || n == 0 || n > m {
-                return Err(format!("{s:?}: n/m needs 1 <= n <= m"));
+                return Err(SubsetError::GroupRange {
+                    input: input.to_string(),
+                });
             }
             return Ok(Subset::Group { n, m });
         }
         if let Some(p) = s.strip_suffix('%') {
-            let x: f64 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("{s:?}: not a percentage"))?;
+            let x: f64 = p.trim().parse().map_err(|source| SubsetError::Percent {
+                input: input.to_string(),
+                source,
+            })?;
             if !(x > 0.0 && x <= 100.0) {
-                return Err(format!(
-                    "{s:?}: the percentage must be above 0 and at most 100"
-                ));
+                return Err(SubsetError::PercentRange {
+                    input: input.to_string(),
+                });
             }
             return Ok(Subset::Percent(x));
         }
-        let bytes = parse_size(s)?;
+        let bytes = parse_size(s).map_err(|kind| SubsetError::Size {
+            input: input.to_string(),
+            kind,
+        })?;
         if bytes == 0 {
-            return Err(format!("{s:?}: the size must be above 0"));
+            return Err(SubsetError::ZeroSize {
+                input: input.to_string(),
+            });
         }
         Ok(Subset::Bytes(bytes))
     }
 }
 
-/// Parse a byte size: a number with an optional unit K, M, G or T (powers of
-/// 1024), optionally followed by `B` or `iB`, case-insensitive: `5G`,
-/// `500MiB`, `1.5t`, `4096`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
+/// Why a subset (`n/m`, `x%`, a size) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubsetError {
+    /// `n` or `m` in `n/m` is not a whole number.
+    #[error("{input:?}: {part} in n/m must be a whole number")]
+    GroupNumber {
+        /// What was given.
+        input: String,
+        /// `"n"` or `"m"`.
+        part: &'static str,
+        /// Why it is not a number.
+        source: ParseIntError,
+    },
+    /// `n/m` outside `1 <= n <= m`.
+    #[error("{input:?}: n/m needs 1 <= n <= m")]
+    GroupRange {
+        /// What was given.
+        input: String,
+    },
+    /// `x` in `x%` is not a number.
+    #[error("{input:?}: not a percentage")]
+    Percent {
+        /// What was given.
+        input: String,
+        /// Why it is not a number.
+        source: ParseFloatError,
+    },
+    /// `x%` outside `0 < x <= 100`.
+    #[error("{input:?}: the percentage must be above 0 and at most 100")]
+    PercentRange {
+        /// What was given.
+        input: String,
+    },
+    /// Not a size.
+    #[error("{input:?}: {kind}")]
+    Size {
+        /// What was given.
+        input: String,
+        /// What is wrong with it.
+        kind: SizeError,
+    },
+    /// A size of 0.
+    #[error("{input:?}: the size must be above 0")]
+    ZeroSize {
+        /// What was given.
+        input: String,
+    },
+}
+
+/// Why a size was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// The unit is not K, M, G or T.
+    #[error("unknown size unit (use K, M, G or T)")]
+    UnknownUnit,
+    /// The number is not one ([`bytesize`]'s own message, its only error).
+    #[error("not a size (examples: 5G, 500M, 1048576): {reason}")]
+    NotANumber {
+        /// What `bytesize` said.
+        reason: String,
+    },
+    /// More bytes than a u64 holds.
+    #[error("size out of range")]
+    OutOfRange,
+}
+
+/// A byte size: a number with an optional unit K, M, G or T, optionally
+/// followed by `B` or `iB`, case-insensitive (`5G`, `500MiB`, `1.5t`,
+/// `4096`). Every unit is a power of 1024, so the unit is spelled out as
+/// binary before `bytesize` (which reads `G` as 10^9) parses it.
+fn parse_size(s: &str) -> Result<u64, SizeError> {
+    let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: not a size (examples: 5G, 500M, 1048576)"))?;
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
     let unit = unit.trim().to_ascii_lowercase();
     let unit = unit
         .strip_suffix("ib")
         .or_else(|| unit.strip_suffix('b'))
         .unwrap_or(&unit);
-    let mult: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return Err(format!("{s:?}: unknown size unit (use K, M, G or T)")),
+    let (binary, factor) = match unit {
+        "" => ("B", 1u64),
+        "k" => ("KiB", 1 << 10),
+        "m" => ("MiB", 1 << 20),
+        "g" => ("GiB", 1 << 30),
+        "t" => ("TiB", 1 << 40),
+        _ => return Err(SizeError::UnknownUnit),
     };
-    let bytes = v * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("{s:?}: size out of range"));
+    // bytesize saturates instead of refusing a size past u64::MAX.
+    if num
+        .parse::<f64>()
+        .is_ok_and(|v| v * factor as f64 > u64::MAX as f64)
+    {
+        return Err(SizeError::OutOfRange);
     }
-    Ok(bytes as u64)
-}
-
-/// Parse a duration: one or more `<number><unit>` with units `s`, `m`
-/// (minutes), `h`, `d` (24 h) and `w` (7 d): `30d`, `1h30m`, `90s`, `0s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => {
-                return Err(format!(
-                    "{s:?}: unknown duration unit {c:?} (use s, m, h, d, w: 30d, 1h30m)"
-                ));
-            }
-        };
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{s:?}: a number must come before each unit"))?;
-        num.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|x| total.checked_add(x))
-            .ok_or_else(|| format!("{s:?}: duration too long"))?;
-    }
-    if !num.is_empty() {
-        return Err(format!(
-            "{s:?}: a unit is needed after {num} (s, m, h, d, w)"
-        ));
-    }
-    Ok(Duration::from_secs(total))
+    format!("{num} {binary}")
+        .parse::<ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|reason| SizeError::NotANumber { reason })
 }
 
 /// A pack that could be read, as listed.
@@ -223,7 +272,36 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_binary_and_typed() {
+        assert_eq!("1.5t".parse(), Ok(Subset::Bytes(3 << 39)));
+        assert_eq!(" 5 gb ".parse(), Ok(Subset::Bytes(5 << 30)));
+        assert_eq!("4096b".parse(), Ok(Subset::Bytes(4096)));
+        assert!(matches!(
+            "5X".parse::<Subset>(),
+            Err(SubsetError::Size {
+                kind: SizeError::UnknownUnit,
+                ..
+            })
+        ));
+        assert!(matches!(
+            "99999999999T".parse::<Subset>(),
+            Err(SubsetError::Size {
+                kind: SizeError::OutOfRange,
+                ..
+            })
+        ));
+        assert!(matches!(
+            "x/3".parse::<Subset>(),
+            Err(SubsetError::GroupNumber { part: "n", .. })
+        ));
+    }
+
+    /// The forms `--max-age` and `--max-duration` document; the CLI parses
+    /// them with humantime, which must keep accepting (and refusing) these.
+    #[test]
     fn durations_parse() {
+        use humantime::parse_duration;
+        use std::time::Duration;
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));

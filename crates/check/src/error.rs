@@ -95,31 +95,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Store(e) => e.is_transient(),
-            Error::Core(e) => core_is_transient(e),
-            Error::Index(e) => index_is_transient(e),
+            Error::Core(e) => e.is_transient(),
+            Error::Index(e) => e.is_transient(),
             Error::CheckIncomplete { .. } => true,
             _ => false,
         }
-    }
-}
-
-// TODO(issue 14): delegate to `lifeboat_core::Error::is_transient` once the
-// core branch that adds it is merged; until then classify what it wraps.
-fn core_is_transient(e: &lifeboat_core::Error) -> bool {
-    match e {
-        lifeboat_core::Error::Store(e) => e.is_transient(),
-        lifeboat_core::Error::Index(e) => index_is_transient(e),
-        _ => false,
-    }
-}
-
-fn index_is_transient(e: &lifeboat_index::Error) -> bool {
-    match e {
-        lifeboat_index::Error::Store(e) => e.is_transient(),
-        // Compacted away while the index was read: the next read sees the
-        // segment that replaced it.
-        lifeboat_index::Error::SegmentVanished { .. } => true,
-        _ => false,
     }
 }
 
@@ -159,10 +139,7 @@ mod tests {
 
     #[test]
     fn transient_store_failures_are_transient_through_every_wrapper() {
-        let unavailable = || lifeboat_store::Error::Unavailable {
-            path: "x".into(),
-            reason: "503".into(),
-        };
+        let unavailable = || lifeboat_store::Error::unavailable("x", std::io::Error::other("503"));
         assert!(Error::Store(unavailable()).is_transient());
         assert!(Error::Core(lifeboat_core::Error::Store(unavailable())).is_transient());
         assert!(Error::Index(lifeboat_index::Error::Store(unavailable())).is_transient());
@@ -172,10 +149,7 @@ mod tests {
             })
             .is_transient()
         );
-        let denied = lifeboat_store::Error::PermissionDenied {
-            path: "x".into(),
-            reason: "403".into(),
-        };
+        let denied = lifeboat_store::Error::permission_denied("x", std::io::Error::other("403"));
         assert!(!Error::Store(denied).is_transient());
         assert!(!Error::Interrupted.is_transient());
         assert!(!Error::ResumeWithSubset.is_transient());

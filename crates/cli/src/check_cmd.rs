@@ -53,11 +53,11 @@ pub struct CheckArgs {
     pub read_data_subset: Option<Subset>,
     /// Resumable: read only packs last verified longer ago than this
     /// (`30d`, `12h`; units s, m, h, d, w), or never.
-    #[arg(long, value_name = "DURATION", value_parser = lifeboat_check::parse_duration, requires = "read_data", conflicts_with = "read_data_subset")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "read_data", conflicts_with = "read_data_subset")]
     pub max_age: Option<Duration>,
     /// Resumable: start no new pack after this long (`1h`, `30m`). At least
     /// one pack is read per run.
-    #[arg(long, value_name = "DURATION", value_parser = lifeboat_check::parse_duration, requires = "read_data", conflicts_with = "read_data_subset")]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "read_data", conflicts_with = "read_data_subset")]
     pub max_duration: Option<Duration>,
     /// Resumable: read at most this many packs.
     #[arg(

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "==> building lifeboat (release)"
-cargo build --release -p lifeboat --quiet
+cargo build --release -p lifeboat-cli --quiet
 LB="$PWD/target/release/lifeboat"
 
 WORK="$(mktemp -d -t lifeboat-demo.XXXXXX)"

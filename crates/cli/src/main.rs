@@ -1,4 +1,7 @@
-//! The `lifeboat` command-line program.
+//! The `lifeboat` command-line program: argument parsing (one module per
+//! command under `commands/`) and printing over the `lifeboat` facade. It
+//! holds no engine logic; what it cannot do through the facade it does
+//! through the facade's `internals` (raw objects for `cat`).
 
 mod args;
 mod cli;

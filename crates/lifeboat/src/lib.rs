@@ -7,7 +7,8 @@
 //! terminal and never exits the process. The engine lives in
 //! `lifeboat-core`, verification in `lifeboat-check`, the index in
 //! `lifeboat-index`, storage in `lifeboat-store` and the byte formats in
-//! `lifeboat-format`; the `lifeboat` program (crate `lifeboat-cli`) is
+//! `lifeboat-format`; this crate holds no engine logic of its own, only
+//! thin calls into those. The `lifeboat` program (crate `lifeboat-cli`) is
 //! built on this one.
 //!
 //! A whole round trip: create a repository, back up a directory, restore it.

@@ -299,12 +299,14 @@ impl Repository {
     }
 }
 
+#[doc(hidden)]
 impl From<lifeboat_core::Repository> for Repository {
     fn from(inner: lifeboat_core::Repository) -> Self {
         Repository { inner }
     }
 }
 
+#[doc(hidden)]
 impl RepositoryInternals for Repository {
     fn backend(&self) -> &Arc<dyn Backend> {
         self.inner.backend()

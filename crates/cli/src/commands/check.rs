@@ -50,7 +50,7 @@ pub struct CheckArgs {
     )]
     read_data_subset: Option<Subset>,
     /// Resumable: read only packs last verified longer ago than this
-    /// (`30d`, `12h`, `1w 2d`), or never.
+    /// (`30d`, `12h`; units s, m, h, d, w), or never.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "read_data", conflicts_with = "read_data_subset")]
     max_age: Option<Duration>,
     /// Resumable: start no new pack after this long (`1h`, `30m`). At least

@@ -17,7 +17,7 @@
 //! use lifeboat::{BackupOptions, BackupSource, InitOptions, Progress, Repository, RestoreOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let work = tempfile::tempdir()?;
-//! let source = work.path().join("data");
+//! let source = work.path().join("photos");
 //! std::fs::create_dir(&source)?;
 //! std::fs::write(source.join("hello.txt"), b"hello, lifeboat")?;
 //!
@@ -57,7 +57,7 @@
 //! };
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let work = tempfile::tempdir()?;
-//! let source = work.path().join("data");
+//! let source = work.path().join("photos");
 //! std::fs::create_dir(&source)?;
 //! std::fs::write(source.join("hello.txt"), b"hello, lifeboat")?;
 //! let location = work.path().join("repo");

@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
-cargo build --release -p lifeboat -p lifeboat-bench
+cargo build --release -p lifeboat-cli -p lifeboat-bench
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 WORK=${WORK:-/var/tmp/lifeboat-bench}

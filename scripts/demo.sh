@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 case "${DEMO_PROFILE:-release}" in
 release)
     echo "==> building lifeboat (release)"
-    cargo build --release -p lifeboat --quiet
+    cargo build --release -p lifeboat-cli --quiet
     LB="$PWD/target/release/lifeboat"
     ;;
 debug)
     echo "==> building lifeboat (debug)"
-    cargo build -p lifeboat --quiet
+    cargo build -p lifeboat-cli --quiet
     LB="$PWD/target/debug/lifeboat"
     ;;
 *)

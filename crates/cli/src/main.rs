@@ -1,35 +1,20 @@
-//! The `lifeboat` command-line program.
+//! The `lifeboat` command-line program: argument parsing (one module per
+//! command under `commands/`) and printing over the `lifeboat` facade. It
+//! holds no engine logic; what it cannot do through the facade it does
+//! through the facade's `internals` (raw objects for `cat`).
 
 mod args;
-mod check_cmd;
+mod cli;
 mod commands;
-mod copy_cmd;
-mod index_cmd;
+mod exit;
+mod open;
 mod output;
 mod password;
+mod progress;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Exit codes, as restic's.
-pub(crate) mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// Any failure.
-    pub const ERROR: u8 = 1;
-    /// Backup finished but some entries could not be read; check found no
-    /// damage but could not read some objects.
-    pub const INCOMPLETE: u8 = 3;
-    /// `check` found damage.
-    pub const DAMAGE: u8 = 4;
-    /// No repository at the location.
-    pub const NO_REPOSITORY: u8 = 10;
-    /// The password opened no key.
-    pub const WRONG_PASSWORD: u8 = 12;
-    /// Stopped by a signal.
-    pub const INTERRUPTED: u8 = 130;
-}
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
@@ -102,8 +87,7 @@ fn tune_allocator() {}
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = args::Cli::parse();
-    match commands::run(cli) {
+    match cli::run(cli::Cli::parse()) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("lifeboat: error: {}", message(&e));

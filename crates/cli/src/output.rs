@@ -1,28 +1,14 @@
-//! Formatting for people and for scripts, and the progress display.
+//! Formatting for people and for scripts.
 
-use std::io::{IsTerminal, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::io::Write;
 
-use lifeboat::{Node, NodeKind, Progress};
+use bytesize::ByteSize;
+use lifeboat::{ContentPart, Id, Node, NodeKind, Snapshot, Timestamp};
 use serde_json::{Value, json};
 
-/// `1.5 GiB`.
+/// `1.50 GiB`; below 1 KiB, `512 B`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
+    format!("{:.2}", ByteSize(n).display().iec())
 }
 
 /// Print one JSON value on its own line.
@@ -44,7 +30,7 @@ fn kind_name(k: NodeKind) -> &'static str {
     }
 }
 
-fn ts(t: lifeboat::format::Timestamp) -> String {
+fn ts(t: Timestamp) -> String {
     jiff::Timestamp::new(t.sec, t.nsec as i32)
         .map(|x| x.to_string())
         .unwrap_or_else(|_| format!("{}.{:09}", t.sec, t.nsec))
@@ -91,10 +77,10 @@ pub fn node_json(n: &Node, path: Option<&str>) -> Value {
             .content
             .iter()
             .map(|c| match c {
-                lifeboat::format::ContentPart::Blob { id, len } => {
+                ContentPart::Blob { id, len } => {
                     json!({"blob": id.to_hex(), "len": len})
                 }
-                lifeboat::format::ContentPart::Hole { len } => json!({"hole": len}),
+                ContentPart::Hole { len } => json!({"hole": len}),
             })
             .collect();
     }
@@ -125,79 +111,10 @@ pub fn mode_string(n: &Node) -> String {
     s
 }
 
-/// Prints progress every second while an operation runs: a one-line bar on
-/// a terminal, JSON status lines with `--json`, nothing otherwise.
-pub struct ProgressReporter {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl ProgressReporter {
-    pub fn start(
-        progress: Arc<Progress>,
-        verb: &'static str,
-        json: bool,
-        quiet: bool,
-        total: Option<u64>,
-    ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tty = std::io::stderr().is_terminal();
-        let handle = if quiet || (!json && !tty) {
-            None
-        } else {
-            let stop2 = stop.clone();
-            Some(std::thread::spawn(move || {
-                let t0 = Instant::now();
-                let mut last = Instant::now();
-                while !stop2.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if last.elapsed() < Duration::from_secs(1) {
-                        continue;
-                    }
-                    last = Instant::now();
-                    let secs = t0.elapsed().as_secs_f64();
-                    let b = progress.bytes.load(Ordering::Relaxed);
-                    let f = progress.files.load(Ordering::Relaxed);
-                    let e = progress.errors.load(Ordering::Relaxed);
-                    let rate = b as f64 / secs.max(0.001);
-                    if json {
-                        let mut v = json!({"message_type": "status", "action": verb, "seconds_elapsed": secs,
-                            "files_done": f, "bytes_done": b, "errors": e, "bytes_per_second": rate});
-                        if let Some(t) = total {
-                            v["total_bytes"] = json!(t);
-                            v["percent_done"] =
-                                json!(if t > 0 { b as f64 / t as f64 } else { 1.0 });
-                        }
-                        print_json(&v);
-                    } else {
-                        let eta = total
-                            .filter(|t| *t > b && rate > 0.0)
-                            .map(|t| format!(" ETA {:.0}s", (t - b) as f64 / rate))
-                            .unwrap_or_default();
-                        let pct = total
-                            .filter(|t| *t > 0)
-                            .map(|t| format!(" {:.1}%", 100.0 * b as f64 / t as f64))
-                            .unwrap_or_default();
-                        eprint!(
-                            "\r[{:>4.0}s] {verb}: {f} files, {}{pct}, {}/s{eta}, {e} errors   ",
-                            secs,
-                            bytes(b),
-                            bytes(rate as u64)
-                        );
-                    }
-                }
-                if !json {
-                    eprint!("\r\x1b[K");
-                }
-            }))
-        };
-        ProgressReporter { stop, handle }
-    }
-
-    pub fn finish(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+/// A snapshot as JSON, with its id and short id.
+pub fn snapshot_json(id: &Id, s: &Snapshot) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["id"] = json!(id.to_hex());
+    v["short_id"] = json!(id.short());
+    v
 }

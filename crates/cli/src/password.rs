@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use zeroize::Zeroizing;
 
-use crate::args::Global;
+use crate::args::{FromRepoArgs, Global};
 
 fn first_line(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
     let bytes = Zeroizing::new(bytes);
@@ -23,13 +23,13 @@ fn first_line(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(line.to_vec())
 }
 
-pub(crate) fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
     Ok(first_line(bytes))
 }
 
-pub(crate) fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
+fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
     let out = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -43,7 +43,7 @@ pub(crate) fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(first_line(out.stdout))
 }
 
-pub(crate) fn prompt(message: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+fn prompt(message: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
     if !std::io::stderr().is_terminal() {
         return Ok(None);
     }
@@ -97,4 +97,26 @@ pub fn get_new(g: &Global, file: Option<&Path>, for_init: bool) -> Result<Zeroiz
         bail!("an empty password is not allowed");
     }
     Ok(p)
+}
+
+/// The source repository's password (`copy`, `init --copy-params`):
+/// LIFEBOAT_FROM_PASSWORD, a file, a command, or a prompt.
+pub fn get_source(a: &FromRepoArgs) -> Result<Zeroizing<Vec<u8>>> {
+    if let Ok(p) = std::env::var("LIFEBOAT_FROM_PASSWORD") {
+        return Ok(Zeroizing::new(p.into_bytes()));
+    }
+    if let Some(f) = &a.from_password_file {
+        return from_file(f);
+    }
+    if let Some(c) = &a.from_password_command {
+        return from_command(c);
+    }
+    if let Some(p) = prompt("enter password for the source repository: ")? {
+        return Ok(p);
+    }
+    bail!(
+        "no password for the source repository: set LIFEBOAT_FROM_PASSWORD, \
+         LIFEBOAT_FROM_PASSWORD_FILE or LIFEBOAT_FROM_PASSWORD_COMMAND, or use \
+         --from-password-file / --from-password-command"
+    )
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use common::{
     PASSWORD, TestRepo, base_cmd, bin, clean_env, is_root, random_bytes, restored_path, run,
 };
+use lifeboat_format::layout::Folder;
 
 fn write(p: &Path, data: &[u8]) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -61,7 +62,7 @@ fn unknown_format_version_is_refused() {
     );
     assert!(!o.stderr.contains("wrong password"), "{}", o.stderr);
     // Nothing was written.
-    assert!(repo.objects("snapshots").is_empty());
+    assert!(repo.objects(Folder::Snapshots).is_empty());
 }
 
 #[test]
@@ -101,7 +102,7 @@ fn init_over_existing_repository_refuses() {
     write(&src.join("keep.txt"), b"still here");
     repo.backup(&[&src], &[]);
     let config_before = fs::read(repo.path.join("config")).unwrap();
-    let keys_before = repo.objects("keys");
+    let keys_before = repo.objects(Folder::Keys);
 
     for pw in [PASSWORD, "another password"] {
         repo.run_pw(
@@ -112,7 +113,7 @@ fn init_over_existing_repository_refuses() {
     }
     assert_eq!(fs::read(repo.path.join("config")).unwrap(), config_before);
     assert_eq!(
-        repo.objects("keys"),
+        repo.objects(Folder::Keys),
         keys_before,
         "init added or removed a key"
     );
@@ -138,7 +139,7 @@ fn repo_with_data_pack() -> (TestRepo, PathBuf, PathBuf) {
     let file = src.join("data.bin");
     write(&file, &random_bytes(42, 1 << 20));
     repo.backup(&[&src], &[]);
-    let packs = repo.objects("data");
+    let packs = repo.objects(Folder::Data);
     assert!(
         packs.len() >= 2,
         "data and tree blobs go to separate packs: {packs:?}"
@@ -405,7 +406,7 @@ fn missing_paths_and_wrong_kinds() {
         "repeated cause:\n{}",
         o.stderr
     );
-    assert!(repo.objects("snapshots").is_empty());
+    assert!(repo.objects(Folder::Snapshots).is_empty());
     repo.run(["backup"])
         .fails("backup of nothing", 1, &["nothing to back up"]);
 

@@ -9,16 +9,17 @@
 
 mod common;
 
-use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use lifeboat::Repository;
-use lifeboat::format::{
-    BlobType, ContentPart, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, seal_blob,
+use lifeboat_core::Repository;
+use lifeboat_core::internals::RepositoryInternals as _;
+use lifeboat_format::layout::{self, Folder};
+use lifeboat_format::{
+    BlobType, ContentPart, Id, IndexEntry, IndexPack, IndexSegment, KeySlot, PackBuilder, seal_blob,
 };
 use serde_json::Value;
 
@@ -199,8 +200,7 @@ fn flip_bit(path: &Path, at: usize) {
 }
 
 fn pack_file(repo: &Path, id: &Id) -> PathBuf {
-    let h = id.to_hex();
-    repo.join("data").join(&h[..2]).join(&h)
+    repo.join(layout::object_path(Folder::Data, id))
 }
 
 /// Rebuild `testdata/golden/`. Encryption draws fresh nonces, so this
@@ -326,7 +326,7 @@ fn generate_golden() {
     // missing_index_segment: the segment written by snapshot two's backup.
     let d = variant("missing_index_segment");
     let mut removed = 0;
-    for e in fs::read_dir(d.join("index")).unwrap() {
+    for e in fs::read_dir(d.join(Folder::Index.name())).unwrap() {
         let e = e.unwrap();
         let seg = IndexSegment::decode(repo.master_key(), &fs::read(e.path()).unwrap()).unwrap();
         if seg.packs.iter().any(|p| p.id == p2) {
@@ -380,7 +380,8 @@ fn generate_golden() {
     seg.packs.push(pack);
     let sealed = seg.encode(key).unwrap();
     fs::write(
-        d.join("index").join(Id::of_object(&sealed).to_hex()),
+        d.join(Folder::Index.name())
+            .join(Id::of_object(&sealed).to_hex()),
         sealed,
     )
     .unwrap();
@@ -393,7 +394,8 @@ fn generate_golden() {
     three.time = "2026-01-03T00:00:00Z".into();
     let sealed = three.encode(key, level).unwrap();
     fs::write(
-        d.join("snapshots").join(Id::of_object(&sealed).to_hex()),
+        d.join(Folder::Snapshots.name())
+            .join(Id::of_object(&sealed).to_hex()),
         sealed,
     )
     .unwrap();
@@ -401,10 +403,10 @@ fn generate_golden() {
     // corrupt_key_slot: one hex digit of the second slot's wrapped key.
     let d = variant("corrupt_key_slot");
     let mut changed = 0;
-    for e in fs::read_dir(d.join("keys")).unwrap() {
+    for e in fs::read_dir(d.join(Folder::Keys.name())).unwrap() {
         let e = e.unwrap();
         let text = fs::read_to_string(e.path()).unwrap();
-        let slot = lifeboat::format::KeySlot::from_json(text.as_bytes()).unwrap();
+        let slot = KeySlot::from_json(text.as_bytes()).unwrap();
         if slot.open(b"golden-password-two").is_ok() {
             let at = text.find("\"wrapped_key\": \"").unwrap() + 40;
             let mut b = text.into_bytes();
@@ -417,7 +419,7 @@ fn generate_golden() {
 
     // damaged_snapshot: one bit of snapshot two's object.
     let d = variant("damaged_snapshot");
-    flip_bit(&d.join("snapshots").join(two_id.to_hex()), 40);
+    flip_bit(&d.join(Folder::Snapshots.name()).join(two_id.to_hex()), 40);
 
     drop(base);
     let _ = fs::remove_dir_all(GOLDEN_SRC);
@@ -649,7 +651,7 @@ fn golden_missing_index_segment() {
     let valid = Repo::golden("valid");
     let r = Repo::golden("missing_index_segment");
     let names = |p: &Path| -> BTreeSet<String> {
-        fs::read_dir(p.join("index"))
+        fs::read_dir(p.join(Folder::Index.name()))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect()
@@ -661,7 +663,7 @@ fn golden_missing_index_segment() {
     assert_eq!(gone.len(), 1);
     let seg = IndexSegment::decode(
         valid.open().master_key(),
-        &fs::read(valid.path.join("index").join(&gone[0])).unwrap(),
+        &fs::read(valid.path.join(Folder::Index.name()).join(&gone[0])).unwrap(),
     )
     .unwrap();
     let packs: BTreeSet<String> = seg.packs.iter().map(|p| p.id.to_hex()).collect();
@@ -850,7 +852,7 @@ fn packs_by_type(r: &Repo) -> (Packs, Packs) {
 }
 
 fn listed_packs(r: &Repo) -> usize {
-    fingerprint(&r.path.join("data")).len()
+    fingerprint(&r.path.join(Folder::Data.name())).len()
 }
 
 fn data_u64(v: &Value, field: &str) -> u64 {
@@ -898,11 +900,11 @@ fn check_never_modifies_the_repository() {
         let mut after = fingerprint(&r.path);
         let recs: Vec<PathBuf> = after
             .keys()
-            .filter(|p| p.starts_with("verify"))
+            .filter(|p| p.starts_with(Folder::Verify.name()))
             .cloned()
             .collect();
         assert_eq!(recs, vec![PathBuf::from(&record)]);
-        after.retain(|p, _| !p.starts_with("verify"));
+        after.retain(|p, _| !p.starts_with(Folder::Verify.name()));
         assert!(before == after, "resumable check changed more than verify/");
     }
 }
@@ -981,7 +983,11 @@ fn resumable_runs_cover_every_pack() {
     let (_, v) = r.check(&["--read-data", "--max-packs", "1"]);
     assert_eq!(data_u64(&v, "packs_read"), 1);
     assert_eq!(data_u64(&v, "packs_fresh"), 0);
-    assert_eq!(fingerprint(&r.path.join("verify")).len(), 1, "one record");
+    assert_eq!(
+        fingerprint(&r.path.join(Folder::Verify.name())).len(),
+        1,
+        "one record"
+    );
 }
 
 /// `--max-duration 0s` reads one pack per run; a damaged pack is read and
@@ -1042,16 +1048,16 @@ fn damaged_verification_record_is_only_a_warning() {
     assert_eq!(w.len(), 1, "{v}");
     assert!(w[0].as_str().unwrap().contains("damaged"), "{v}");
     assert_eq!(
-        fingerprint(&r.path.join("verify")).len(),
+        fingerprint(&r.path.join(Folder::Verify.name())).len(),
         1,
         "damaged record replaced"
     );
     // A record that is not even an object (garbage bytes) is no worse.
-    let rec = fingerprint(&r.path.join("verify"))
+    let rec = fingerprint(&r.path.join(Folder::Verify.name()))
         .into_keys()
         .next()
         .unwrap();
-    fs::write(r.path.join("verify").join(rec), b"garbage").unwrap();
+    fs::write(r.path.join(Folder::Verify.name()).join(rec), b"garbage").unwrap();
     let (code, v) = r.check(&["--read-data", "--max-packs", "1"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
@@ -1235,10 +1241,10 @@ fn repair_refuses_while_the_index_is_incomplete() {
     let r = Repo::golden("damaged_snapshot");
     let o = r.run(&["repair", "snapshots"]).ok("dry run");
     assert!(o.out().contains("cannot be read"), "{}", o.out());
-    assert_eq!(fingerprint(&r.path.join("snapshots")).len(), 2);
+    assert_eq!(fingerprint(&r.path.join(Folder::Snapshots.name())).len(), 2);
     r.run(&["repair", "snapshots", "--forget-damaged"])
         .ok("repair");
-    assert_eq!(fingerprint(&r.path.join("snapshots")).len(), 1);
+    assert_eq!(fingerprint(&r.path.join(Folder::Snapshots.name())).len(), 1);
     let (code, v) = r.check(&["--read-data"]);
     assert_eq!(code, 0, "{v}");
 }
@@ -1357,12 +1363,12 @@ fn open_up(dir: &Path) {
 fn repair_uses_a_surviving_duplicate() {
     let r = Repo::golden("duplicate_blob");
     let valid: BTreeSet<PathBuf> = fingerprint(&golden().join("valid")).into_keys().collect();
-    let extra: Vec<PathBuf> = fingerprint(&r.path.join("data"))
+    let extra: Vec<PathBuf> = fingerprint(&r.path.join(Folder::Data.name()))
         .into_keys()
-        .filter(|p| !valid.contains(&Path::new("data").join(p)))
+        .filter(|p| !valid.contains(&Path::new(Folder::Data.name()).join(p)))
         .collect();
     assert_eq!(extra.len(), 1);
-    fs::remove_file(r.path.join("data").join(&extra[0])).unwrap();
+    fs::remove_file(r.path.join(Folder::Data.name()).join(&extra[0])).unwrap();
     let tags = r.snapshots_by_tag();
     let (code, v) = r.check(&[]);
     assert_eq!(code, 4, "{v}");

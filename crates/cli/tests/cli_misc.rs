@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Output, TestRepo, base_cmd, restored_path};
+use lifeboat_format::layout::Folder;
 use serde_json::Value;
 
 /// Distinctive passwords; none may appear in any output.
@@ -94,7 +95,7 @@ fn key_add_list_remove_passwd() {
         .chain(&fast),
     );
     let added = o.ok("key add").json()["id"].as_str().unwrap().to_string();
-    assert_eq!(repo.objects("keys").len(), 2);
+    assert_eq!(repo.objects(Folder::Keys).len(), 2);
 
     // Both passwords open it; each sees its own slot as current.
     rp(&repo, PW2, ["snapshots"]).ok("snapshots with the new password");
@@ -121,7 +122,7 @@ fn key_add_list_remove_passwd() {
     for spec in [&first[..], &first[..8]] {
         r(&repo, ["key", "remove", spec]).fails("key remove of the current key", 1, &["in use"]);
     }
-    assert_eq!(repo.objects("keys").len(), 2);
+    assert_eq!(repo.objects(Folder::Keys).len(), 2);
     r(&repo, ["key", "remove", "ffffffffffff"]).fails(
         "key remove of a missing key",
         1,
@@ -284,7 +285,7 @@ fn json_output_and_cat() {
     // cat index (by prefix): together, the segments list exactly the packs
     // in data/.
     let mut indexed: Vec<String> = Vec::new();
-    for seg in repo.objects("index") {
+    for seg in repo.objects(Folder::Index) {
         let name = seg.file_name().unwrap().to_str().unwrap().to_string();
         let seg = r(&repo, ["cat", "index", &name[..8]])
             .ok("cat index")
@@ -298,14 +299,14 @@ fn json_output_and_cat() {
     }
     indexed.sort();
     let packs: Vec<String> = repo
-        .objects("data")
+        .objects(Folder::Data)
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
         .collect();
     assert!(!packs.is_empty());
     assert_eq!(indexed, packs);
 
-    let keys = repo.objects("keys");
+    let keys = repo.objects(Folder::Keys);
     let key_name = keys[0].file_name().unwrap().to_str().unwrap().to_string();
     let key = r(&repo, ["cat", "key", &key_name[..8]])
         .ok("cat key")

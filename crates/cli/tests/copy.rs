@@ -10,6 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{Output, PASSWORD, TestRepo, compare_trees, random_bytes, restored_path, run};
+use lifeboat_format::layout::Folder;
 use s3_common::{S3Repo, cluster, read_stats};
 
 fn make_tree(dir: &Path, seed: u64) {
@@ -84,9 +85,9 @@ fn copy_local_to_s3_and_back_is_incremental_and_byte_identical() {
     let target_writes = read_stats(&stats)
         .iter()
         .find(|l| l["location"].as_str().unwrap().starts_with("s3://"))
-        .unwrap()["stats"]["writes_by_folder"]["data"]
-        .as_u64()
-        .unwrap();
+        .unwrap()["stats"]["writes_by_folder"][Folder::Data.name()]
+    .as_u64()
+    .unwrap();
     assert!(target_writes >= 1);
 
     // Restores from the target are byte-identical; check reads every blob.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{PASSWORD, TestRepo, compare_trees, random_bytes, restored_path};
+use lifeboat_format::layout::Folder;
 
 /// A repository with `--pack-size 1` (MiB), so that little data makes many
 /// packs and index segments.
@@ -78,7 +79,7 @@ fn restore_matches(repo: &TestRepo, id: &str, src: &Path, name: &str) {
 }
 
 fn segment_count(repo: &TestRepo) -> usize {
-    repo.objects("index").len()
+    repo.objects(Folder::Index).len()
 }
 
 /// Acceptance 3: every index segment deleted (and a damaged one left in
@@ -95,17 +96,17 @@ fn rebuild_after_losing_every_segment_restores_every_snapshot() {
     }
     let ids = snapshot_ids(&repo);
     assert_eq!(ids.len(), 3);
-    let packs = repo.objects("data").len();
+    let packs = repo.objects(Folder::Data).len();
     assert!(packs >= 6, "{packs} packs");
     assert!(segment_count(&repo) >= 3);
 
-    for seg in repo.objects("index") {
+    for seg in repo.objects(Folder::Index) {
         fs::remove_file(seg).unwrap();
     }
     // A damaged segment under a valid name.
     let junk = random_bytes(5, 300);
-    let name = lifeboat::format::Id::of_object(&junk).to_hex();
-    fs::write(repo.path.join("index").join(name), &junk).unwrap();
+    let name = lifeboat_format::Id::of_object(&junk).to_hex();
+    fs::write(repo.path.join(Folder::Index.name()).join(name), &junk).unwrap();
     // The repository cannot be read now: the cached local table must not
     // hide that (it lists segments that are gone).
     repo.run(["ls", "latest"])
@@ -143,7 +144,7 @@ fn rebuild_reports_a_damaged_pack() {
     let repo = small_pack_repo();
     let src = make_tree(&repo.scratch("src"), 9, 6, 600 << 10, 78);
     repo.backup(&[&src], &[]);
-    let packs = repo.objects("data");
+    let packs = repo.objects(Folder::Data);
     let victim = &packs[0];
     let mut bytes = fs::read(victim).unwrap();
     let n = bytes.len();
@@ -248,7 +249,10 @@ fn local_table_is_cached_and_a_tampered_one_is_rebuilt() {
     let cache = repo.tmp.path().join("cache/lifeboat");
     let repo_dirs: Vec<_> = fs::read_dir(&cache).unwrap().flatten().collect();
     assert_eq!(repo_dirs.len(), 1, "one repository cache directory");
-    let table = repo_dirs[0].path().join("index/table-v1");
+    let table = repo_dirs[0]
+        .path()
+        .join(Folder::Index.name())
+        .join("table-v1");
     assert!(table.is_file(), "no table at {}", table.display());
 
     // Flip bits in the offset of the last blob record (just before the

@@ -14,7 +14,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{MixedStream, compare_trees, random_bytes, restored_path, run};
+use lifeboat_format::layout::Folder;
 use s3_common::{S3Repo, cluster, own_cluster, read_stats};
+
+/// Whether a path under a cache folder lies in the store folder `folder`.
+fn in_folder(path: &str, folder: Folder) -> bool {
+    path.contains(&format!("/{}", folder.prefix()))
+}
 
 /// `big_files` files of `file_len` bytes of mixed data (random,
 /// compressible, zero runs) and 200 small files, under `dir`.
@@ -53,7 +59,7 @@ fn s3_round_trip_of_500_mib_is_byte_identical() {
     // The metadata cache was filled, with content-addressed names only.
     let cache_index: Vec<_> = walk_files(&r.cache_dir())
         .into_iter()
-        .filter(|p| p.contains("/index/") || p.contains("/snapshots/"))
+        .filter(|p| in_folder(p, Folder::Index) || in_folder(p, Folder::Snapshots))
         .collect();
     assert!(cache_index.len() >= 2, "{cache_index:?}");
 }
@@ -249,7 +255,7 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
     let first = counted("ls1", &["ls", "latest"]);
     let tree_packs = store_cache_objects(&r.cache_dir())
         .iter()
-        .filter(|p| p.contains("/data/"))
+        .filter(|p| in_folder(p, Folder::Data))
         .count() as u64;
     assert!(tree_packs >= 1);
     assert_eq!(first["get"], 2 + tree_packs, "{first}");
@@ -276,7 +282,7 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
     }
     let needed = files
         .iter()
-        .filter(|f| f.contains("/snapshots/") || f.contains("/data/"))
+        .filter(|f| in_folder(f, Folder::Snapshots) || in_folder(f, Folder::Data))
         .count() as u64;
     let third = counted("ls3", &["ls", "latest"]);
     assert!(third["get"].as_u64().unwrap() >= needed + 2, "{third}");

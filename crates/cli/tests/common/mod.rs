@@ -14,6 +14,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use lifeboat_format::layout::Folder;
 use tempfile::TempDir;
 
 /// The password of test repositories; distinctive, so a leak is easy to spot.
@@ -245,10 +246,10 @@ impl TestRepo {
             .unwrap_or_else(|| panic!("not an array: {}", o.out()))
     }
 
-    /// Files directly in a repository folder (`data` is two levels deep).
-    pub fn objects(&self, dir: &str) -> Vec<PathBuf> {
+    /// Files in a repository folder (packs are two levels deep).
+    pub fn objects(&self, folder: Folder) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        let mut stack = vec![self.path.join(dir)];
+        let mut stack = vec![self.path.join(folder.name())];
         while let Some(d) = stack.pop() {
             let Ok(rd) = fs::read_dir(&d) else { continue };
             for e in rd {

@@ -1,22 +1,24 @@
 //! `lifeboat index rebuild|compact`.
 
-use lifeboat_core::internals::RepositoryInternals as _;
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
-use clap::Subcommand;
-use lifeboat::Repository;
-use lifeboat_index::{CompactOptions, IndexProgress, RebuildOptions};
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use lifeboat::layout::{self, Folder};
+use lifeboat::{CompactOptions, IndexProgress, RebuildOptions};
 use serde_json::json;
 
 use crate::args::Global;
-use crate::exit;
 use crate::output::print_json;
-use crate::password;
+use crate::{exit, open, progress};
+
+/// Options of `lifeboat index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Index command.
+    #[command(subcommand)]
+    command: IndexCommand,
+}
 
 /// Index maintenance commands.
 #[derive(Debug, Subcommand)]
@@ -37,78 +39,19 @@ pub enum IndexCommand {
     },
 }
 
-/// Prints `done/total` every second while an index operation runs: on a
-/// terminal as a one-line counter, with `--json` as status lines.
-struct Reporter {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Reporter {
-    fn start(p: Arc<IndexProgress>, action: &'static str, unit: &'static str, g: &Global) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let json = g.json;
-        let show = !g.quiet && (json || std::io::stderr().is_terminal());
-        let handle = show.then(|| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let t0 = Instant::now();
-                let mut last = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if last.elapsed() < Duration::from_secs(1) {
-                        continue;
-                    }
-                    last = Instant::now();
-                    let done = p.done.load(Ordering::Relaxed);
-                    let total = p.total.load(Ordering::Relaxed);
-                    let secs = t0.elapsed().as_secs_f64();
-                    if json {
-                        print_json(&json!({"message_type": "status", "action": action,
-                            "seconds_elapsed": secs, "done": done, "total": total, "unit": unit}));
-                    } else {
-                        eprint!("\r[{secs:>4.0}s] {action}: {done}/{total} {unit}   ");
-                    }
-                }
-                if !json {
-                    eprint!("\r\x1b[K");
-                }
-            })
-        });
-        Reporter { stop, handle }
-    }
-
-    fn finish(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn open(g: &Global) -> Result<Repository> {
-    let loc = g
-        .repo
-        .clone()
-        .ok_or_else(|| anyhow!("no repository given: use -r/--repo or set LIFEBOAT_REPOSITORY"))?;
-    let backend = lifeboat::open_location(&loc, false)?;
-    let pw = password::get(g)?;
-    Ok(Repository::open_without_index(backend, &pw)?)
-}
-
 /// Run an index command; returns the exit code.
-pub fn run(g: &Global, command: &IndexCommand) -> Result<u8> {
-    let repo = open(g)?;
+pub fn run(g: &Global, a: &IndexArgs) -> Result<u8> {
+    let repo = open::repository_without_index(g)?;
     let progress = Arc::new(IndexProgress::default());
-    match command {
+    match &a.command {
         IndexCommand::Rebuild { read_concurrency } => {
             let opts = RebuildOptions {
                 read_concurrency: (*read_concurrency).max(1),
                 ..RebuildOptions::default()
             };
-            let rep = Reporter::start(progress.clone(), "index rebuild", "packs", g);
-            let r = lifeboat_index::rebuild(repo.backend(), repo.master_key(), &opts, &progress);
-            rep.finish();
+            let display = progress::index(progress.clone(), "index rebuild", "packs", g);
+            let r = repo.rebuild_index(&opts, &progress);
+            display.finish();
             let r = r?;
             if g.json {
                 print_json(&json!({
@@ -156,9 +99,9 @@ pub fn run(g: &Global, command: &IndexCommand) -> Result<u8> {
                 target_blobs: (*target_blobs).max(1),
                 ..CompactOptions::default()
             };
-            let rep = Reporter::start(progress.clone(), "index compact", "segments", g);
-            let r = lifeboat_index::compact(repo.backend(), repo.master_key(), &opts, &progress);
-            rep.finish();
+            let display = progress::index(progress.clone(), "index compact", "segments", g);
+            let r = repo.compact_index(&opts, &progress);
+            display.finish();
             let r = r?;
             if g.json {
                 print_json(&json!({
@@ -175,7 +118,10 @@ pub fn run(g: &Global, command: &IndexCommand) -> Result<u8> {
                 }));
             } else {
                 for (i, e) in &r.delete_errors {
-                    eprintln!("lifeboat: warning: could not delete index/{i}: {e}");
+                    eprintln!(
+                        "lifeboat: warning: could not delete {}: {e}",
+                        layout::object_path(Folder::Index, i)
+                    );
                 }
                 if !g.quiet {
                     if r.written.is_empty() && r.deleted.is_empty() {

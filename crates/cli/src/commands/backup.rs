@@ -1,0 +1,143 @@
+//! `lifeboat backup`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use lifeboat::{BackupOptions, BackupSource, Progress, SnapshotFilter};
+use serde_json::json;
+
+use crate::args::Global;
+use crate::output::{bytes, print_json};
+use crate::{exit, open, progress};
+
+/// Options of `lifeboat backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up.
+    paths: Vec<PathBuf>,
+    /// Read the data to back up from standard input.
+    #[arg(long)]
+    stdin: bool,
+    /// File name for data read from standard input.
+    #[arg(long, default_value = "stdin", requires = "stdin")]
+    stdin_filename: String,
+    /// Add a tag (repeatable, or comma-separated).
+    #[arg(long = "tag", value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Host name to record.
+    #[arg(long = "host")]
+    host: Option<String>,
+    /// Exclude a pattern (repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line.
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    exclude_files: Vec<PathBuf>,
+    /// Time to record for the snapshot (RFC 3339) instead of now.
+    #[arg(long)]
+    time: Option<String>,
+    /// Compare against this snapshot (default: the latest with the same host and paths).
+    #[arg(long, value_name = "SNAPSHOT")]
+    parent: Option<String>,
+    /// Read every file, trusting no parent snapshot.
+    #[arg(long, conflicts_with = "parent")]
+    force: bool,
+}
+
+/// The exclude patterns of `-e` and of every `--exclude-file`.
+fn excludes(a: &BackupArgs) -> Result<Vec<String>> {
+    let mut excl = a.excludes.clone();
+    for f in &a.exclude_files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading exclude file {}", f.display()))?;
+        excl.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(excl)
+}
+
+/// Back up and print the summary.
+pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
+    let excl = excludes(a)?;
+    if a.stdin && !a.paths.is_empty() {
+        bail!("--stdin and paths cannot be combined");
+    }
+    if !a.stdin && a.paths.is_empty() {
+        bail!("nothing to back up: give paths, or --stdin");
+    }
+    let repo = open::repository(g)?;
+    let parent = match &a.parent {
+        Some(p) => Some(repo.find_snapshot(p, &SnapshotFilter::default())?.0),
+        None => None,
+    };
+    let opts = BackupOptions {
+        hostname: a.host.clone(),
+        tags: a.tags.clone(),
+        excludes: excl,
+        time: a.time.clone(),
+        threads: None,
+        parent,
+        force: a.force,
+        ..Default::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let display = progress::transfer(progress.clone(), "backup", g, None);
+    let mut input = std::io::stdin();
+    let source = if a.stdin {
+        BackupSource::Stdin {
+            filename: a.stdin_filename.clone(),
+            reader: &mut input,
+        }
+    } else {
+        BackupSource::Paths(a.paths.clone())
+    };
+    let res = repo.backup(source, &opts, &progress);
+    display.finish();
+    let report = res?;
+    for e in &report.errors {
+        eprintln!("lifeboat: warning: {}: {}", e.path, e.message);
+    }
+    let s = report.snapshot.summary.clone().unwrap_or_default();
+    if g.json {
+        print_json(&json!({
+            "message_type": "summary",
+            "snapshot_id": report.id.to_hex(),
+            "files_new": s.files_new, "files_changed": s.files_changed, "files_unchanged": s.files_unchanged,
+            "dirs": s.dirs, "bytes_total": s.bytes_total, "bytes_read": s.bytes_read, "bytes_added": s.bytes_added,
+            "bytes_stored": s.bytes_stored, "data_blobs": s.data_blobs, "tree_blobs": s.tree_blobs,
+            "duration_secs": s.duration_secs, "errors": report.errors,
+        }));
+    } else if !g.quiet {
+        println!(
+            "Files: {} new, {} changed, {} unchanged; {} directories",
+            s.files_new, s.files_changed, s.files_unchanged, s.dirs
+        );
+        println!(
+            "Added to the repository: {} ({} stored)",
+            bytes(s.bytes_added),
+            bytes(s.bytes_stored)
+        );
+        println!(
+            "processed {} in {:.2}s ({}/s)",
+            bytes(s.bytes_read),
+            s.duration_secs,
+            bytes((s.bytes_read as f64 / s.duration_secs.max(0.001)) as u64)
+        );
+        println!("snapshot {} saved", report.id.short());
+    }
+    if report.is_complete() {
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "lifeboat: warning: {} entries could not be read; the snapshot is incomplete",
+            report.errors.len()
+        );
+        Ok(exit::INCOMPLETE)
+    }
+}

@@ -1,0 +1,78 @@
+//! `lifeboat restore`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+use lifeboat::{Progress, RestoreOptions};
+use serde_json::json;
+
+use crate::args::{Global, SnapshotFilterArgs};
+use crate::output::{bytes, print_json};
+use crate::{exit, open, progress};
+
+/// Options of `lifeboat restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id, id prefix, or "latest".
+    snapshot: String,
+    /// Directory to restore into.
+    #[arg(short, long)]
+    target: PathBuf,
+    /// Restore only entries matching this pattern (repeatable).
+    #[arg(short = 'i', long = "include", value_name = "PATTERN")]
+    includes: Vec<String>,
+    /// Skip entries matching this pattern (repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// Filters.
+    #[command(flatten)]
+    filter: SnapshotFilterArgs,
+}
+
+/// Restore and print the summary.
+pub fn run(g: &Global, a: &RestoreArgs) -> Result<u8> {
+    let repo = open::repository(g)?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
+    let total = snap.summary.as_ref().map(|s| s.bytes_total);
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        includes: a.includes.clone(),
+        excludes: a.excludes.clone(),
+        threads: None,
+    };
+    let progress = Arc::new(Progress::default());
+    let display = progress::transfer(progress.clone(), "restore", g, total);
+    let res = repo.restore(&snap, &opts, &progress);
+    display.finish();
+    let report = res?;
+    for e in &report.errors {
+        eprintln!("lifeboat: error: {}: {}", e.path, e.message);
+    }
+    if g.json {
+        print_json(
+            &json!({"message_type": "summary", "snapshot_id": id.to_hex(), "files": report.files,
+            "dirs": report.dirs, "others": report.others, "bytes": report.bytes, "errors": report.errors}),
+        );
+    } else if !g.quiet {
+        println!(
+            "restored snapshot {} to {}: {} files, {} directories, {} other entries, {}",
+            id.short(),
+            a.target.display(),
+            report.files,
+            report.dirs,
+            report.others,
+            bytes(report.bytes)
+        );
+    }
+    if report.errors.is_empty() {
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "lifeboat: {} entries were not restored correctly",
+            report.errors.len()
+        );
+        Ok(exit::ERROR)
+    }
+}

@@ -1,0 +1,55 @@
+//! `lifeboat snapshots`.
+
+use anyhow::Result;
+use clap::Args;
+use lifeboat::{Id, Snapshot};
+
+use crate::args::{Global, SnapshotFilterArgs};
+use crate::output::{print_json, snapshot_json};
+use crate::{exit, open};
+
+/// Options of `lifeboat snapshots`.
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Filters.
+    #[command(flatten)]
+    filter: SnapshotFilterArgs,
+}
+
+/// List the snapshots that pass the filters.
+pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<u8> {
+    let repo = open::repository(g)?;
+    let flt = a.filter.filter();
+    let snaps: Vec<(Id, Snapshot)> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| flt.matches(s))
+        .collect();
+    if g.json {
+        let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+        print_json(&v);
+    } else {
+        println!(
+            "{:<10} {:<26} {:<16} {:<16} Paths",
+            "ID", "Time", "Host", "Tags"
+        );
+        for (id, s) in &snaps {
+            let time = s.time.get(..19).unwrap_or(&s.time).replace('T', " ");
+            println!(
+                "{:<10} {:<26} {:<16} {:<16} {}{}",
+                id.short(),
+                time,
+                s.hostname,
+                s.tags.join(","),
+                s.paths.join(" "),
+                if s.incomplete.is_empty() {
+                    ""
+                } else {
+                    " (incomplete)"
+                }
+            );
+        }
+        println!("{} snapshots", snaps.len());
+    }
+    Ok(exit::OK)
+}

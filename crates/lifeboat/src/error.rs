@@ -1,0 +1,77 @@
+//! The facade's error: the kinds an embedding tool acts on (no repository,
+//! wrong password, stopped) as variants of their own, everything else as the
+//! error of the crate that failed, kept whole as the cause.
+
+/// Errors from the facade. Match on the variant; the message is for people.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No repository at the location.
+    #[error("repository {location} does not exist (run `lifeboat init` first)")]
+    RepositoryNotFound {
+        /// Where we looked.
+        location: String,
+    },
+    /// No key slot opened with the password.
+    #[error("wrong password: no key in the repository opens with it")]
+    WrongPassword,
+    /// The operation was stopped through its progress handle.
+    #[error("interrupted")]
+    Interrupted,
+    /// The callback given to [`Repository::walk`](crate::Repository::walk)
+    /// failed, which stopped the walk.
+    #[error("the tree walk was stopped: {0}")]
+    Visit(#[source] std::io::Error),
+    /// The repository engine failed (damage, a missing snapshot or path,
+    /// local I/O, bad arguments); see [`RepositoryError`](crate::RepositoryError).
+    #[error(transparent)]
+    Repository(lifeboat_core::Error),
+    /// `check` or `repair` could not run; see [`CheckError`](crate::CheckError).
+    #[error(transparent)]
+    Check(lifeboat_check::Error),
+    /// Index maintenance failed; see [`IndexError`](crate::IndexError).
+    #[error(transparent)]
+    Index(lifeboat_index::Error),
+    /// The store failed, or its location could not be parsed; see
+    /// [`StoreError`](crate::StoreError).
+    #[error(transparent)]
+    Store(lifeboat_store::Error),
+}
+
+/// Result alias for the facade.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<lifeboat_core::Error> for Error {
+    fn from(e: lifeboat_core::Error) -> Error {
+        match e {
+            lifeboat_core::Error::RepositoryNotFound { location } => {
+                Error::RepositoryNotFound { location }
+            }
+            lifeboat_core::Error::WrongPassword => Error::WrongPassword,
+            lifeboat_core::Error::Interrupted => Error::Interrupted,
+            e => Error::Repository(e),
+        }
+    }
+}
+
+impl From<lifeboat_check::Error> for Error {
+    fn from(e: lifeboat_check::Error) -> Error {
+        match e {
+            lifeboat_check::Error::Core(c) => c.into(),
+            lifeboat_check::Error::Interrupted => Error::Interrupted,
+            e => Error::Check(e),
+        }
+    }
+}
+
+impl From<lifeboat_index::Error> for Error {
+    fn from(e: lifeboat_index::Error) -> Error {
+        Error::Index(e)
+    }
+}
+
+impl From<lifeboat_store::Error> for Error {
+    fn from(e: lifeboat_store::Error) -> Error {
+        Error::Store(e)
+    }
+}

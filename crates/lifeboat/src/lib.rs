@@ -1,0 +1,136 @@
+//! Lifeboat: content-addressed, deduplicating, encrypted backups.
+//!
+//! This crate is the library to embed: a [`Repository`] with typed options
+//! and typed reports for every operation (init and open, key slots, backup,
+//! restore, snapshots, diff and stats, copy, check and repair, index
+//! maintenance), and one [`Error`] to match on. It prints nothing, reads no
+//! terminal and never exits the process. The engine lives in
+//! `lifeboat-core`, verification in `lifeboat-check`, the index in
+//! `lifeboat-index`, storage in `lifeboat-store` and the byte formats in
+//! `lifeboat-format`; this crate holds no engine logic of its own, only
+//! thin calls into those. The `lifeboat` program (crate `lifeboat-cli`) is
+//! built on this one.
+//!
+//! A whole round trip: create a repository, back up a directory, restore it.
+//!
+//! ```
+//! use lifeboat::{BackupOptions, BackupSource, InitOptions, Progress, Repository, RestoreOptions};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let work = tempfile::tempdir()?;
+//! let source = work.path().join("photos");
+//! std::fs::create_dir(&source)?;
+//! std::fs::write(source.join("hello.txt"), b"hello, lifeboat")?;
+//!
+//! // A local repository; cheap key derivation keeps the example fast.
+//! let backend = lifeboat::open_location(work.path().join("repo").to_str().unwrap(), true)?;
+//! let mut opts = InitOptions::default();
+//! opts.kdf = lifeboat::KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+//! let repo = Repository::init(backend, b"correct horse", &opts)?;
+//!
+//! let report = repo.backup(
+//!     BackupSource::Paths(vec![source.clone()]),
+//!     &BackupOptions::default(),
+//!     &Progress::default(),
+//! )?;
+//! assert!(report.is_complete());
+//!
+//! let backend = lifeboat::open_location(work.path().join("repo").to_str().unwrap(), false)?;
+//! let repo = Repository::open(backend, b"correct horse")?;
+//! let (_, snap) = repo.find_snapshot("latest", &Default::default())?;
+//! let target = work.path().join("restored");
+//! let restore = RestoreOptions { target: target.clone(), ..Default::default() };
+//! repo.restore(&snap, &restore, &Progress::default())?;
+//!
+//! let restored = target.join(source.strip_prefix("/")?).join("hello.txt");
+//! assert_eq!(std::fs::read(restored)?, b"hello, lifeboat");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Checking a repository, and repairing it: damage is in the report, not
+//! an error. Here every pack of the repository goes missing.
+//!
+//! ```
+//! use lifeboat::{
+//!     BackupOptions, BackupSource, Category, CheckOptions, CheckProgress, InitOptions, Progress,
+//!     RepairOptions, Repository, Verdict,
+//! };
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let work = tempfile::tempdir()?;
+//! let source = work.path().join("photos");
+//! std::fs::create_dir(&source)?;
+//! std::fs::write(source.join("hello.txt"), b"hello, lifeboat")?;
+//! let location = work.path().join("repo");
+//! let backend = lifeboat::open_location(location.to_str().unwrap(), true)?;
+//! let mut opts = InitOptions::default();
+//! opts.kdf = lifeboat::KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+//! let repo = Repository::init(backend, b"correct horse", &opts)?;
+//! let backup = repo.backup(
+//!     BackupSource::Paths(vec![source]),
+//!     &BackupOptions::default(),
+//!     &Progress::default(),
+//! )?;
+//!
+//! let read_all = CheckOptions { read_data: true, ..Default::default() };
+//! let report = repo.check(&read_all, &CheckProgress::default())?;
+//! assert_eq!(report.verdict(), Verdict::Clean);
+//! assert_eq!((report.snapshots, report.packs), (1, 2), "one data pack, one tree pack");
+//!
+//! // Lose every pack: file data and trees.
+//! let packs = location.join(lifeboat::layout::Folder::Data.name());
+//! std::fs::remove_dir_all(&packs)?;
+//! std::fs::create_dir(&packs)?;
+//!
+//! let report = repo.check(&CheckOptions::default(), &CheckProgress::default())?;
+//! assert_eq!(report.verdict(), Verdict::Damaged);
+//! assert_eq!(report.damaged_snapshots, vec![backup.id.to_hex()]);
+//! assert!(report.of(Category::MissingPack).count() > 0);
+//!
+//! // Without `forget_damaged`, repair only says what it would do.
+//! let repair = repo.repair_snapshots(&RepairOptions::default(), &CheckProgress::default())?;
+//! assert!(repair.dry_run);
+//! assert_eq!(repair.snapshots.len(), 1);
+//! assert_eq!(repair.snapshots[0].original, backup.id.to_hex());
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod location;
+mod repository;
+
+pub use error::{Error, Result};
+pub use location::{open_location, open_location_with};
+pub use repository::{PackTotals, Repository};
+
+pub use lifeboat_check::{
+    Category, CheckOptions, CheckProgress, CheckReport, DataStats, DroppedPack, Problem,
+    RepairOptions, RepairReport, RepairedSnapshot, Resume, Severity, Subset, Verdict,
+};
+pub use lifeboat_core::{
+    BackupOptions, BackupReport, BackupSource, Change, CopyReport, DiffEntry, EntryError,
+    InitOptions, KeyInfo, Progress, RestoreOptions, RestoreReport, SnapshotFilter, Stats,
+};
+pub use lifeboat_format::{
+    Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp, Tree,
+    layout,
+};
+pub use lifeboat_index::{
+    CompactOptions, CompactReport, IndexProgress, RebuildOptions, RebuildReport, UnreadablePack,
+};
+pub use lifeboat_store::{Backend, Location, OpenOptions};
+
+/// The errors of the crates below, kept whole inside [`Error`].
+pub use lifeboat_check::Error as CheckError;
+pub use lifeboat_core::Error as RepositoryError;
+pub use lifeboat_index::Error as IndexError;
+pub use lifeboat_store::Error as StoreError;
+
+/// What only the `lifeboat` program and Lifeboat's own tests need: raw
+/// access to a repository's objects. Not part of the embedding API; it may
+/// change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use lifeboat_core::internals::RepositoryInternals;
+    pub use lifeboat_format::{BlobType, IndexSegment, KeySlot};
+}

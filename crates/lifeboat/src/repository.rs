@@ -1,0 +1,322 @@
+//! [`Repository`]: one opened repository and everything an embedding tool
+//! does with it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLockReadGuard};
+
+use lifeboat_check::{CheckOptions, CheckProgress, CheckReport, RepairOptions, RepairReport};
+use lifeboat_core::internals::RepositoryInternals;
+use lifeboat_core::{
+    BackupOptions, BackupReport, BackupSource, CopyReport, DiffEntry, InitOptions, KeyInfo,
+    Progress, RestoreOptions, RestoreReport, SnapshotFilter, Stats,
+};
+use lifeboat_format::{Config, Id, KdfParams, MasterKey, Node, Snapshot, Tree};
+use lifeboat_index::{
+    CompactOptions, CompactReport, Index, IndexProgress, RebuildOptions, RebuildReport,
+};
+use lifeboat_store::Backend;
+
+use crate::error::{Error, Result};
+
+/// An opened repository: its store, its master key and its index.
+///
+/// Open one with [`Repository::open`] on a store from
+/// [`open_location`](crate::open_location) (or any [`Backend`]), or create
+/// one with [`Repository::init`]. Every method takes `&self` except
+/// [`change_password`](Repository::change_password); a `Repository` can be
+/// shared between threads.
+#[derive(Debug)]
+pub struct Repository {
+    inner: lifeboat_core::Repository,
+}
+
+/// What the repository's index lists: the stored size of the repository.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PackTotals {
+    /// Packs.
+    pub packs: usize,
+    /// Bytes in those packs.
+    pub bytes: u64,
+    /// Blobs in those packs.
+    pub blobs: usize,
+}
+
+impl Repository {
+    /// Create a repository in an empty store, protected by `password`.
+    /// Refuses if a repository is already there.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Self> {
+        Ok(Self::from(lifeboat_core::Repository::init(
+            backend, password, opts,
+        )?))
+    }
+
+    /// Create a repository that names blobs as `source` does (same blob id
+    /// key, chunker seed and chunk sizes), so that
+    /// [`copy_from`](Repository::copy_from) moves blobs as they are. The
+    /// data key and the password are its own.
+    pub fn init_with_params_from(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+        source: &Repository,
+    ) -> Result<Self> {
+        Ok(Self::from(lifeboat_core::init_with_params_from(
+            backend,
+            password,
+            opts,
+            &source.inner,
+        )?))
+    }
+
+    /// Open the repository in `backend` with `password`. The index's local
+    /// table is kept under the user's cache folder (`$XDG_CACHE_HOME/lifeboat`).
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        Ok(Self::from(lifeboat_core::Repository::open(
+            backend, password,
+        )?))
+    }
+
+    /// [`open`](Repository::open), keeping the index's local table under
+    /// `cache_root`; with `None`, in a temporary file rebuilt on every open.
+    pub fn open_with_cache(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache_root: Option<PathBuf>,
+    ) -> Result<Self> {
+        Ok(Self::from(lifeboat_core::Repository::open_with_cache(
+            backend, password, cache_root,
+        )?))
+    }
+
+    /// [`open`](Repository::open) without reading the index, for
+    /// [`rebuild_index`](Repository::rebuild_index) and
+    /// [`compact_index`](Repository::compact_index), which must work when
+    /// the index is damaged. Nothing else works on such a repository.
+    pub fn open_without_index(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        Ok(Self::from(lifeboat_core::Repository::open_without_index(
+            backend, password,
+        )?))
+    }
+
+    /// The repository's settings.
+    pub fn config(&self) -> &Config {
+        self.inner.config()
+    }
+
+    /// Where the repository is, as its store names it.
+    pub fn location(&self) -> String {
+        self.inner.backend().location()
+    }
+
+    /// Every key slot.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        Ok(self.inner.keys()?)
+    }
+
+    /// Add a key slot for `password`; returns its id.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
+        Ok(self.inner.add_key(password, kdf)?)
+    }
+
+    /// Remove the key slot `spec` (an id or a unique prefix); not the one in
+    /// use. Returns its id.
+    pub fn remove_key(&self, spec: &str) -> Result<Id> {
+        Ok(self.inner.remove_key(spec)?)
+    }
+
+    /// Replace the key slot in use by one for `new_password`; returns the
+    /// new slot's id.
+    pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<Id> {
+        Ok(self.inner.change_password(new_password, kdf)?)
+    }
+
+    /// Back up `source` and write a snapshot. Unreadable entries are listed
+    /// in the report, not errors.
+    pub fn backup(
+        &self,
+        source: BackupSource<'_>,
+        opts: &BackupOptions,
+        progress: &Progress,
+    ) -> Result<BackupReport> {
+        Ok(self.inner.backup(source, opts, progress)?)
+    }
+
+    /// Restore `snapshot` into `opts.target`. A damaged file is listed in
+    /// the report and the restore goes on with the rest.
+    pub fn restore(
+        &self,
+        snapshot: &Snapshot,
+        opts: &RestoreOptions,
+        progress: &Progress,
+    ) -> Result<RestoreReport> {
+        Ok(self.inner.restore(snapshot, opts, progress)?)
+    }
+
+    /// Every snapshot, with its id.
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        Ok(self.inner.snapshots()?)
+    }
+
+    /// The snapshot `spec` names (`latest`, an id or a unique prefix) among
+    /// those that pass `filter`.
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
+        Ok(self.inner.find_snapshot(spec, filter)?)
+    }
+
+    /// The tree blob `id`.
+    pub fn load_tree(&self, id: &Id) -> Result<Tree> {
+        Ok(self.inner.load_tree(id)?)
+    }
+
+    /// Visit every entry below the tree `tree`, depth first, with its path.
+    /// `visit` returns whether to descend into a directory; an error from it
+    /// stops the walk and comes back as [`Error::Visit`].
+    pub fn walk(
+        &self,
+        tree: &Id,
+        visit: &mut dyn FnMut(&Path, &Node) -> std::io::Result<bool>,
+    ) -> Result<()> {
+        let mut failed = None;
+        let walked = self
+            .inner
+            .walk(tree, &mut |path, node| match visit(path, node) {
+                Ok(descend) => Ok(descend),
+                Err(e) => {
+                    failed = Some(e);
+                    Err(lifeboat_core::Error::Interrupted)
+                }
+            });
+        match failed {
+            Some(e) => Err(Error::Visit(e)),
+            None => Ok(walked?),
+        }
+    }
+
+    /// The entry at `path` (absolute, `/`-separated) below the tree `root`.
+    pub fn find_node(&self, root: &Id, path: &str) -> Result<Node> {
+        Ok(self.inner.find_node(root, path)?)
+    }
+
+    /// Write the content of the file `node` to `out`; returns the bytes
+    /// written.
+    pub fn dump_file(&self, node: &Node, out: &mut dyn Write) -> Result<u64> {
+        Ok(self.inner.dump_file(node, out)?)
+    }
+
+    /// What changed from the tree `a` to the tree `b`.
+    pub fn diff(&self, a: &Id, b: &Id) -> Result<Vec<DiffEntry>> {
+        Ok(self.inner.diff(a, b)?)
+    }
+
+    /// Sizes and counts of `snapshots`.
+    pub fn stats(&self, snapshots: &[Snapshot]) -> Result<Stats> {
+        Ok(self.inner.stats(snapshots)?)
+    }
+
+    /// Packs, bytes and blobs the index lists.
+    pub fn pack_totals(&self) -> PackTotals {
+        let index = self.inner.index();
+        PackTotals {
+            packs: index.pack_count(),
+            bytes: index.packs().map(|(_, size)| size).sum(),
+            blobs: index.len(),
+        }
+    }
+
+    /// Copy `snapshots` of `source` into this repository, sending only the
+    /// blobs it lacks. Both must name blobs alike (see
+    /// [`init_with_params_from`](Repository::init_with_params_from)).
+    pub fn copy_from(
+        &self,
+        source: &Repository,
+        snapshots: &[(Id, Snapshot)],
+        progress: &Progress,
+    ) -> Result<CopyReport> {
+        Ok(lifeboat_core::copy_snapshots(
+            &source.inner,
+            &self.inner,
+            snapshots,
+            progress,
+        )?)
+    }
+
+    /// Verify the repository's structure, and with `opts.read_data` every
+    /// byte. Damage is in the report; an error means the check could not run.
+    pub fn check(&self, opts: &CheckOptions, progress: &CheckProgress) -> Result<CheckReport> {
+        Ok(lifeboat_check::check(&self.inner, opts, progress)?)
+    }
+
+    /// Rewrite the snapshots that reference lost data so that they lose only
+    /// that data. Writes nothing unless `opts.forget_damaged`.
+    pub fn repair_snapshots(
+        &self,
+        opts: &RepairOptions,
+        progress: &CheckProgress,
+    ) -> Result<RepairReport> {
+        Ok(lifeboat_check::repair_snapshots(
+            &self.inner,
+            opts,
+            progress,
+        )?)
+    }
+
+    /// Rebuild the index from the pack headers, then delete the segments it
+    /// replaces.
+    pub fn rebuild_index(
+        &self,
+        opts: &RebuildOptions,
+        progress: &IndexProgress,
+    ) -> Result<RebuildReport> {
+        Ok(lifeboat_index::rebuild(
+            self.inner.backend(),
+            self.inner.master_key(),
+            opts,
+            progress,
+        )?)
+    }
+
+    /// Merge small index segments into larger ones and delete the merged
+    /// ones; safe while backups run.
+    pub fn compact_index(
+        &self,
+        opts: &CompactOptions,
+        progress: &IndexProgress,
+    ) -> Result<CompactReport> {
+        Ok(lifeboat_index::compact(
+            self.inner.backend(),
+            self.inner.master_key(),
+            opts,
+            progress,
+        )?)
+    }
+
+    /// The engine's repository, for the other Lifeboat crates and tests.
+    #[doc(hidden)]
+    pub fn core(&self) -> &lifeboat_core::Repository {
+        &self.inner
+    }
+}
+
+#[doc(hidden)]
+impl From<lifeboat_core::Repository> for Repository {
+    fn from(inner: lifeboat_core::Repository) -> Self {
+        Repository { inner }
+    }
+}
+
+#[doc(hidden)]
+impl RepositoryInternals for Repository {
+    fn backend(&self) -> &Arc<dyn Backend> {
+        self.inner.backend()
+    }
+
+    fn master_key(&self) -> &MasterKey {
+        self.inner.master_key()
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.inner.index()
+    }
+}

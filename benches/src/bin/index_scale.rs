@@ -115,7 +115,13 @@ fn gen_repo(repo: &str, blobs: u64) -> Result<()> {
                         }
                         let seg = segment(seed, i, blobs);
                         let sid = lifeboat_index::write_segment(r.backend(), r.master_key(), &seg)?;
-                        let size = r.backend().head(&lifeboat_index::segment_path(&sid))?.size;
+                        let size = r
+                            .backend()
+                            .head(&lifeboat_format::layout::object_path(
+                                lifeboat_format::layout::Folder::Index,
+                                &sid,
+                            ))?
+                            .size;
                         bytes.fetch_add(size, Ordering::Relaxed);
                     }
                 })

@@ -27,7 +27,7 @@ fn cache_root(g: &Global) -> Option<PathBuf> {
     } else if let Some(d) = &g.cache_dir {
         Some(d.clone())
     } else {
-        lifeboat_index::default_cache_root()
+        lifeboat::default_cache_root()
     }
 }
 

@@ -170,9 +170,9 @@ impl Repository {
 
     /// Open an existing repository with `password`: checks the format
     /// version first, then tries each key slot. The index's local table is
-    /// kept under [`lifeboat_index::default_cache_root`].
+    /// kept under [`lifeboat_store::default_cache_root`].
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
-        Repository::open_with_cache(backend, password, lifeboat_index::default_cache_root())
+        Repository::open_with_cache(backend, password, lifeboat_store::default_cache_root())
     }
 
     /// [`open`](Repository::open), keeping the index's local table in

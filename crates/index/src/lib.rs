@@ -623,16 +623,3 @@ pub(crate) type DeltaSet = HashSet<Id>;
 
 #[cfg(test)]
 mod tests;
-
-// Merge shims while the other crates move to `lifeboat_format::layout`;
-// removed once they have.
-#[doc(hidden)]
-pub fn pack_path(id: &Id) -> String {
-    lifeboat_format::layout::object_path(lifeboat_format::layout::Folder::Data, id)
-}
-#[doc(hidden)]
-pub fn segment_path(id: &Id) -> String {
-    lifeboat_format::layout::object_path(lifeboat_format::layout::Folder::Index, id)
-}
-#[doc(hidden)]
-pub use lifeboat_store::default_cache_root;

@@ -118,7 +118,7 @@ pub use lifeboat_format::{
 pub use lifeboat_index::{
     CompactOptions, CompactReport, IndexProgress, RebuildOptions, RebuildReport, UnreadablePack,
 };
-pub use lifeboat_store::{Backend, Location, OpenOptions};
+pub use lifeboat_store::{Backend, Location, OpenOptions, default_cache_root};
 
 /// The errors of the crates below, kept whole inside [`Error`].
 pub use lifeboat_check::Error as CheckError;

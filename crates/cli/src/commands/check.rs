@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use bytesize::ByteSize;
 use clap::Args;
 use lifeboat::{
     Category, CheckOptions, CheckProgress, CheckReport, Problem, Resume, Severity, Subset, Verdict,
@@ -45,7 +44,7 @@ pub struct CheckArgs {
     #[arg(
         long,
         value_name = "n/m|x%|SIZE",
-        value_parser = parse_subset,
+        value_parser = |s: &str| s.parse::<Subset>(),
         conflicts_with = "read_data"
     )]
     read_data_subset: Option<Subset>,
@@ -68,70 +67,6 @@ pub struct CheckArgs {
     /// Packs to download at once (default: from the number of CPUs, 2 to 8).
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     pub read_concurrency: usize,
-}
-
-/// Parse `--read-data-subset`: group `n/m`, a percentage `x%`, or a size
-/// such as `5G` (K, M, G, T are powers of 1024, with or without `B`/`iB`).
-fn parse_subset(s: &str) -> Result<Subset, String> {
-    let s = s.trim();
-    if let Some((n, m)) = s.split_once('/') {
-        let n: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?}: n in n/m must be a whole number"))?;
-        let m: u64 = m
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?}: m in n/m must be a whole number"))?;
-        if m == 0 || n == 0 || n > m {
-            return Err(format!("{s:?}: n/m needs 1 <= n <= m"));
-        }
-        return Ok(Subset::Group { n, m });
-    }
-    if let Some(p) = s.strip_suffix('%') {
-        let x: f64 = p
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?}: not a percentage"))?;
-        if !(x > 0.0 && x <= 100.0) {
-            return Err(format!(
-                "{s:?}: the percentage must be above 0 and at most 100"
-            ));
-        }
-        return Ok(Subset::Percent(x));
-    }
-    let bytes = parse_size(s)?;
-    if bytes == 0 {
-        return Err(format!("{s:?}: the size must be above 0"));
-    }
-    Ok(Subset::Bytes(bytes))
-}
-
-/// A byte size whose one-letter units are binary, as restic's: `5G` is
-/// 5 GiB, as are `5GB` and `5GiB`.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let lower = s.trim().to_ascii_lowercase();
-    let unit_start = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(unit_start);
-    let unit = unit.trim();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(unit);
-    let binary = match unit {
-        "" => "b",
-        "k" => "kib",
-        "m" => "mib",
-        "g" => "gib",
-        "t" => "tib",
-        _ => return Err(format!("{s:?}: unknown size unit (use K, M, G or T)")),
-    };
-    format!("{num}{binary}")
-        .parse::<ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|_| format!("{s:?}: not a size (examples: 5G, 500M, 1048576)"))
 }
 
 /// Exit code for a finished check.
@@ -257,30 +192,4 @@ pub fn run(g: &Global, a: &CheckArgs) -> Result<u8> {
         print_report(&report, code);
     }
     Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_are_binary() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("2500K"), Ok(2500 << 10));
-        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
-        assert_eq!(parse_size("5gb"), Ok(5 << 30));
-        assert_eq!(parse_size("1.5t"), Ok(3 << 39));
-        assert!(parse_size("5Q").is_err());
-        assert!(parse_size("x").is_err());
-    }
-
-    #[test]
-    fn subsets() {
-        assert_eq!(parse_subset("2/7"), Ok(Subset::Group { n: 2, m: 7 }));
-        assert_eq!(parse_subset("5%"), Ok(Subset::Percent(5.0)));
-        assert_eq!(parse_subset("1M"), Ok(Subset::Bytes(1 << 20)));
-        for bad in ["0/3", "4/3", "0%", "150%", "0", "5Q"] {
-            assert!(parse_subset(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -9,7 +9,7 @@
 //! Prints a markdown table and writes JSON and an SVG plot.
 //!
 //! ```text
-//! cargo build --release -p lifeboat -p lifeboat-bench
+//! cargo build --release -p lifeboat-cli -p lifeboat-bench
 //! target/release/lifeboat-bench --work /var/tmp/lb-bench \
 //!     --datasets mixed,ext4,bbolt --tree ~/.rustup/toolchains/stable-x86_64-unknown-linux-gnu
 //! ```
@@ -962,7 +962,7 @@ fn main() -> Result<()> {
     }
     if !lifeboat.exists() {
         bail!(
-            "{} not found: build it with `cargo build --release -p lifeboat` or pass --lifeboat",
+            "{} not found: build it with `cargo build --release -p lifeboat-cli` or pass --lifeboat",
             lifeboat.display()
         );
     }

@@ -592,3 +592,28 @@ fn completions_and_man_page() {
     let o = run(base_cmd().arg("completions").arg("tcsh"));
     assert_ne!(o.code, 0, "unknown shell accepted");
 }
+
+/// An unchanged re-backup counts its files as processed, as restic does,
+/// instead of "processed 0 B"; only the read bytes are zero.
+#[test]
+fn unchanged_files_count_as_processed() {
+    let r = TestRepo::new();
+    let src = r.scratch("src");
+    for (name, len) in [("a", 1000usize), ("b", 20_000), ("c", 300_000)] {
+        fs::write(src.join(name), vec![7u8; len]).unwrap();
+    }
+    let first = r.backup(&[&src], &[]);
+    assert_eq!(first["total_files_processed"], 3);
+    assert_eq!(first["total_bytes_processed"], 321_000);
+    let second = r.backup(&[&src], &[]);
+    assert_eq!(second["files_unchanged"], 3);
+    assert_eq!(second["bytes_read"], 0);
+    assert_eq!(second["total_files_processed"], 3);
+    assert_eq!(second["total_bytes_processed"], 321_000);
+    let o = r.run(["backup", src.to_str().unwrap()]).ok("backup");
+    let out = o.out();
+    assert!(
+        out.contains("processed 3 files, 313.48 KiB in"),
+        "human summary of an unchanged backup:\n{out}"
+    );
+}

@@ -131,7 +131,7 @@ struct Built {
 }
 
 /// Build a tree with every case the format has to carry.
-fn build_tree(r: &Path) -> Built {
+fn build_tree(r: &Path, chown: bool) -> Built {
     // Regular files of several sizes.
     write(&r.join("files/empty"), b"");
     write(&r.join("files/one"), b"x");
@@ -213,7 +213,7 @@ fn build_tree(r: &Path) -> Built {
     fs::create_dir_all(r.join("owner/dir")).unwrap();
     symlink("file", &r.join("owner/link"));
     write(&r.join("modes/setuid"), b"#!/bin/sh\n");
-    let chowned = is_root();
+    let chowned = chown;
     if chowned {
         for p in ["owner/file", "owner/dir", "owner/link", "modes/setuid"] {
             std::os::unix::fs::lchown(r.join(p), Some(1234), Some(5678)).unwrap();
@@ -326,9 +326,23 @@ fn build_tree(r: &Path) -> Built {
 /// exactly.
 #[test]
 fn tree2_every_case_round_trip() {
+    tree2_round_trip(false);
+}
+
+/// The same with files owned by other users, which only root can make.
+#[test]
+fn tree2_every_case_round_trip_with_owners_as_root() {
+    assert!(
+        is_root(),
+        "needs root to chown (scripts/test.sh leaves *_as_root out when not root)"
+    );
+    tree2_round_trip(true);
+}
+
+fn tree2_round_trip(chown: bool) {
     let repo = TestRepo::new();
     let src = repo.scratch("source");
-    let built = build_tree(&src);
+    let built = build_tree(&src, chown);
 
     let summary = repo.backup(&[&src], &[]);
     assert!(
@@ -536,6 +550,20 @@ fn dedup_second_backup_adds_only_changed_chunks() {
 /// tree makes it fail.
 #[test]
 fn compare_trees_catches_each_kind_of_difference() {
+    compare_trees_catches(false);
+}
+
+/// The same, with an owner difference among them (only root can chown).
+#[test]
+fn compare_trees_catches_an_owner_difference_as_root() {
+    assert!(
+        is_root(),
+        "needs root to chown (scripts/test.sh leaves *_as_root out when not root)"
+    );
+    compare_trees_catches(true);
+}
+
+fn compare_trees_catches(owner: bool) {
     let repo = TestRepo::new();
     let src = repo.scratch("source");
     write(&src.join("dir/file"), b"content");
@@ -654,7 +682,7 @@ fn compare_trees_catches_each_kind_of_difference() {
             }),
         ),
     ];
-    if is_root() {
+    if owner {
         mutations.push((
             "owner",
             "uid/gid",
@@ -696,11 +724,11 @@ fn compare_trees_catches_each_kind_of_difference() {
 /// created; under a set-group-id directory a new file takes the
 /// directory's group instead, so ownership must still be set. Root only.
 #[test]
-fn ownership_is_restored_under_a_setgid_target() {
-    if !is_root() {
-        eprintln!("skipped: needs root to chown");
-        return;
-    }
+fn ownership_is_restored_under_a_setgid_target_as_root() {
+    assert!(
+        is_root(),
+        "needs root to chown (scripts/test.sh leaves *_as_root out when not root)"
+    );
     let repo = TestRepo::new();
     let src = repo.scratch("src");
     write(&src.join("top.txt"), b"top\n");

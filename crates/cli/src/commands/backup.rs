@@ -104,6 +104,9 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
         eprintln!("lifeboat: warning: {}: {}", e.path, e.message);
     }
     let s = report.snapshot.summary.clone().unwrap_or_default();
+    // As restic counts it: unchanged files taken from the parent count as
+    // processed too, so an unchanged re-backup does not say "0 B".
+    let (files_processed, bytes_processed) = report.processed();
     if g.json {
         print_json(&json!({
             "message_type": "summary",
@@ -112,6 +115,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
             "dirs": s.dirs, "bytes_total": s.bytes_total, "bytes_read": s.bytes_read, "bytes_added": s.bytes_added,
             "bytes_stored": s.bytes_stored, "data_blobs": s.data_blobs, "tree_blobs": s.tree_blobs,
             "duration_secs": s.duration_secs, "errors": report.errors,
+            "total_files_processed": files_processed, "total_bytes_processed": bytes_processed,
         }));
     } else if !g.quiet {
         println!(
@@ -124,10 +128,12 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
             bytes(s.bytes_stored)
         );
         println!(
-            "processed {} in {:.2}s ({}/s)",
-            bytes(s.bytes_read),
+            "processed {} files, {} in {:.2}s ({}/s; {} read)",
+            files_processed,
+            bytes(bytes_processed),
             s.duration_secs,
-            bytes((s.bytes_read as f64 / s.duration_secs.max(0.001)) as u64)
+            bytes((bytes_processed as f64 / s.duration_secs.max(0.001)) as u64),
+            bytes(s.bytes_read)
         );
         println!("snapshot {} saved", report.id.short());
     }

@@ -180,7 +180,10 @@ impl TestRepo {
             !o.out().contains(password) && !o.stderr.contains(password),
             "init printed the password"
         );
-        assert!(r.path.join("config").is_file(), "init wrote no config");
+        assert!(
+            r.path.join(lifeboat_format::layout::CONFIG).is_file(),
+            "init wrote no config"
+        );
         r
     }
 

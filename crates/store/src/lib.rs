@@ -25,6 +25,7 @@ use bytes::Bytes;
 
 mod cache;
 mod cloud;
+mod local;
 mod object;
 mod redact;
 mod retry;
@@ -36,7 +37,8 @@ mod retry;
 pub mod testing;
 
 pub use cache::{CacheStats, CachedBackend, cache_dir_for, default_cache_root};
-pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions, STAGING_DIR};
+pub use local::STAGING_DIR;
+pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions};
 pub use redact::RedactedCause;
 pub use retry::{RetryBackend, RetryPolicy};
 
@@ -440,7 +442,7 @@ impl Location {
         let base: Arc<dyn Backend> = match self {
             Location::Local(dir) => {
                 if create {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::InvalidLocation {
+                    local::create_dir_durably(dir).map_err(|e| Error::InvalidLocation {
                         location: dir.display().to_string(),
                         reason: "cannot create directory".into(),
                         source: Some(e.into()),

@@ -319,33 +319,3 @@ impl Drop for LocalStaged {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Backend, ObjectStoreBackend};
-
-    #[test]
-    fn writes_leave_nothing_in_staging() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = ObjectStoreBackend::local(dir.path()).unwrap();
-        b.put("index/aa", bytes::Bytes::from_static(b"one"))
-            .unwrap();
-        b.create("data/ab/abcd", bytes::Bytes::from_static(b"two"))
-            .unwrap();
-        let refused = b.create("index/aa", bytes::Bytes::from_static(b"other"));
-        assert!(
-            matches!(refused, Err(Error::AlreadyExists { .. })),
-            "{refused:?}"
-        );
-        let escaping = b.put("index/../../outside", bytes::Bytes::from_static(b"x"));
-        assert!(escaping.is_err(), "{escaping:?}");
-        assert!(!dir.path().parent().unwrap().join("outside").exists());
-        assert_eq!(b.get("index/aa").unwrap().as_ref(), b"one");
-        assert_eq!(b.get("data/ab/abcd").unwrap().as_ref(), b"two");
-        let staged: Vec<_> = std::fs::read_dir(dir.path().join(STAGING_DIR))
-            .unwrap()
-            .collect();
-        assert!(staged.is_empty(), "left in staging: {staged:?}");
-    }
-}

@@ -220,7 +220,9 @@ pub struct ObjectInfo {
 /// (`testing::conformance`, with the `testing` feature) checks:
 /// - [`put`](Backend::put) and [`create`](Backend::create) are atomic: a reader
 ///   sees either no object or the whole object, never a prefix, also after a
-///   crash. When they return `Ok`, the object is durable.
+///   crash or power loss. When they return `Ok`, the object is durable.
+///   (Local directories: a file in `staging/`, fsynced, renamed or linked
+///   into place, its folder fsynced; docs/storage.md, "Crash model".)
 /// - [`create`](Backend::create) fails with [`Error::AlreadyExists`] if the
 ///   name is taken, and never overwrites an object that exists when it
 ///   starts; where [`exclusive_create`](Backend::exclusive_create) is true,

@@ -459,7 +459,7 @@ async fn put_multipart(
 
 impl Backend for ObjectStoreBackend {
     /// In a local directory, through `staging/` like a staged object (see
-    /// [`LocalRoot`]); `object_store`'s own local writes rename without an
+    /// `local.rs`); `object_store`'s own local writes rename without an
     /// fsync first.
     fn put(&self, path: &str, data: Bytes) -> Result<()> {
         if let Some(root) = &self.local_root {

@@ -116,27 +116,12 @@ fn traced(repo: &TestRepo, args: &[&str], what: &str) -> Vec<Call> {
     parse_trace(&std::fs::read_to_string(&trace).unwrap())
 }
 
-/// Every object file of the repository, with the folder it is in.
-fn objects(repo: &Path) -> Vec<PathBuf> {
-    let mut out = vec![repo.join(CONFIG)];
+/// Every object file of the repository.
+fn objects(repo: &TestRepo) -> Vec<PathBuf> {
+    let mut out = vec![repo.path.join(CONFIG)];
     for folder in [Folder::Keys, Folder::Data, Folder::Index, Folder::Snapshots] {
-        let mut stack = vec![repo.join(folder.name())];
-        while let Some(d) = stack.pop() {
-            // After init, only keys/ exists.
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    out.push(e.path());
-                }
-            }
-        }
+        out.extend(repo.objects(folder.name()));
     }
-    out.sort();
     out
 }
 
@@ -238,7 +223,7 @@ fn every_object_is_fsynced_before_its_rename_and_its_folder_after() {
         ],
         "init",
     );
-    let after_init = objects(&repo.path);
+    let after_init = objects(&repo);
 
     // Several 1 MiB packs of incompressible data, and small files for trees.
     let src = repo.scratch("src");
@@ -258,7 +243,7 @@ fn every_object_is_fsynced_before_its_rename_and_its_folder_after() {
         &["--json", "backup", src.to_str().unwrap()],
         "backup",
     );
-    let after_backup = objects(&repo.path);
+    let after_backup = objects(&repo);
 
     let count = |f: Folder| {
         after_backup

@@ -18,6 +18,11 @@ if ! need mkfs.ext4 && need apt-get; then
     apt-get install -y -q e2fsprogs >/dev/null || true
 fi
 
+# strace traces a backup's system calls in the durable-writes test.
+if ! need strace && need apt-get; then
+    apt-get install -y -q strace >/dev/null || true
+fi
+
 # The S3 tests run against a 3-node Garage cluster (scripts/garage.sh): install
 # Garage when missing (cargo install, several minutes; kept in ~/.cargo/bin),
 # start one cluster for the whole run, stop it on exit. LIFEBOAT_SKIP_S3=1

@@ -25,6 +25,7 @@ use bytes::Bytes;
 
 mod cache;
 mod cloud;
+mod local;
 mod object;
 mod redact;
 mod retry;
@@ -36,7 +37,8 @@ mod retry;
 pub mod testing;
 
 pub use cache::{CacheStats, CachedBackend, cache_dir_for, default_cache_root};
-pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions, STAGING_DIR};
+pub use local::STAGING_DIR;
+pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions};
 pub use redact::RedactedCause;
 pub use retry::{RetryBackend, RetryPolicy};
 
@@ -218,7 +220,9 @@ pub struct ObjectInfo {
 /// (`testing::conformance`, with the `testing` feature) checks:
 /// - [`put`](Backend::put) and [`create`](Backend::create) are atomic: a reader
 ///   sees either no object or the whole object, never a prefix, also after a
-///   crash. When they return `Ok`, the object is durable.
+///   crash or power loss. When they return `Ok`, the object is durable.
+///   (Local directories: a file in `staging/`, fsynced, renamed or linked
+///   into place, its folder fsynced; docs/storage.md, "Crash model".)
 /// - [`create`](Backend::create) fails with [`Error::AlreadyExists`] if the
 ///   name is taken, and never overwrites an object that exists when it
 ///   starts; where [`exclusive_create`](Backend::exclusive_create) is true,
@@ -440,7 +444,7 @@ impl Location {
         let base: Arc<dyn Backend> = match self {
             Location::Local(dir) => {
                 if create {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::InvalidLocation {
+                    local::create_dir_durably(dir).map_err(|e| Error::InvalidLocation {
                         location: dir.display().to_string(),
                         reason: "cannot create directory".into(),
                         source: Some(e.into()),

@@ -11,8 +11,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
-use lifeboat_format::layout::Folder;
-
+use crate::local::{LocalRoot, Placement, is_plain_name};
 use crate::redact::cause;
 use crate::{Backend, Error, ObjectInfo, Result};
 
@@ -152,8 +151,9 @@ impl ReadAhead {
 pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
     runtime: Arc<tokio::runtime::Runtime>,
-    /// For local directories: the root, so writes can be fsynced.
-    local_root: Option<PathBuf>,
+    /// For local directories: the root, which writes go to directly (see
+    /// [`LocalRoot`]) rather than through `store`, so they are durable.
+    local_root: Option<Arc<LocalRoot>>,
     location: String,
     /// For remote stores: the bound on requests in flight.
     limiter: Option<Limiter>,
@@ -354,7 +354,7 @@ impl ObjectStoreBackend {
             }
         })?;
         let mut b = ObjectStoreBackend::new(Arc::new(fs), root.display().to_string())?;
-        b.local_root = Some(root);
+        b.local_root = Some(Arc::new(LocalRoot::new(root)));
         Ok(b)
     }
 
@@ -377,16 +377,8 @@ impl ObjectStoreBackend {
     /// plain (what Lifeboat writes: hex names under a few folders), so that
     /// it maps to the same file as in `object_store`'s layout.
     fn local_file(&self, path: &str) -> Option<PathBuf> {
-        let root = self.local_root.as_ref()?;
-        let plain = path.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        });
-        plain.then(|| root.join(path))
+        let root = self.local_root.as_ref()?.path();
+        is_plain_name(path).then(|| root.join(path))
     }
 
     /// A local read without the async runtime: open and `pread` on the
@@ -414,23 +406,6 @@ impl ObjectStoreBackend {
         Ok(Bytes::from(buf))
     }
 
-    fn sync_local(&self, path: &str) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let full = root.join(path);
-        let io = |e: std::io::Error| Error::backend(path, io_during("fsync", e));
-        std::fs::File::open(&full)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        if let Some(parent) = full.parent() {
-            std::fs::File::open(parent)
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
-    }
-
     fn put_mode(&self, path: &str, data: Bytes, mode: PutMode) -> Result<()> {
         let loc = ObjPath::from(path);
         let multipart = self
@@ -456,146 +431,7 @@ impl ObjectStoreBackend {
             )
             .map(|_| ())
         };
-        res.map_err(|e| self.err(path, e))?;
-        self.sync_local(path)
-    }
-}
-
-/// Folder of a local repository that holds objects being written; see
-/// [`Backend::stage`]. What an interrupted writer leaves there is not part
-/// of the repository and may be deleted when no backup runs.
-pub const STAGING_DIR: &str = Folder::Staging.name();
-
-/// `e`, with `what` was being done put before its message and its kind kept.
-fn io_during(what: &str, e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(
-        e.kind(),
-        IoDuring {
-            what: what.to_string(),
-            source: e,
-        },
-    )
-}
-
-/// An I/O error and the step it happened in (`fsync`, `rename`, ...).
-#[derive(Debug, thiserror::Error)]
-#[error("{what}: {source}")]
-struct IoDuring {
-    what: String,
-    source: std::io::Error,
-}
-
-/// A local object being written: `staging/<random>`, opened exclusively.
-#[derive(Debug)]
-struct LocalStaged {
-    root: PathBuf,
-    /// `None` once committed.
-    file: Option<(std::io::BufWriter<std::fs::File>, PathBuf)>,
-    len: u64,
-}
-
-/// Writes to a staged file are gathered up to this size: a pack of small
-/// files' blobs was one `write` per blob, 124k on the real tree of
-/// docs/benchmarks.md. Larger writes go straight through.
-const STAGE_BUFFER: usize = 256 << 10;
-
-impl LocalStaged {
-    fn create(root: &Path) -> Result<LocalStaged> {
-        let dir = root.join(STAGING_DIR);
-        let err = |p: &Path, e: std::io::Error| {
-            Error::backend(p.strip_prefix(root).unwrap_or(p).display().to_string(), e)
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        loop {
-            // Unique within this process; the exclusive create (and a new
-            // name if taken) covers other writers.
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path = dir.join(format!("{}-{n}-{nanos:09}", std::process::id()));
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(f) => {
-                    return Ok(LocalStaged {
-                        root: root.to_path_buf(),
-                        file: Some((std::io::BufWriter::with_capacity(STAGE_BUFFER, f), path)),
-                        len: 0,
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(err(&path, e)),
-            }
-        }
-    }
-
-    fn io(&self, path: &str, what: &str, e: std::io::Error) -> Error {
-        Error::backend(path, io_during(what, e))
-    }
-}
-
-impl crate::StagedObject for LocalStaged {
-    fn write(&mut self, data: &[u8]) -> Result<()> {
-        use std::io::Write;
-        let Some((f, path)) = &mut self.file else {
-            return Err(Error::backend(
-                STAGING_DIR,
-                std::io::Error::other("write after commit"),
-            ));
-        };
-        if let Err(e) = f.write_all(data) {
-            let name = path
-                .strip_prefix(&self.root)
-                .unwrap_or(path)
-                .display()
-                .to_string();
-            return Err(self.io(&name, "write", e));
-        }
-        self.len += data.len() as u64;
-        Ok(())
-    }
-
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn commit(mut self: Box<Self>, path: &str) -> Result<()> {
-        let Some((f, staged)) = self.file.take() else {
-            return Err(self.io(path, "commit", std::io::Error::other("committed twice")));
-        };
-        let res = (|| {
-            let f = f
-                .into_inner()
-                .map_err(|e| self.io(path, "write", e.into_error()))?;
-            f.sync_all().map_err(|e| self.io(path, "fsync", e))?;
-            drop(f);
-            let dest = self.root.join(path);
-            let parent = dest.parent().unwrap_or(&self.root);
-            std::fs::create_dir_all(parent).map_err(|e| self.io(path, "create folder", e))?;
-            std::fs::rename(&staged, &dest).map_err(|e| self.io(path, "rename", e))?;
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.io(path, "fsync folder", e))
-        })();
-        if res.is_err() {
-            let _ = std::fs::remove_file(&staged);
-        }
-        res
-    }
-}
-
-impl Drop for LocalStaged {
-    fn drop(&mut self) {
-        if let Some((w, path)) = self.file.take() {
-            // Not flushed: the file is going away.
-            drop(w.into_parts());
-            let _ = std::fs::remove_file(path);
-        }
+        res.map_err(|e| self.err(path, e))
     }
 }
 
@@ -622,7 +458,13 @@ async fn put_multipart(
 }
 
 impl Backend for ObjectStoreBackend {
+    /// In a local directory, through `staging/` like a staged object (see
+    /// `local.rs`); `object_store`'s own local writes rename without an
+    /// fsync first.
     fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            return root.write(path, &data, Placement::Replace);
+        }
         self.put_mode(path, data, PutMode::Overwrite)
     }
 
@@ -632,10 +474,16 @@ impl Backend for ObjectStoreBackend {
         let Some(root) = &self.local_root else {
             return Ok(None);
         };
-        LocalStaged::create(root).map(|s| Some(Box::new(s) as Box<dyn crate::StagedObject>))
+        root.stage()
+            .map(|s| Some(Box::new(s) as Box<dyn crate::StagedObject>))
     }
 
+    /// In a local directory, as [`put`](Backend::put) but linked into
+    /// place, which fails if the name is taken.
     fn create(&self, path: &str, data: Bytes) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            return root.write(path, &data, Placement::CreateNew);
+        }
         if self.remote.is_none() || self.conditional_create()? {
             return self.put_mode(path, data, PutMode::Create);
         }
@@ -773,6 +621,30 @@ impl Backend for ObjectStoreBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_leave_nothing_in_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = ObjectStoreBackend::local(dir.path()).unwrap();
+        b.put("index/aa", bytes::Bytes::from_static(b"one"))
+            .unwrap();
+        b.create("data/ab/abcd", bytes::Bytes::from_static(b"two"))
+            .unwrap();
+        let refused = b.create("index/aa", bytes::Bytes::from_static(b"other"));
+        assert!(
+            matches!(refused, Err(Error::AlreadyExists { .. })),
+            "{refused:?}"
+        );
+        let escaping = b.put("index/../../outside", bytes::Bytes::from_static(b"x"));
+        assert!(escaping.is_err(), "{escaping:?}");
+        assert!(!dir.path().parent().unwrap().join("outside").exists());
+        assert_eq!(b.get("index/aa").unwrap().as_ref(), b"one");
+        assert_eq!(b.get("data/ab/abcd").unwrap().as_ref(), b"two");
+        let staged: Vec<_> = std::fs::read_dir(dir.path().join(crate::STAGING_DIR))
+            .unwrap()
+            .collect();
+        assert!(staged.is_empty(), "left in staging: {staged:?}");
+    }
 
     #[test]
     fn limiter_bounds_concurrency() {

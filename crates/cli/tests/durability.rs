@@ -120,7 +120,7 @@ fn traced(repo: &TestRepo, args: &[&str], what: &str) -> Vec<Call> {
 fn objects(repo: &TestRepo) -> Vec<PathBuf> {
     let mut out = vec![repo.path.join(CONFIG)];
     for folder in [Folder::Keys, Folder::Data, Folder::Index, Folder::Snapshots] {
-        out.extend(repo.objects(folder.name()));
+        out.extend(repo.objects(folder));
     }
     out
 }

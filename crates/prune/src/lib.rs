@@ -1,7 +1,7 @@
 //! Retention and garbage collection for Lifeboat repositories.
 //!
 //! Owns `forget` (which snapshots a [`RetentionPolicy`] keeps: [`plan_forget`]
-//! decides, [`forget`] also deletes; see docs/forget.md) and, in time, `prune`
+//! decides, [`forget()`] also deletes; see docs/forget.md) and, in time, `prune`
 //! (removing packs no snapshot references, safely against concurrent
 //! backups). It decides what to delete; it never changes how anything is
 //! encoded.

@@ -163,7 +163,7 @@ pub struct RetentionPolicy {
 }
 
 /// Why a snapshot is kept (restic's "reasons"). Serialized in snake case:
-/// `"daily"`, `"within_weekly"`, `{"tags": ["a", "b"]}`.
+/// `"daily"`, `"within_weekly"`, `{"tags": ["a", "b"]}`, `{"oldest": "daily"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -180,10 +180,11 @@ pub enum KeepReason {
     Monthly,
     /// Newest of one of the last `keep_yearly` years.
     Yearly,
-    /// The group's oldest snapshot, kept because a counted rule had counts
-    /// left when it reached it (restic since 0.17), though a newer snapshot
-    /// of the same bucket is kept already.
-    Oldest,
+    /// The group's oldest snapshot, kept by this rule although a newer
+    /// snapshot of its bucket is kept already: counted rules do so while they
+    /// have counts left, within-period rules when it lies in their window
+    /// (restic's "oldest daily snapshot", since 0.17).
+    Oldest(Box<KeepReason>),
     /// Within `keep_within` of the group's newest snapshot.
     Within,
     /// Newest of its hour, within `keep_within_hourly`.
@@ -393,20 +394,23 @@ impl RetentionPolicy {
                 let reason = if c.seen.insert(bucket) {
                     c.reason.clone()
                 } else if nr == oldest {
-                    KeepReason::Oldest
+                    KeepReason::Oldest(Box::new(c.reason.clone()))
                 } else {
                     continue;
                 };
                 if let Some(left) = c.left.as_mut() {
                     *left -= 1;
                 }
-                if !reasons.contains(&reason) {
-                    reasons.push(reason);
-                }
+                reasons.push(reason);
             }
             for w in &mut within_rules {
-                if at > w.after && w.seen.insert(s.time.bucket(w.period)) {
+                if at <= w.after {
+                    continue;
+                }
+                if w.seen.insert(s.time.bucket(w.period)) {
                     reasons.push(w.reason.clone());
+                } else if nr == oldest {
+                    reasons.push(KeepReason::Oldest(Box::new(w.reason.clone())));
                 }
             }
             out.push(Verdict { id: s.id, reasons });

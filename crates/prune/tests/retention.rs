@@ -5,11 +5,12 @@
 //! `--keep-<period> n` keeps the most recent snapshot of each of the last n
 //! periods that have one; `--keep-within` counts back from the latest
 //! snapshot; tags are not counted; `unlimited`), the `restic forget` man page
-//! of 0.17 (the group's oldest snapshot is kept additionally while a count
-//! rule has counts left) and `internal/restic/snapshot_policy.go` (buckets
-//! taken on the snapshot's own clock, ISO weeks via `ISOWeek`, `After` being
-//! strict). Where Lifeboat differs on purpose (future snapshots, buckets as a
-//! set across time zones, explicit ids next to a policy), the test says so.
+//! of 0.17 (the group's oldest snapshot is kept additionally while a rule has
+//! counts left) and `internal/restic/snapshot_policy.go` (buckets taken on the
+//! snapshot's own clock, ISO weeks via `ISOWeek`, `After` being strict,
+//! "oldest <rule>" reasons, also for the within-period rules). Where Lifeboat
+//! differs on purpose (future snapshots, buckets as a set across time zones,
+//! explicit ids next to a policy), the test says so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -86,6 +87,10 @@ fn kept_times(plan: &ForgetPlan) -> Vec<String> {
 
 fn k(t: &str, reasons: &[KeepReason]) -> (String, Vec<KeepReason>) {
     (t.to_string(), reasons.to_vec())
+}
+
+fn oldest(rule: KeepReason) -> KeepReason {
+    Oldest(Box::new(rule))
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -196,7 +201,7 @@ fn the_oldest_snapshot_is_kept_while_a_count_rule_has_counts_left() {
             k("2026-05-04T10:50:00Z", &[Daily]),
             k("2026-05-03T23:59:00Z", &[Daily]),
             k("2026-05-02T12:00:00Z", &[Daily]),
-            k("2026-05-02T06:00:00Z", &[Oldest]),
+            k("2026-05-02T06:00:00Z", &[oldest(Daily)]),
         ]
     );
     assert_eq!(
@@ -267,7 +272,7 @@ fn keep_monthly_and_yearly_across_a_year_boundary() {
             k("2027-01-02T10:00:00Z", &[Yearly]),
             k("2026-12-31T23:00:00Z", &[Yearly]),
             k("2025-12-31T10:00:00Z", &[Yearly]),
-            k("2025-06-01T10:00:00Z", &[Oldest]),
+            k("2025-06-01T10:00:00Z", &[oldest(Yearly)]),
         ]
     );
 }
@@ -445,7 +450,7 @@ fn eu_dst_end_buckets_by_the_snapshots_own_offset() {
         outcome(&daily).0,
         vec![
             k("2026-10-25T02:40:00+01:00", &[Daily]),
-            k("2026-10-25T01:30:00+02:00", &[Oldest]),
+            k("2026-10-25T01:30:00+02:00", &[oldest(Daily)]),
         ]
     );
 }
@@ -644,9 +649,10 @@ fn keep_within_periods_keep_one_per_bucket_inside_the_window() {
         vec![
             k("2026-03-10T18:00:00Z", &[WithinYearly]),
             k("2025-12-31T12:00:00Z", &[WithinYearly]),
+            k("2025-06-30T12:00:00Z", &[oldest(WithinYearly)]),
         ]
     );
-    // Within-rules never keep the oldest extra (restic does that for counts).
+    // The oldest is kept extra only when it lies inside the window.
     assert_eq!(
         within_only(RetentionPolicy {
             keep_within_yearly: within("2m"),
@@ -675,7 +681,7 @@ fn a_combined_policy_lists_every_rule_that_keeps_a_snapshot() {
             k("2026-03-09T18:00:00Z", &[WithinDaily]),
             k("2026-02-15T12:00:00Z", &[Monthly]),
             k("2025-12-31T12:00:00Z", &[Yearly]),
-            k("2025-06-30T12:00:00Z", &[Oldest]),
+            k("2025-06-30T12:00:00Z", &[oldest(Yearly)]),
         ]
     );
 }
@@ -1008,4 +1014,8 @@ fn the_plan_serializes_to_the_documented_json() {
         ]
     });
     assert_eq!(json, expected);
+    assert_eq!(
+        serde_json::to_value(oldest(WithinDaily)).unwrap(),
+        serde_json::json!({"oldest": "within_daily"})
+    );
 }

@@ -251,6 +251,19 @@ impl ForgetPlan {
         set.into_iter().collect()
     }
 
+    /// Kept snapshots whose time is after `now` (counted in no rule), sorted
+    /// by id: worth a warning, as their clock or `--time` was likely wrong.
+    pub fn in_future(&self) -> Vec<Id> {
+        let set: BTreeSet<Id> = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.keep)
+            .filter(|k| k.reasons.contains(&KeepReason::InFuture))
+            .map(|k| k.snapshot.id)
+            .collect();
+        set.into_iter().collect()
+    }
+
     /// Every kept snapshot, sorted by id.
     pub fn to_keep(&self) -> Vec<Id> {
         let set: BTreeSet<Id> = self

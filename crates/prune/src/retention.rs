@@ -162,6 +162,47 @@ pub struct RetentionPolicy {
     pub keep_tags: Vec<TagList>,
 }
 
+impl fmt::Display for RetentionPolicy {
+    /// A one-line summary, as restic prints before applying a policy:
+    /// `keep 7 daily, all monthly snapshots; daily within 2d; within 1y; tags a,b`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("keep all snapshots (empty policy)");
+        }
+        let mut parts = Vec::new();
+        let counts: Vec<String> = self
+            .counts()
+            .iter()
+            .zip(["last", "hourly", "daily", "weekly", "monthly", "yearly"])
+            .filter_map(|((c, _, _), name)| {
+                c.map(|c| match c {
+                    KeepCount::Newest(n) => format!("{n} {name}"),
+                    KeepCount::Unlimited => format!("all {name}"),
+                })
+            })
+            .collect();
+        if !counts.is_empty() {
+            parts.push(format!("{} snapshots", counts.join(", ")));
+        }
+        for ((w, _, _), name) in self
+            .withins()
+            .iter()
+            .zip(["hourly", "daily", "weekly", "monthly", "yearly"])
+        {
+            if let Some(w) = w {
+                parts.push(format!("{name} within {w}"));
+            }
+        }
+        if let Some(w) = self.keep_within.filter(|w| !w.is_zero()) {
+            parts.push(format!("all within {w} of the newest"));
+        }
+        for l in &self.keep_tags {
+            parts.push(format!("all tagged {l}"));
+        }
+        write!(f, "keep {}", parts.join("; "))
+    }
+}
+
 /// Why a snapshot is kept (restic's "reasons"). Serialized in snake case:
 /// `"daily"`, `"within_weekly"`, `{"tags": ["a", "b"]}`, `{"oldest": "daily"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -450,5 +491,26 @@ mod tests {
             ..RetentionPolicy::default()
         };
         assert!(!p.is_empty());
+    }
+
+    #[test]
+    fn a_policy_describes_itself_in_one_line() {
+        let p = RetentionPolicy {
+            keep_last: Some(KeepCount::Newest(2)),
+            keep_monthly: Some(KeepCount::Unlimited),
+            keep_within_daily: Some("7d".parse().unwrap()),
+            keep_within: Some("1y".parse().unwrap()),
+            keep_tags: vec!["a,b".parse().unwrap()],
+            ..RetentionPolicy::default()
+        };
+        assert_eq!(
+            p.to_string(),
+            "keep 2 last, all monthly snapshots; daily within 7d; \
+             all within 1y of the newest; all tagged a,b"
+        );
+        assert_eq!(
+            RetentionPolicy::default().to_string(),
+            "keep all snapshots (empty policy)"
+        );
     }
 }

@@ -714,6 +714,7 @@ fn a_future_snapshot_is_kept_but_pushes_nothing_out() {
         ]
     );
     assert_eq!(removed, strings(&["2026-06-28T12:00:00Z"]));
+    assert_eq!(last.in_future(), vec![Id([9; 32])]);
     // keep-within counts back from the newest snapshot that is not in the
     // future; tags still show on a future snapshot.
     let within_day = plan(

@@ -230,6 +230,7 @@ impl<'r> Checker<'r> {
             report: CheckReport::default(),
             walk: None,
         };
+        repo.set_index_fallback(false); // report what the segments say, not what packs recover
         c.check_keys()?;
         let segments = c.check_packs()?;
         c.read_orphan_headers();

@@ -281,8 +281,7 @@ impl Repository {
     /// that could not be read, packs whose headers were read because no
     /// segment lists them, and stray names in `index/` and `data/`.
     pub fn take_warnings(&self) -> Vec<Warning> {
-        let mut out =
-            std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()));
         out.extend(
             self.index()
                 .take_warnings()
@@ -467,7 +466,10 @@ impl Repository {
     /// left out with a [`WarningKind::DamagedSnapshot`] warning; a name that
     /// is not an id with a [`WarningKind::StrayObject`] one.
     pub fn snapshots(&self) -> Result<SnapshotList> {
-        let Listing { items: ids, mut skipped } = self.list_snapshot_ids()?;
+        let Listing {
+            items: ids,
+            mut skipped,
+        } = self.list_snapshot_ids()?;
         let mut out = Vec::new();
         for id in ids {
             match self.load_snapshot(&id) {
@@ -514,10 +516,10 @@ impl Repository {
         filter: &crate::SnapshotFilter,
     ) -> Result<(Id, Snapshot)> {
         let list = self.snapshots()?;
-        let all = list.items.into_iter().filter(|(_, s)| filter.matches(s));
+        let mut all = list.items.into_iter().filter(|(_, s)| filter.matches(s));
         if spec == "latest" {
             return all
-                .last()
+                .next_back()
                 .ok_or_else(|| Error::SnapshotNotFound { spec: spec.into() });
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {

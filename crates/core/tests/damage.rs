@@ -3,6 +3,8 @@
 //! described in its README): two snapshots, tagged `one` and `two`, whose
 //! content is `testdata/golden/source/<tag>`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -133,7 +135,10 @@ fn damaged_snapshot_is_skipped_and_the_other_restores_and_backs_up() {
     assert_eq!(warning.kind, WarningKind::DamagedSnapshot);
     assert!(Folder::Snapshots.holds(&warning.object));
     assert!(std::error::Error::source(warning).is_some());
-    assert!(warning.to_string().contains("repair snapshots"), "{warning}");
+    assert!(
+        warning.to_string().contains("repair snapshots"),
+        "{warning}"
+    );
     let damaged = warning.id().unwrap();
 
     let good = list.items[0].0.to_hex();

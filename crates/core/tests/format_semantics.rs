@@ -374,10 +374,7 @@ fn a_snapshot_under_a_name_that_is_not_its_hash_is_refused() {
     // Listing every snapshot skips it with a warning (issue 15: damage costs
     // only that snapshot), where it used to fail the whole listing.
     let list = f.repo.snapshots().unwrap();
-    assert_eq!(
-        list.items.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-        [id]
-    );
+    assert_eq!(list.items.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [id]);
     assert_eq!(list.skipped.len(), 1);
     assert_eq!(list.skipped[0].id(), Some(wrong));
     assert_eq!(list.skipped[0].kind, WarningKind::DamagedSnapshot);

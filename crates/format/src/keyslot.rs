@@ -243,7 +243,13 @@ mod tests {
         let e = slot.open(b"pw").unwrap_err();
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         assert!(
-            matches!(e, Error::KdfOutOfBounds { param: "memory_kib", .. }),
+            matches!(
+                e,
+                Error::KdfOutOfBounds {
+                    param: "memory_kib",
+                    ..
+                }
+            ),
             "{e:?}"
         );
         slot.params = KdfParams {
@@ -253,7 +259,10 @@ mod tests {
         };
         assert!(matches!(
             slot.params.check(),
-            Err(Error::KdfOutOfBounds { param: "memory_kib × iterations", .. })
+            Err(Error::KdfOutOfBounds {
+                param: "memory_kib × iterations",
+                ..
+            })
         ));
         assert!(KdfParams::default().check().is_ok());
         let refused = KeySlot::create(

@@ -82,9 +82,12 @@ pub(crate) fn list_segments(backend: &Arc<dyn Backend>) -> Result<Vec<Id>> {
         .collect())
 }
 
+/// Segment ids with their listed sizes, and the paths of stray names.
+type SegmentListing = (Vec<(Id, u64)>, Vec<String>);
+
 /// All segment ids under `index/` with their sizes, ascending by id, and
 /// the paths of listed objects whose names are not ids.
-fn list_segments_sized(backend: &Arc<dyn Backend>) -> Result<(Vec<(Id, u64)>, Vec<String>)> {
+fn list_segments_sized(backend: &Arc<dyn Backend>) -> Result<SegmentListing> {
     let mut ids = Vec::new();
     let mut strays = Vec::new();
     for obj in backend.list(&Folder::Index.prefix())? {
@@ -461,7 +464,11 @@ pub(crate) fn build(
     for _ in 0..ATTEMPTS {
         let (sized, strays) = list_segments_sized(cx.backend)?;
         warnings.clear();
-        warnings.extend(strays.into_iter().map(|path| IndexWarning::StrayName { path }));
+        warnings.extend(
+            strays
+                .into_iter()
+                .map(|path| IndexWarning::StrayName { path }),
+        );
         let listing_warnings = warnings.len();
         let listed: Vec<Id> = sized.iter().map(|(id, _)| *id).collect();
         stats.segments_listed = listed.len();
@@ -571,7 +578,10 @@ fn attempt(
                 Err(Error::Store(e)) if e.is_not_found() => gone.push(id),
                 // Damage costs this segment only: its packs are found from
                 // their headers when a lookup misses.
-                Err(e @ (Error::Segment { .. } | Error::Store(lifeboat_store::Error::Truncated { .. }))) => {
+                Err(
+                    e @ (Error::Segment { .. }
+                    | Error::Store(lifeboat_store::Error::Truncated { .. })),
+                ) => {
                     warnings.push(IndexWarning::DamagedSegment {
                         path: layout::object_path(Folder::Index, &id),
                         source: Box::new(e),

@@ -443,7 +443,8 @@ impl Index {
         let f = self.fallback.as_ref().filter(|f| f.enabled)?;
         Some(self.recovered.get_or_init(|| {
             let mut found = rebuild::recover_unindexed(&f.backend, &f.key, &|id| {
-                self.delta_packs.contains_key(id) || self.tables().any(|t| t.find_pack(id).is_some())
+                self.delta_packs.contains_key(id)
+                    || self.tables().any(|t| t.find_pack(id).is_some())
             });
             self.push_warnings(found.warnings.drain(..));
             found
@@ -653,7 +654,10 @@ impl Index {
     pub fn contains(&self, id: &Id) -> bool {
         self.delta.contains_key(id)
             || self.tables().any(|t| t.find(id).is_some())
-            || self.recovered.get().is_some_and(|r| r.blobs.contains_key(id))
+            || self
+                .recovered
+                .get()
+                .is_some_and(|r| r.blobs.contains_key(id))
     }
 
     /// Number of distinct blobs.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lifeboat_core::format::layout::{self, Folder};
-use lifeboat_core::format::{BlobType, Id};
+use lifeboat_core::format::{BlobType, ContentPart, Id};
+use lifeboat_core::internals::RepositoryInternals as _;
 use lifeboat_core::store::{Backend, ObjectStoreBackend};
 use lifeboat_core::{
     BackupOptions, BackupSource, Error, Progress, Repository, RestoreOptions, SnapshotFilter,
@@ -207,6 +208,36 @@ fn missing_index_segment_leaves_every_snapshot_restorable() {
         "{warnings:?}"
     );
     assert!(warnings[0].to_string().contains("index rebuild"));
+
+    // With the unindexed packs' blobs found, a backup of the same content
+    // still stores them again: it never references a pack no segment lists.
+    let src = tempfile::tempdir().unwrap();
+    copy_dir(&golden().join("source").join("two"), src.path());
+    let report = repo
+        .backup(
+            BackupSource::Paths(vec![src.path().to_path_buf()]),
+            &BackupOptions::default(),
+            &Progress::default(),
+        )
+        .unwrap();
+    // A fresh open, looking only at the segments.
+    let fresh = open(&path);
+    fresh.set_index_fallback(false);
+    let mut trees = vec![report.snapshot.tree];
+    let mut blobs = 0;
+    while let Some(tree) = trees.pop() {
+        assert!(fresh.index().contains(&tree));
+        for node in fresh.load_tree(&tree).unwrap().nodes {
+            trees.extend(node.subtree);
+            for part in &node.content {
+                if let ContentPart::Blob { id, .. } = part {
+                    assert!(fresh.index().contains(id), "blob {id} is in no segment");
+                    blobs += 1;
+                }
+            }
+        }
+    }
+    assert!(blobs >= 2, "{blobs} blobs");
 }
 
 #[test]

@@ -648,16 +648,12 @@ impl Index {
         self.tables().find_map(|t| t.get(id))
     }
 
-    /// Whether a blob is indexed (or found in an unindexed pack by an
-    /// earlier [`get`](Index::get)). Never reads pack headers: a backup asks
-    /// this of every new blob, and at worst stores one again.
+    /// Whether a blob is indexed: in a loaded segment or added since.
+    /// Blobs found only in unindexed packs do not count: a backup asks this
+    /// of every new blob, and must store again rather than reference a blob
+    /// that no segment lists.
     pub fn contains(&self, id: &Id) -> bool {
-        self.delta.contains_key(id)
-            || self.tables().any(|t| t.find(id).is_some())
-            || self
-                .recovered
-                .get()
-                .is_some_and(|r| r.blobs.contains_key(id))
+        self.delta.contains_key(id) || self.tables().any(|t| t.find(id).is_some())
     }
 
     /// Number of distinct blobs.

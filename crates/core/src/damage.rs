@@ -139,11 +139,13 @@ impl fmt::Display for Warning {
         if !self.object.is_empty() {
             write!(f, "{}: ", self.object)?;
         }
-        f.write_str(self.kind.describe())?;
-        if let Some(c) = &self.cause {
-            write!(f, " ({c})")?;
+        // The cause last, as errors print theirs, so that a printer walking
+        // `source()` can leave out a cause the text already ends with.
+        write!(f, "{} ({})", self.kind.describe(), self.kind.remedy())?;
+        match &self.cause {
+            Some(c) => write!(f, ": {c}"),
+            None => Ok(()),
         }
-        write!(f, "; {}", self.kind.remedy())
     }
 }
 

@@ -24,8 +24,8 @@ pub enum Error {
     /// without trying it because its argon2id costs are out of bounds (so
     /// the password may be right for that slot).
     #[error(
-        "key slot {slot} was not tried: {source}; its costs were refused before any \
-         hashing (see docs/format.md, key slots); another password may open the repository"
+        "key slot {slot} was not tried (its argon2id costs are refused before any hashing; \
+         another password may open the repository): {source}"
     )]
     KeySlotParameters {
         /// Object path of the slot.
@@ -36,8 +36,8 @@ pub enum Error {
     /// The snapshot asked for by id is damaged (unreadable, undecryptable,
     /// malformed, or not hashing to its name); listings skip it.
     #[error(
-        "{object}: snapshot is damaged and cannot be read: {source}; run `lifeboat check`, \
-         then `lifeboat repair snapshots`"
+        "{object}: damaged snapshot (run `lifeboat check`, then `lifeboat repair snapshots`): \
+         {source}"
     )]
     DamagedSnapshot {
         /// Object path of the snapshot.

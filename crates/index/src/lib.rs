@@ -125,9 +125,8 @@ pub enum IndexWarning {
     /// A segment that does not decrypt or decode, does not hash to its name,
     /// or is shorter than listed, was skipped.
     #[error(
-        "{path}: damaged index segment skipped: {source}; blobs it listed are \
-         found from their packs' headers, and `lifeboat index rebuild` makes \
-         the repair permanent"
+        "{path}: damaged index segment skipped (blobs it listed are found from their \
+         packs' headers; `lifeboat index rebuild` makes the repair permanent): {source}"
     )]
     DamagedSegment {
         /// Object path of the segment.

@@ -31,6 +31,8 @@ pub(crate) fn run<'r>(
     if opts.resume.is_some() && opts.subset != Subset::All {
         return Err(Error::ResumeWithSubset);
     }
+    // Report what the segments say, not what lookups recover from pack headers.
+    repo.set_index_fallback(false);
     let mut state = State::new(repo);
     structure::check_keys(&mut state)?;
     let segments = structure::check_packs(&mut state)?;

@@ -5,7 +5,8 @@ pub const OK: u8 = 0;
 /// Any failure.
 pub const ERROR: u8 = 1;
 /// Backup finished but some entries could not be read; check found no
-/// damage but could not read some objects.
+/// damage but could not read some objects; `snapshots` skipped a damaged
+/// or stray object.
 pub const INCOMPLETE: u8 = 3;
 /// `check` found damage.
 pub const DAMAGE: u8 = 4;

@@ -1,14 +1,65 @@
 //! How every command opens its repository: the location, the store options
 //! from the environment, the local cache and the password.
 
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use lifeboat::{Backend, Location, OpenOptions, Repository};
+use lifeboat::{Backend, Id, KeyInfo, Location, OpenOptions, Repository, Snapshot};
 
 use crate::args::{FromRepoArgs, Global};
+use crate::output::print_warnings;
 use crate::password;
+
+/// An open repository. What it skipped while the command used it (damaged
+/// index segments, packs read from their headers, stray names) is printed
+/// as warnings when the command is done with it: lookups find such things
+/// as they go, so the end is the one place that sees them all.
+pub struct Opened {
+    repo: Repository,
+    json: bool,
+}
+
+impl Opened {
+    fn new(repo: Repository, g: &Global) -> Opened {
+        Opened { repo, json: g.json }
+    }
+
+    /// The readable snapshots; each one skipped as damaged or stray is
+    /// reported as a warning at once. Also returns how many were skipped.
+    pub fn readable_snapshots(&self) -> Result<(Vec<(Id, Snapshot)>, usize)> {
+        let list = self.repo.snapshots()?;
+        print_warnings(self.json, &list.skipped);
+        Ok((list.items, list.skipped.len()))
+    }
+
+    /// The readable key slots, reporting the skipped ones as warnings.
+    pub fn readable_keys(&self) -> Result<Vec<KeyInfo>> {
+        let list = self.repo.keys()?;
+        print_warnings(self.json, &list.skipped);
+        Ok(list.items)
+    }
+}
+
+impl Deref for Opened {
+    type Target = Repository;
+    fn deref(&self) -> &Repository {
+        &self.repo
+    }
+}
+
+impl DerefMut for Opened {
+    fn deref_mut(&mut self) -> &mut Repository {
+        &mut self.repo
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        print_warnings(self.json, &self.repo.take_warnings());
+    }
+}
 
 /// The repository location from `-r`/`LIFEBOAT_REPOSITORY`.
 pub fn location(g: &Global) -> Result<String> {
@@ -54,25 +105,28 @@ pub fn backend(g: &Global, location: &str, create: bool) -> Result<Arc<dyn Backe
 
 /// The repository of `-r`, with its index (its local table under the cache
 /// root).
-pub fn repository(g: &Global) -> Result<Repository> {
+pub fn repository(g: &Global) -> Result<Opened> {
     let backend = backend(g, &location(g)?, false)?;
     let pw = password::get(g)?;
-    Ok(Repository::open_with_cache(backend, &pw, cache_root(g))?)
+    let repo = Repository::open_with_cache(backend, &pw, cache_root(g))?;
+    Ok(Opened::new(repo, g))
 }
 
 /// The repository of `-r` without its index, for index maintenance.
-pub fn repository_without_index(g: &Global) -> Result<Repository> {
+pub fn repository_without_index(g: &Global) -> Result<Opened> {
     let backend = backend(g, &location(g)?, false)?;
     let pw = password::get(g)?;
-    Ok(Repository::open_without_index(backend, &pw)?)
+    let repo = Repository::open_without_index(backend, &pw)?;
+    Ok(Opened::new(repo, g))
 }
 
 /// The repository of `--from-repo`.
-pub fn source_repository(g: &Global, a: &FromRepoArgs) -> Result<Repository> {
+pub fn source_repository(g: &Global, a: &FromRepoArgs) -> Result<Opened> {
     let Some(loc) = &a.from_repo else {
         bail!("no source repository given: use --from-repo or set LIFEBOAT_FROM_REPOSITORY");
     };
     let backend = backend(g, loc, false)?;
     let pw = password::get_source(a)?;
-    Repository::open(backend, &pw).context("opening the source repository")
+    let repo = Repository::open(backend, &pw).context("opening the source repository")?;
+    Ok(Opened::new(repo, g))
 }

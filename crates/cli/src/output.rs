@@ -3,12 +3,31 @@
 use std::io::Write;
 
 use bytesize::ByteSize;
-use lifeboat::{ContentPart, Id, Node, NodeKind, Snapshot, Timestamp};
+use lifeboat::{ContentPart, Id, Node, NodeKind, Snapshot, Timestamp, Warning};
 use serde_json::{Value, json};
 
 /// `1.50 GiB`; below 1 KiB, `512 B`.
 pub fn bytes(n: u64) -> String {
     format!("{:.2}", ByteSize(n).display().iec())
+}
+
+/// Report what was skipped as damaged or stray, on stderr: one line each,
+/// as a JSON object with `--json` (`message_type` "warning"), so that
+/// standard output stays the command's result.
+pub fn print_warnings(json: bool, warnings: &[Warning]) {
+    for w in warnings {
+        if json {
+            let line = json!({
+                "message_type": "warning",
+                "object": w.object,
+                "kind": w.kind.name(),
+                "message": w.to_string(),
+            });
+            eprintln!("{line}");
+        } else {
+            eprintln!("lifeboat: warning: {w}");
+        }
+    }
 }
 
 /// Print one JSON value on its own line.

@@ -92,7 +92,7 @@ pub fn copy_snapshots(
         )));
     }
     let mut report = CopyReport::default();
-    let existing: Vec<Snapshot> = dst.snapshots()?.into_iter().map(|(_, s)| s).collect();
+    let existing: Vec<Snapshot> = dst.snapshots()?.items.into_iter().map(|(_, s)| s).collect();
     let todo: Vec<&(Id, Snapshot)> = snapshots
         .iter()
         .filter(|(id, s)| {

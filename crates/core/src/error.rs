@@ -20,6 +20,31 @@ pub enum Error {
     /// No key slot opened with the password.
     #[error("wrong password: no key in the repository opens with it")]
     WrongPassword,
+    /// No key slot opened with the password, and a slot was refused
+    /// without trying it because its argon2id costs are out of bounds (so
+    /// the password may be right for that slot).
+    #[error(
+        "key slot {slot} was not tried (its argon2id costs are refused before any hashing; \
+         another password may open the repository): {source}"
+    )]
+    KeySlotParameters {
+        /// Object path of the slot.
+        slot: String,
+        /// The bound it breaks ([`lifeboat_format::Error::KdfOutOfBounds`]).
+        source: lifeboat_format::Error,
+    },
+    /// The snapshot asked for by id is damaged (unreadable, undecryptable,
+    /// malformed, or not hashing to its name); listings skip it.
+    #[error(
+        "{object}: damaged snapshot (run `lifeboat check`, then `lifeboat repair snapshots`): \
+         {source}"
+    )]
+    DamagedSnapshot {
+        /// Object path of the snapshot.
+        object: String,
+        /// Why it cannot be read.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A format version this build cannot read.
     #[error("{0}")]
     UnsupportedVersion(lifeboat_format::Error),

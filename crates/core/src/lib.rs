@@ -34,6 +34,7 @@ macro_rules! fail_point {
 
 mod backup;
 mod copy;
+mod damage;
 mod diff;
 mod entry_error;
 mod error;
@@ -53,6 +54,7 @@ mod tree_walk;
 
 pub use backup::{BackupOptions, BackupReport, BackupSource};
 pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};
+pub use damage::{Listing, SnapshotList, Warning, WarningKind};
 pub use diff::{Change, DiffEntry};
 pub use entry_error::EntryError;
 pub use error::{BlobDamage, Error, Result};

@@ -1,4 +1,4 @@
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use lifeboat_chunker::Chunker;
 use lifeboat_format::layout::{self, Folder, object_path};
@@ -9,6 +9,7 @@ use lifeboat_format::{
 use lifeboat_index::{Index, IndexOptions};
 use lifeboat_store::Backend;
 
+use crate::damage::{Listing, SnapshotList, Warning, WarningKind};
 use crate::error::BlobDamage;
 use crate::{Error, Result};
 
@@ -62,6 +63,8 @@ pub struct Repository {
     key_id: Id,
     pub(crate) index: RwLock<Index>,
     pub(crate) chunker: Chunker,
+    /// Warnings not yet taken (see [`Repository::take_warnings`]).
+    warnings: Mutex<Vec<Warning>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -219,41 +222,8 @@ impl Repository {
                 },
             ));
         }
-        let mut opened = None;
-        let mut last_err = None;
-        for obj in backend.list(&Folder::Keys.prefix())? {
-            let bytes = match backend.get(&obj.path) {
-                Ok(b) => b,
-                // Removed since the listing: some stores (Garage) may list
-                // an object for a moment after its delete.
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => {
-                    last_err = Some(Error::from(e));
-                    continue;
-                }
-            };
-            let slot = match KeySlot::from_json(&bytes) {
-                Ok(s) => s,
-                Err(e) => {
-                    last_err = Some(Error::corrupt(obj.path.clone(), e));
-                    continue;
-                }
-            };
-            match slot.open(password) {
-                Ok(k) => {
-                    opened = Some((k, Id::of_object(&bytes)));
-                    break;
-                }
-                Err(lifeboat_format::Error::WrongPassword) => {}
-                Err(e) => last_err = Some(Error::corrupt(obj.path.clone(), e)),
-            }
-        }
-        let Some((key, key_id)) = opened else {
-            return Err(match last_err {
-                Some(e @ Error::Store(_)) => e,
-                _ => Error::WrongPassword,
-            });
-        };
+        let (opened, mut warnings) = open_key_slots(&backend, password)?;
+        let (key, key_id) = opened;
         let config =
             Config::decode(&key, &cfg_bytes).map_err(|e| Error::corrupt(layout::CONFIG, e))?;
         let index = match load_index {
@@ -267,7 +237,9 @@ impl Repository {
                 Index::open(&backend, &key, &opts)?
             }
         };
-        Repository::assemble(backend, key, config, key_id, index)
+        let repo = Repository::assemble(backend, key, config, key_id, index)?;
+        repo.push_warnings(warnings.drain(..));
+        Ok(repo)
     }
 
     fn assemble(
@@ -291,7 +263,43 @@ impl Repository {
             key_id,
             index: RwLock::new(index),
             chunker,
+            warnings: Mutex::new(Vec::new()),
         })
+    }
+
+    fn push_warnings(&self, more: impl IntoIterator<Item = Warning>) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(more);
+    }
+
+    /// What was skipped since the repository was opened or this was last
+    /// called, outside the listings that return their own
+    /// ([`snapshots`](Repository::snapshots), [`keys`](Repository::keys)):
+    /// key slots that were damaged or refused while opening, index segments
+    /// that could not be read, packs whose headers were read because no
+    /// segment lists them, and stray names in `index/` and `data/`.
+    pub fn take_warnings(&self) -> Vec<Warning> {
+        let mut out = std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()));
+        out.extend(
+            self.index()
+                .take_warnings()
+                .into_iter()
+                .map(Warning::from_index),
+        );
+        out
+    }
+
+    /// Whether a blob lookup that misses may read the headers of packs that
+    /// no loaded index segment lists (on by default; see
+    /// [`lifeboat_index::Index::open`]). Check turns it off to report what
+    /// the index says; so must anything that deletes packs the index lacks.
+    pub fn set_index_fallback(&self, enabled: bool) {
+        self.index
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_pack_fallback(enabled);
     }
 
     /// The repository's settings.
@@ -326,18 +334,33 @@ impl Repository {
 
     // ---- keys -------------------------------------------------------------
 
-    /// All key slots.
-    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+    /// All key slots that parse; a slot that does not, or a name in `keys/`
+    /// that is not an id, is skipped with a warning.
+    pub fn keys(&self) -> Result<Listing<KeyInfo>> {
         let mut out = Vec::new();
+        let mut skipped = Vec::new();
         for obj in self.backend.list(&Folder::Keys.prefix())? {
+            if layout::id_of_path(&obj.path).is_none() {
+                skipped.push(Warning::new(obj.path, WarningKind::StrayObject, None));
+                continue;
+            }
             let bytes = match self.backend.get(&obj.path) {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => continue, // removed since the listing
                 Err(e) => return Err(e.into()),
             };
             let id = Id::of_object(&bytes);
-            let slot =
-                KeySlot::from_json(&bytes).map_err(|e| Error::corrupt(obj.path.clone(), e))?;
+            let slot = match KeySlot::from_json(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    skipped.push(Warning::new(
+                        obj.path,
+                        WarningKind::DamagedKeySlot,
+                        Some(Box::new(e)),
+                    ));
+                    continue;
+                }
+            };
             out.push(KeyInfo {
                 id,
                 current: id == self.key_id,
@@ -346,7 +369,7 @@ impl Repository {
                 username: slot.username,
             });
         }
-        Ok(out)
+        Ok(Listing::new(out, skipped))
     }
 
     /// Add a key slot for another password.
@@ -370,7 +393,7 @@ impl Repository {
     /// Remove a key slot given by id or unique prefix. The slot in use
     /// cannot be removed.
     pub fn remove_key(&self, spec: &str) -> Result<Id> {
-        let keys = self.keys()?;
+        let keys = self.keys()?.items;
         let matches: Vec<&KeyInfo> = keys
             .iter()
             .filter(|k| k.id.to_hex().starts_with(spec))
@@ -403,16 +426,22 @@ impl Repository {
 
     // ---- snapshots ----------------------------------------------------------
 
-    /// Ids of all snapshots.
+    /// Ids of all snapshots, as listed; names in `snapshots/` that are not
+    /// ids are left out ([`snapshots`](Repository::snapshots) warns of them).
     pub fn snapshot_ids(&self) -> Result<Vec<Id>> {
-        self.backend
-            .list(&Folder::Snapshots.prefix())?
-            .iter()
-            .map(|o| {
-                let name = o.path.trim_start_matches(&Folder::Snapshots.prefix());
-                name.parse().map_err(|e| Error::corrupt(o.path.clone(), e))
-            })
-            .collect()
+        Ok(self.list_snapshot_ids()?.items)
+    }
+
+    fn list_snapshot_ids(&self) -> Result<Listing<Id>> {
+        let mut ids = Vec::new();
+        let mut strays = Vec::new();
+        for o in self.backend.list(&Folder::Snapshots.prefix())? {
+            match layout::id_of_path(&o.path) {
+                Some(id) => ids.push(id),
+                None => strays.push(Warning::new(o.path, WarningKind::StrayObject, None)),
+            }
+        }
+        Ok(Listing::new(ids, strays))
     }
 
     /// Load one snapshot.
@@ -431,19 +460,32 @@ impl Repository {
         Snapshot::decode(&self.key, &bytes).map_err(|e| Error::corrupt(path, e))
     }
 
-    /// All snapshots, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+    /// All readable snapshots, oldest first. A snapshot that cannot be read
+    /// (other than for a store error that may be transient, which fails the
+    /// call), decrypted or decoded, or that does not hash to its name, is
+    /// left out with a [`WarningKind::DamagedSnapshot`] warning; a name that
+    /// is not an id with a [`WarningKind::StrayObject`] one.
+    pub fn snapshots(&self) -> Result<SnapshotList> {
+        let Listing {
+            items: ids,
+            mut skipped,
+        } = self.list_snapshot_ids()?;
         let mut out = Vec::new();
-        for id in self.snapshot_ids()? {
+        for id in ids {
             match self.load_snapshot(&id) {
                 Ok(s) => out.push((id, s)),
                 // Forgotten since the listing (or listed late by the store).
                 Err(Error::Store(e)) if e.is_not_found() => {}
-                Err(e) => return Err(e),
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => skipped.push(Warning::new(
+                    object_path(Folder::Snapshots, &id),
+                    WarningKind::DamagedSnapshot,
+                    Some(Box::new(e)),
+                )),
             }
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+        Ok(Listing::new(out, skipped))
     }
 
     /// Store a snapshot. Call only after everything it references is stored
@@ -464,21 +506,20 @@ impl Repository {
     }
 
     /// Resolve `spec` (`latest`, a full id or a unique prefix) among the
-    /// snapshots that pass `filter`.
+    /// readable snapshots that pass `filter`. An id or prefix that matches
+    /// only a damaged snapshot gives [`Error::DamagedSnapshot`]; damaged
+    /// snapshots count towards an ambiguous prefix (whatever the filter,
+    /// which cannot be applied to them), never towards `latest`.
     pub fn find_snapshot(
         &self,
         spec: &str,
         filter: &crate::SnapshotFilter,
     ) -> Result<(Id, Snapshot)> {
-        let all: Vec<(Id, Snapshot)> = self
-            .snapshots()?
-            .into_iter()
-            .filter(|(_, s)| filter.matches(s))
-            .collect();
+        let list = self.snapshots()?;
+        let mut all = list.items.into_iter().filter(|(_, s)| filter.matches(s));
         if spec == "latest" {
             return all
-                .into_iter()
-                .last()
+                .next_back()
                 .ok_or_else(|| Error::SnapshotNotFound { spec: spec.into() });
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -486,15 +527,36 @@ impl Repository {
         }
         let spec_l = spec.to_ascii_lowercase();
         let mut m: Vec<(Id, Snapshot)> = all
-            .into_iter()
             .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
             .collect();
-        match m.len() {
-            0 => Err(Error::SnapshotNotFound { spec: spec.into() }),
-            1 => Ok(m.remove(0)),
+        let mut damaged: Vec<Warning> = list
+            .skipped
+            .into_iter()
+            .filter(|w| {
+                w.kind == WarningKind::DamagedSnapshot
+                    && w.id().is_some_and(|id| id.to_hex().starts_with(&spec_l))
+            })
+            .collect();
+        match (m.len(), damaged.len()) {
+            (0, 0) => Err(Error::SnapshotNotFound { spec: spec.into() }),
+            (1, 0) => Ok(m.remove(0)),
+            (0, 1) => {
+                let w = damaged.remove(0);
+                let object = w.object.clone();
+                Err(Error::DamagedSnapshot {
+                    object,
+                    source: w
+                        .into_cause()
+                        .unwrap_or_else(|| "unreadable".to_string().into()),
+                })
+            }
             _ => Err(Error::AmbiguousSnapshot {
                 spec: spec.into(),
-                matches: m.iter().map(|(id, _)| id.short()).collect(),
+                matches: m
+                    .iter()
+                    .map(|(id, _)| id.short())
+                    .chain(damaged.iter().filter_map(|w| w.id()).map(|id| id.short()))
+                    .collect(),
             }),
         }
     }
@@ -576,4 +638,66 @@ impl RepositoryInternals for Repository {
     fn index(&self) -> RwLockReadGuard<'_, Index> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Try each key slot with `password`. Damaged slots (unparseable, unknown
+/// kdf or version) and slots whose argon2id costs are out of bounds are
+/// skipped with a warning; stray names in `keys/` too. When no slot opens:
+/// a store error if one stopped a slot from being read, else the
+/// parameters error of a refused slot, else [`Error::WrongPassword`].
+fn open_key_slots(
+    backend: &Arc<dyn Backend>,
+    password: &[u8],
+) -> Result<((MasterKey, Id), Vec<Warning>)> {
+    let mut warnings = Vec::new();
+    let mut store_err = None;
+    let mut refused = None;
+    for obj in backend.list(&Folder::Keys.prefix())? {
+        if layout::id_of_path(&obj.path).is_none() {
+            warnings.push(Warning::new(obj.path, WarningKind::StrayObject, None));
+            continue;
+        }
+        let bytes = match backend.get(&obj.path) {
+            Ok(b) => b,
+            // Removed since the listing: some stores (Garage) may list
+            // an object for a moment after its delete.
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                store_err = Some(Error::from(e));
+                continue;
+            }
+        };
+        let slot = match KeySlot::from_json(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                warnings.push(Warning::new(
+                    obj.path,
+                    WarningKind::DamagedKeySlot,
+                    Some(Box::new(e)),
+                ));
+                continue;
+            }
+        };
+        match slot.open(password) {
+            Ok(k) => return Ok(((k, Id::of_object(&bytes)), warnings)),
+            Err(lifeboat_format::Error::WrongPassword) => {}
+            Err(source @ lifeboat_format::Error::KdfOutOfBounds { .. }) => {
+                warnings.push(Warning::new(
+                    obj.path.clone(),
+                    WarningKind::KeySlotParameters,
+                    None,
+                ));
+                refused.get_or_insert(Error::KeySlotParameters {
+                    slot: obj.path,
+                    source,
+                });
+            }
+            Err(e) => warnings.push(Warning::new(
+                obj.path,
+                WarningKind::DamagedKeySlot,
+                Some(Box::new(e)),
+            )),
+        }
+    }
+    Err(store_err.or(refused).unwrap_or(Error::WrongPassword))
 }

@@ -21,7 +21,7 @@ use lifeboat_core::format::{
 };
 use lifeboat_core::store::{Backend, ObjectStoreBackend};
 use lifeboat_core::{
-    BackupOptions, BackupSource, InitOptions, Progress, Repository, RestoreOptions,
+    BackupOptions, BackupSource, InitOptions, Progress, Repository, RestoreOptions, WarningKind,
 };
 
 const KDF: KdfParams = KdfParams {
@@ -371,8 +371,13 @@ fn a_snapshot_under_a_name_that_is_not_its_hash_is_refused() {
     )
     .unwrap();
     assert!(f.repo.load_snapshot(&wrong).is_err());
-    // Listing every snapshot fails on it too, rather than skipping it.
-    assert!(f.repo.snapshots().is_err());
+    // Listing every snapshot skips it with a warning (issue 15: damage costs
+    // only that snapshot), where it used to fail the whole listing.
+    let list = f.repo.snapshots().unwrap();
+    assert_eq!(list.items.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [id]);
+    assert_eq!(list.skipped.len(), 1);
+    assert_eq!(list.skipped[0].id(), Some(wrong));
+    assert_eq!(list.skipped[0].kind, WarningKind::DamagedSnapshot);
 }
 
 #[test]

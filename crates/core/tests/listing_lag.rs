@@ -95,17 +95,17 @@ fn objects_listed_after_their_delete_are_treated_as_deleted() {
 
     // A second key, then removed; the first snapshot, then forgotten.
     let other = repo.add_key(b"two", KDF).unwrap();
-    assert_eq!(repo.keys().unwrap().len(), 2);
+    assert_eq!(repo.keys().unwrap().items.len(), 2);
     repo.remove_key(&other.to_hex()).unwrap();
     repo.delete_snapshot(&first).unwrap();
     // The store still lists both.
     assert_eq!(backend.list(&Folder::Keys.prefix()).unwrap().len(), 2);
     assert_eq!(backend.list(&Folder::Snapshots.prefix()).unwrap().len(), 2);
 
-    let keys = repo.keys().unwrap();
+    let keys = repo.keys().unwrap().items;
     assert_eq!(keys.len(), 1);
     assert!(keys[0].current);
-    let snaps = repo.snapshots().unwrap();
+    let snaps = repo.snapshots().unwrap().items;
     assert_eq!(
         snaps.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
         vec![second]
@@ -114,7 +114,7 @@ fn objects_listed_after_their_delete_are_treated_as_deleted() {
     // Opening walks the key slots: the removed one is skipped, and its
     // password is wrong, not a store error.
     let again = Repository::open(backend.clone(), b"one").unwrap();
-    assert_eq!(again.snapshots().unwrap().len(), 1);
+    assert_eq!(again.snapshots().unwrap().items.len(), 1);
     match Repository::open(backend.clone(), b"two") {
         Err(Error::WrongPassword) => {}
         Err(e) => panic!("the removed key's password: want WrongPassword, got {e}"),

@@ -143,7 +143,7 @@ fn a_failure_in_any_stage_fails_cleanly() {
         );
         let repo = open(&repo_dir);
         assert!(
-            repo.snapshots().unwrap().is_empty(),
+            repo.snapshots().unwrap().items.is_empty(),
             "{stage:?}: a snapshot was written"
         );
         // Packs being filled are staged files; none outlives the run.
@@ -190,5 +190,5 @@ fn an_unfired_fail_point_changes_nothing() {
     backup_with(&repo_dir, &src, FailPoints::new(Stage::Snapshot, 1))
         .expect("backup hung")
         .expect("backup failed");
-    assert_eq!(open(&repo_dir).snapshots().unwrap().len(), 1);
+    assert_eq!(open(&repo_dir).snapshots().unwrap().items.len(), 1);
 }

@@ -55,6 +55,22 @@ pub enum Error {
     /// Key derivation failed (bad parameters).
     #[error("key derivation: {0}")]
     Kdf(String),
+    /// argon2id costs outside the bounds this build accepts (see
+    /// [`KdfParams::check`](crate::KdfParams::check)); refused before any
+    /// hashing, so a slot edited to an absurd cost cannot stall or exhaust
+    /// the machine that opens it.
+    #[error("argon2id {param} = {value} is outside the accepted range {min}..={max}")]
+    KdfOutOfBounds {
+        /// Which parameter (`memory_kib`, `iterations`, `parallelism`, or
+        /// `memory_kib × iterations`).
+        param: &'static str,
+        /// Its value.
+        value: u64,
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
     /// The operating system's random source failed.
     #[error("random number generator failed")]
     Random(#[source] getrandom::Error),

@@ -30,7 +30,56 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
+    /// Largest memory cost accepted: 4 GiB, twice RFC 9106's first
+    /// recommended option (2 GiB, 1 pass) and 64 times what `init` writes.
+    pub const MAX_MEMORY_KIB: u32 = 4 << 20;
+    /// Most passes accepted (RFC 9106 and OWASP recommend 1 to 5).
+    pub const MAX_ITERATIONS: u32 = 64;
+    /// Most lanes accepted (RFC 9106 recommends 4).
+    pub const MAX_PARALLELISM: u32 = 16;
+    /// Largest memory × passes accepted, in KiB: 16 GiB, as four passes over
+    /// 4 GiB; bounds the time a slot can make an opener spend.
+    pub const MAX_MEMORY_PASSES_KIB: u64 = 16 << 20;
+
+    /// Refuse costs outside the bounds above (and below argon2's own
+    /// minimums: one pass, one lane, 8 KiB per lane), before any hashing.
+    pub fn check(&self) -> Result<()> {
+        let bound = |param, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::KdfOutOfBounds {
+                    param,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        let p = u64::from(self.parallelism);
+        bound("parallelism", p, 1, u64::from(Self::MAX_PARALLELISM))?;
+        bound(
+            "iterations",
+            u64::from(self.iterations),
+            1,
+            u64::from(Self::MAX_ITERATIONS),
+        )?;
+        bound(
+            "memory_kib",
+            u64::from(self.memory_kib),
+            8 * p,
+            u64::from(Self::MAX_MEMORY_KIB),
+        )?;
+        bound(
+            "memory_kib × iterations",
+            u64::from(self.memory_kib) * u64::from(self.iterations),
+            1,
+            Self::MAX_MEMORY_PASSES_KIB,
+        )
+    }
+
     fn derive(&self, password: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        self.check()?;
         let params =
             argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
                 .map_err(|e| Error::Kdf(e.to_string()))?;
@@ -182,5 +231,51 @@ mod tests {
         assert!(matches!(back.open(b"nope"), Err(Error::WrongPassword)));
         let text = String::from_utf8(json).unwrap();
         assert!(!text.contains("pw\""));
+    }
+
+    #[test]
+    fn costs_out_of_bounds_are_refused_before_hashing() {
+        let mk = MasterKey::generate().unwrap();
+        let mut slot =
+            KeySlot::create(&mk, b"pw", FAST, "t".into(), "h".into(), "u".into()).unwrap();
+        slot.params.memory_kib = u32::MAX;
+        let started = std::time::Instant::now();
+        let e = slot.open(b"pw").unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            matches!(
+                e,
+                Error::KdfOutOfBounds {
+                    param: "memory_kib",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        slot.params = KdfParams {
+            memory_kib: KdfParams::MAX_MEMORY_KIB,
+            iterations: 8,
+            parallelism: 1,
+        };
+        assert!(matches!(
+            slot.params.check(),
+            Err(Error::KdfOutOfBounds {
+                param: "memory_kib × iterations",
+                ..
+            })
+        ));
+        assert!(KdfParams::default().check().is_ok());
+        let refused = KeySlot::create(
+            &mk,
+            b"pw",
+            KdfParams {
+                parallelism: 0,
+                ..FAST
+            },
+            "t".into(),
+            "h".into(),
+            "u".into(),
+        );
+        assert!(matches!(refused, Err(Error::KdfOutOfBounds { .. })));
     }
 }

@@ -28,7 +28,7 @@ use crate::table::{
     BLOB_REC, PACK_REC, Table, TableError, TableWriter, blob_record, pack_record, record_pack,
     with_pack,
 };
-use crate::{Error, IndexOptions, LoadStats, Result};
+use crate::{Error, IndexOptions, IndexWarning, LoadStats, Result};
 
 /// Record of a pack read from a segment, sorted by pack id, then sequence:
 /// `pack id (32) ‖ seq u32 BE ‖ size u64 LE ‖ type u8`.
@@ -72,29 +72,33 @@ fn reopen_err(path: Option<&Path>) -> impl Fn(TableError) -> Error + '_ {
     }
 }
 
-/// All segment ids under `index/`, ascending.
+/// All segment ids under `index/`, ascending; names that are not ids are
+/// left out.
 pub(crate) fn list_segments(backend: &Arc<dyn Backend>) -> Result<Vec<Id>> {
     Ok(list_segments_sized(backend)?
+        .0
         .into_iter()
         .map(|(id, _)| id)
         .collect())
 }
 
-/// All segment ids under `index/` with their sizes, ascending by id.
-fn list_segments_sized(backend: &Arc<dyn Backend>) -> Result<Vec<(Id, u64)>> {
+/// Segment ids with their listed sizes, and the paths of stray names.
+type SegmentListing = (Vec<(Id, u64)>, Vec<String>);
+
+/// All segment ids under `index/` with their sizes, ascending by id, and
+/// the paths of listed objects whose names are not ids.
+fn list_segments_sized(backend: &Arc<dyn Backend>) -> Result<SegmentListing> {
     let mut ids = Vec::new();
-    let prefix = Folder::Index.prefix();
-    for obj in backend.list(&prefix)? {
-        let name = obj.path.trim_start_matches(prefix.as_str());
-        let id: Id = name.parse().map_err(|e| Error::Segment {
-            segment: name.to_string(),
-            source: e,
-        })?;
-        ids.push((id, obj.size));
+    let mut strays = Vec::new();
+    for obj in backend.list(&Folder::Index.prefix())? {
+        match layout::id_of_path(&obj.path) {
+            Some(id) => ids.push((id, obj.size)),
+            None => strays.push(obj.path),
+        }
     }
     ids.sort_unstable();
     ids.dedup_by_key(|(id, _)| *id);
-    Ok(ids)
+    Ok((ids, strays))
 }
 
 /// Fetch, check and decode one segment.
@@ -454,10 +458,18 @@ pub(crate) fn build(
     base: Option<&Table>,
     overlay: Option<&Table>,
     stats: &mut LoadStats,
+    warnings: &mut Vec<IndexWarning>,
 ) -> Result<Built> {
     let mut vanished = None;
     for _ in 0..ATTEMPTS {
-        let sized = list_segments_sized(cx.backend)?;
+        let (sized, strays) = list_segments_sized(cx.backend)?;
+        warnings.clear();
+        warnings.extend(
+            strays
+                .into_iter()
+                .map(|path| IndexWarning::StrayName { path }),
+        );
+        let listing_warnings = warnings.len();
         let listed: Vec<Id> = sized.iter().map(|(id, _)| *id).collect();
         stats.segments_listed = listed.len();
         let subset = |t: &&Table| t.segments().iter().all(|s| listed.binary_search(s).is_ok());
@@ -465,7 +477,9 @@ pub(crate) fn build(
         let mut overlay = overlay.filter(subset).filter(|_| base.is_some());
         let mut allow_overlay = true;
         loop {
-            match attempt(cx, &sized, &listed, base, overlay, allow_overlay, stats)? {
+            warnings.truncate(listing_warnings);
+            let tables = Tables { base, overlay };
+            match attempt(cx, &sized, &listed, tables, allow_overlay, stats, warnings)? {
                 Attempt::Done(b) => {
                     stats.full_build = base.is_none();
                     return Ok(*b);
@@ -493,14 +507,21 @@ pub(crate) fn build(
     })
 }
 
+/// The tables an attempt starts from.
+#[derive(Clone, Copy)]
+struct Tables<'a> {
+    base: Option<&'a Table>,
+    overlay: Option<&'a Table>,
+}
+
 fn attempt(
     cx: &BuildContext<'_>,
     sized: &[(Id, u64)],
     listed: &[Id],
-    base: Option<&Table>,
-    overlay: Option<&Table>,
+    Tables { base, overlay }: Tables<'_>,
     allow_overlay: bool,
     stats: &mut LoadStats,
+    warnings: &mut Vec<IndexWarning>,
 ) -> Result<Attempt> {
     let tables: Vec<&Table> = base.iter().chain(overlay.iter()).copied().collect();
     let known = |id: &Id| {
@@ -555,6 +576,17 @@ fn attempt(
                     ranges.push((id, start, feed.seqs));
                 }
                 Err(Error::Store(e)) if e.is_not_found() => gone.push(id),
+                // Damage costs this segment only: its packs are found from
+                // their headers when a lookup misses.
+                Err(
+                    e @ (Error::Segment { .. }
+                    | Error::Store(lifeboat_store::Error::Truncated { .. })),
+                ) => {
+                    warnings.push(IndexWarning::DamagedSegment {
+                        path: layout::object_path(Folder::Index, &id),
+                        source: Box::new(e),
+                    });
+                }
                 Err(e) => return Err(e),
             }
             Ok(())
@@ -568,6 +600,13 @@ fn attempt(
     }
     if let Some(v) = gone.iter().find(|v| !supersedes.contains(v)) {
         return Ok(Attempt::Vanished(*v));
+    }
+    // Only damaged segments were new: the tables are as current as they
+    // can be, so they are kept rather than written again on every open.
+    if allow_overlay && base.is_some() && ranges.is_empty() && supersedes.is_empty() {
+        return Ok(Attempt::Done(Box::new(Built::Current {
+            overlay: overlay.is_some(),
+        })));
     }
     // The old table merged into the new one: the overlay, or the base.
     let old = if write_overlay { overlay } else { base };

@@ -20,11 +20,11 @@
 //!
 //! All `unsafe` code is in one private module that maps table files.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lifeboat_format::layout::{self, Folder};
 use lifeboat_format::{BlobFlags, BlobType, Id, IndexPack, IndexSegment, MasterKey};
@@ -116,6 +116,106 @@ impl Error {
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Something the index left out or found elsewhere: not an error, since the
+/// index works without it, but worth telling the user.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexWarning {
+    /// A segment that does not decrypt or decode, does not hash to its name,
+    /// or is shorter than listed, was skipped.
+    #[error(
+        "{path}: damaged index segment skipped (blobs it listed are found from their \
+         packs' headers; `lifeboat index rebuild` makes the repair permanent): {source}"
+    )]
+    DamagedSegment {
+        /// Object path of the segment.
+        path: String,
+        /// What was wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// An object whose name is not an object id, in `index/` or `data/`.
+    #[error("{path}: not a repository object (its name is not an object id); ignored")]
+    StrayName {
+        /// Object path.
+        path: String,
+    },
+    /// A pack no loaded segment lists; its blobs were read from its header.
+    #[error(
+        "{path}: pack listed by no index segment (a lost segment, or an \
+         interrupted backup); its {blobs} blobs were read from its header, and \
+         `lifeboat index rebuild` makes the repair permanent"
+    )]
+    UnindexedPack {
+        /// Object path of the pack.
+        path: String,
+        /// Blobs its header lists.
+        blobs: usize,
+    },
+    /// A pack no loaded segment lists, whose header cannot be read.
+    #[error("{path}: pack listed by no index segment, and its header cannot be read: {source}")]
+    UnreadablePack {
+        /// Object path of the pack.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: PackDamage,
+    },
+    /// Looking for unindexed packs stopped on a store error that is not
+    /// damage; blobs only they hold stay unfound until the next open.
+    #[error("reading the headers of packs that no index segment lists stopped: {source}")]
+    FallbackFailed {
+        /// The store's failure.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl IndexWarning {
+    /// The object the warning is about, if it is about one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            IndexWarning::DamagedSegment { path, .. }
+            | IndexWarning::StrayName { path }
+            | IndexWarning::UnindexedPack { path, .. }
+            | IndexWarning::UnreadablePack { path, .. } => Some(path),
+            IndexWarning::FallbackFailed { .. } => None,
+        }
+    }
+}
+
+/// Blobs of packs that no loaded segment lists, read from their headers
+/// the first time a lookup missed.
+#[derive(Default)]
+pub(crate) struct Recovered {
+    blobs: HashMap<Id, BlobLocation>,
+    packs: BTreeMap<Id, u64>,
+    warnings: Vec<IndexWarning>,
+}
+
+impl Recovered {
+    fn add(&mut self, p: &IndexPack) {
+        self.packs.insert(p.id, p.size);
+        for b in &p.blobs {
+            self.blobs.entry(b.id).or_insert(BlobLocation {
+                pack: p.id,
+                blob_type: p.blob_type,
+                flags: b.flags,
+                offset: b.offset,
+                stored_len: b.stored_len,
+                raw_len: b.raw_len,
+            });
+        }
+    }
+}
+
+/// Where the index reads unindexed packs from when a lookup misses.
+struct PackFallback {
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    enabled: bool,
+}
 
 /// Where a blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +363,10 @@ pub struct Index {
     delta_duplicates: u64,
     opts: IndexOptions,
     stats: LoadStats,
+    fallback: Option<PackFallback>,
+    recovered: OnceLock<Recovered>,
+    /// Warnings not yet taken (see [`Index::take_warnings`]).
+    warnings: Mutex<Vec<IndexWarning>>,
 }
 
 impl fmt::Debug for Index {
@@ -290,13 +394,60 @@ impl Index {
     /// Open the index with `opts`: reuse the local tables in the cache
     /// directory if their MACs hold and they are still a subset of the live
     /// index, reading only segments they lack; else build them in full.
+    ///
+    /// A damaged segment, or an object in `index/` whose name is not an id,
+    /// is skipped with a warning ([`take_warnings`](Index::take_warnings)).
+    /// The first lookup with [`get`](Index::get) that misses then reads the
+    /// headers of every pack that no loaded segment lists, once, and finds
+    /// blobs there too (see [`set_pack_fallback`](Index::set_pack_fallback)).
     pub fn open(backend: &Arc<dyn Backend>, key: &MasterKey, opts: &IndexOptions) -> Result<Index> {
         let mut idx = Index {
             opts: opts.clone(),
+            fallback: Some(PackFallback {
+                backend: Arc::clone(backend),
+                key: key.clone(),
+                enabled: true,
+            }),
             ..Index::default()
         };
         idx.refresh(backend, key)?;
         Ok(idx)
+    }
+
+    /// Whether a lookup that misses may read the headers of packs that no
+    /// loaded segment lists (on by default for an index from
+    /// [`open`](Index::open)). Check turns it off, since it reports what the
+    /// segments say; anything that deletes packs no segment lists must too.
+    pub fn set_pack_fallback(&mut self, enabled: bool) {
+        if let Some(f) = &mut self.fallback {
+            f.enabled = enabled;
+        }
+    }
+
+    /// Warnings since the index was opened or this was last called: segments
+    /// and names skipped, packs read from their headers.
+    pub fn take_warnings(&self) -> Vec<IndexWarning> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn push_warnings(&self, more: impl IntoIterator<Item = IndexWarning>) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(more);
+    }
+
+    /// The blobs of unindexed packs, read on the first call (once per open).
+    fn recovered(&self) -> Option<&Recovered> {
+        let f = self.fallback.as_ref().filter(|f| f.enabled)?;
+        Some(self.recovered.get_or_init(|| {
+            let mut found = rebuild::recover_unindexed(&f.backend, &f.key, &|id| {
+                self.delta_packs.contains_key(id)
+                    || self.tables().any(|t| t.find_pack(id).is_some())
+            });
+            self.push_warnings(found.warnings.drain(..));
+            found
+        }))
     }
 
     /// Build an index from packs given directly, without a repository (for
@@ -367,16 +518,18 @@ impl Index {
             dir: dir.as_deref(),
         };
         let (base, overlay) = (self.base.as_ref(), self.overlay.as_ref());
-        let built = match build::build(&cx, base, overlay, &mut stats) {
+        let mut warnings = Vec::new();
+        let built = match build::build(&cx, base, overlay, &mut stats, &mut warnings) {
             Err(Error::Cache { path, source }) if cx.dir.is_some() => {
                 // The cache directory is unusable (full, read-only): fall back
                 // to unlinked files.
                 stats.cache_rejected = Some(format!("{}: {source}", path.display()));
                 cx.dir = None;
-                build::build(&cx, base, overlay, &mut stats)?
+                build::build(&cx, base, overlay, &mut stats, &mut warnings)?
             }
             r => r?,
         };
+        self.push_warnings(warnings);
         match built {
             Built::Current { overlay: true } => {}
             Built::Current { overlay: false } => {
@@ -468,7 +621,7 @@ impl Index {
                 stored_len: b.stored_len,
                 raw_len: b.raw_len,
             };
-            match self.get(&b.id) {
+            match self.get_loaded(&b.id) {
                 Some(old) if old != loc => self.delta_duplicates += 1,
                 Some(_) => {}
                 None => {
@@ -478,15 +631,26 @@ impl Index {
         }
     }
 
-    /// Location of a blob.
+    /// Location of a blob. On a miss, looks among the blobs of packs that
+    /// no loaded segment lists, reading their headers the first time (see
+    /// [`open`](Index::open)).
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
+        self.get_loaded(id)
+            .or_else(|| self.recovered()?.blobs.get(id).copied())
+    }
+
+    /// Location of a blob in the tables and the delta only.
+    fn get_loaded(&self, id: &Id) -> Option<BlobLocation> {
         if let Some(l) = self.delta.get(id) {
             return Some(*l);
         }
         self.tables().find_map(|t| t.get(id))
     }
 
-    /// Whether a blob is indexed.
+    /// Whether a blob is indexed: in a loaded segment or added since.
+    /// Blobs found only in unindexed packs do not count: a backup asks this
+    /// of every new blob, and must store again rather than reference a blob
+    /// that no segment lists.
     pub fn contains(&self, id: &Id) -> bool {
         self.delta.contains_key(id) || self.tables().any(|t| t.find(id).is_some())
     }
@@ -501,17 +665,21 @@ impl Index {
         self.len() == 0
     }
 
-    /// Size of an indexed pack.
+    /// Size of an indexed pack (or of an unindexed one read by an earlier
+    /// [`get`](Index::get)).
     pub fn pack_size(&self, id: &Id) -> Option<u64> {
         if let Some(s) = self.delta_packs.get(id) {
             return Some(*s);
         }
         self.tables()
             .find_map(|t| t.pack_at(t.find_pack(id)?).map(|(_, s, _)| s))
+            .or_else(|| self.recovered.get()?.packs.get(id).copied())
     }
 
     /// Indexed packs and their sizes, each once: the base's in id order,
-    /// then the overlay's, then the delta's.
+    /// then the overlay's, then the delta's, then those of unindexed packs
+    /// read by an earlier [`get`](Index::get) (so that nothing that deletes
+    /// packs missing from this list deletes one a lookup used).
     pub fn packs(&self) -> impl Iterator<Item = (Id, u64)> + '_ {
         let base = self.base.iter().flat_map(|t| {
             (0..t.pack_count()).filter_map(|i| t.pack_at(i).map(|(id, size, _)| (id, size)))
@@ -520,8 +688,18 @@ impl Index {
             .overlay
             .iter()
             .flat_map(|t| (0..t.pack_count()).filter_map(|i| t.own_pack_at(i).flatten()));
+        let recovered = self.recovered.get().into_iter().flat_map(|r| {
+            r.packs
+                .iter()
+                .filter(|(id, _)| {
+                    !self.delta_packs.contains_key(id)
+                        && self.tables().all(|t| t.find_pack(id).is_none())
+                })
+                .map(|(id, s)| (*id, *s))
+        });
         base.chain(overlay)
             .chain(self.delta_packs.iter().map(|(id, s)| (*id, *s)))
+            .chain(recovered)
     }
 
     /// Number of indexed packs.

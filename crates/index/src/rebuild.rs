@@ -27,7 +27,7 @@ use lifeboat_format::{
 };
 use lifeboat_store::Backend;
 
-use crate::{Error, IndexProgress, Result, write_segment};
+use crate::{Error, IndexProgress, IndexWarning, Recovered, Result, write_segment};
 
 /// Bytes read from the end of each pack at first: the trailer and, for packs
 /// of up to about 350 blobs, the whole header.
@@ -185,6 +185,63 @@ fn read_pack(
         size,
         blobs: entries.iter().map(IndexEntry::from).collect(),
     })
+}
+
+/// Read the headers of the packs under `data/` that `indexed` does not know
+/// (what a lost or damaged segment listed, or what an interrupted backup
+/// left), one pack at a time with the ranged reads of a rebuild. A store
+/// error that is not damage ends the reading, reported as a warning.
+pub(crate) fn recover_unindexed(
+    backend: &Arc<dyn Backend>,
+    key: &MasterKey,
+    indexed: &dyn Fn(&Id) -> bool,
+) -> Recovered {
+    let mut found = Recovered::default();
+    let listing = match backend.list(&Folder::Data.prefix()) {
+        Ok(l) => l,
+        Err(e) => {
+            found.warnings.push(IndexWarning::FallbackFailed {
+                source: Box::new(Error::Store(e)),
+            });
+            return found;
+        }
+    };
+    for obj in listing {
+        let Some(id) = layout::id_of_path(&obj.path) else {
+            found
+                .warnings
+                .push(IndexWarning::StrayName { path: obj.path });
+            continue;
+        };
+        if indexed(&id) {
+            continue;
+        }
+        match read_pack(backend, key, id, &obj.path, obj.size) {
+            Ok(pack) => {
+                found.warnings.push(IndexWarning::UnindexedPack {
+                    path: obj.path,
+                    blobs: pack.blobs.len(),
+                });
+                found.add(&pack);
+            }
+            Err(PackReadError::Damaged(source)) => {
+                found.warnings.push(IndexWarning::UnreadablePack {
+                    path: obj.path,
+                    source,
+                });
+            }
+            Err(PackReadError::Store(e)) => {
+                found.warnings.push(IndexWarning::FallbackFailed {
+                    source: Box::new(Error::RebuildStopped {
+                        pack: obj.path,
+                        source: e,
+                    }),
+                });
+                break;
+            }
+        }
+    }
+    found
 }
 
 /// Rebuild the index from the headers of every pack under `data/`, then

@@ -110,11 +110,17 @@ fn load_skips_superseded_segments() {
     assert!(!idx.contains(&id(1, 0)));
     assert_eq!(idx.segments().len(), 2);
 
+    // Segments that do not open under the key are skipped, each with a
+    // warning, rather than failing the load (issue 15).
     let other = MasterKey::generate().unwrap();
-    assert!(matches!(
-        Index::load(&b, &other),
-        Err(Error::Segment { .. })
-    ));
+    let idx = Index::load(&b, &other).unwrap();
+    assert_eq!(idx.len(), 0);
+    let warnings = idx.take_warnings();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(warnings.iter().all(|w| matches!(
+        w,
+        IndexWarning::DamagedSegment { source, .. } if matches!(**source, Error::Segment { .. })
+    )));
 }
 
 #[test]
@@ -519,7 +525,32 @@ fn rebuild_restores_the_index_from_pack_headers() {
         .unwrap();
     let junk = format!("{}not-an-id", Folder::Index.prefix());
     b.put(&junk, Bytes::from_static(b"x")).unwrap();
-    assert!(Index::load(&b, &k).is_err());
+    // Loading skips both with a warning; a lookup that misses finds the
+    // blobs of the five packs no segment lists from their headers.
+    let idx = Index::load(&b, &k).unwrap();
+    let warnings = idx.take_warnings();
+    assert!(
+        matches!(
+            warnings.as_slice(),
+            [
+                IndexWarning::StrayName { .. },
+                IndexWarning::DamagedSegment { .. }
+            ]
+        ),
+        "{warnings:?}"
+    );
+    let unindexed = packs[4].blobs[0].id;
+    assert!(!idx.contains(&unindexed));
+    assert_eq!(idx.get(&unindexed).map(|l| l.pack), Some(packs[4].id));
+    // A backup must store it again rather than reference an unindexed pack.
+    assert!(!idx.contains(&unindexed));
+    let recovered = idx.take_warnings();
+    assert_eq!(recovered.len(), 5, "{recovered:?}");
+    assert!(
+        recovered
+            .iter()
+            .all(|w| matches!(w, IndexWarning::UnindexedPack { .. }))
+    );
     // A pack with a broken trailer is reported, not indexed.
     b.put(
         &pack_path(&Id([9; 32])),

@@ -9,7 +9,7 @@ use lifeboat_check::{CheckOptions, CheckProgress, CheckReport, RepairOptions, Re
 use lifeboat_core::internals::RepositoryInternals;
 use lifeboat_core::{
     BackupOptions, BackupReport, BackupSource, CopyReport, DiffEntry, InitOptions, KeyInfo,
-    Progress, RestoreOptions, RestoreReport, SnapshotFilter, Stats,
+    Listing, Progress, RestoreOptions, RestoreReport, SnapshotFilter, SnapshotList, Stats, Warning,
 };
 use lifeboat_format::{Config, Id, KdfParams, MasterKey, Node, Snapshot, Tree};
 use lifeboat_index::{
@@ -110,8 +110,8 @@ impl Repository {
         self.inner.backend().location()
     }
 
-    /// Every key slot.
-    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+    /// Every readable key slot, and the slots skipped as damaged or stray.
+    pub fn keys(&self) -> Result<Listing<KeyInfo>> {
         Ok(self.inner.keys()?)
     }
 
@@ -154,9 +154,18 @@ impl Repository {
         Ok(self.inner.restore(snapshot, opts, progress)?)
     }
 
-    /// Every snapshot, with its id.
-    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+    /// Every readable snapshot, with its id, and the objects skipped as
+    /// damaged or stray (one bad snapshot costs only itself).
+    pub fn snapshots(&self) -> Result<SnapshotList> {
         Ok(self.inner.snapshots()?)
+    }
+
+    /// What was skipped since the last call because it is damaged or does
+    /// not belong (index segments, unindexed packs read from their headers,
+    /// key slots, stray names). Lookups add to it as they go, so take it
+    /// when an operation is done.
+    pub fn take_warnings(&self) -> Vec<Warning> {
+        self.inner.take_warnings()
     }
 
     /// The snapshot `spec` names (`latest`, an id or a unique prefix) among

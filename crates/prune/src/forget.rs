@@ -370,7 +370,8 @@ pub fn forget(
 ) -> Result<ForgetReport, ForgetError> {
     let snapshots = repo
         .snapshots()
-        .map_err(|e| ForgetError::Load(Box::new(e)))?;
+        .map_err(|e| ForgetError::Load(Box::new(e)))?
+        .items;
     let plan = plan_forget(&snapshots, opts, now)?;
     let mut deleted = Vec::new();
     let mut already_gone = Vec::new();

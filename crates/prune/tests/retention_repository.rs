@@ -15,6 +15,7 @@ fn snapshot_ids(repo: &Repository) -> Vec<Id> {
     let mut ids: Vec<Id> = repo
         .snapshots()
         .unwrap()
+        .items
         .into_iter()
         .map(|(id, _)| id)
         .collect();

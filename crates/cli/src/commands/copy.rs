@@ -30,7 +30,8 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<u8> {
     let src = open::source_repository(g, &a.from)?;
     let dst = open::repository(g)?;
     let snaps: Vec<(Id, Snapshot)> = if a.snapshots.is_empty() {
-        src.snapshots()?
+        src.readable_snapshots()?
+            .0
             .into_iter()
             .filter(|(_, s)| filter.matches(s))
             .collect()

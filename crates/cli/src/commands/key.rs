@@ -54,7 +54,7 @@ pub fn run(g: &Global, a: &KeyArgs) -> Result<u8> {
     let mut repo = open::repository(g)?;
     match &a.command {
         KeyCommand::List => {
-            let keys = repo.keys()?;
+            let keys = repo.readable_keys()?;
             if g.json {
                 let v: Vec<_> = keys
                     .iter()

@@ -16,15 +16,13 @@ pub struct SnapshotsArgs {
     filter: SnapshotFilterArgs,
 }
 
-/// List the snapshots that pass the filters.
+/// List the snapshots that pass the filters. Exits 3 when a damaged or
+/// stray object was skipped (each is reported as a warning).
 pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<u8> {
     let repo = open::repository(g)?;
     let flt = a.filter.filter();
-    let snaps: Vec<(Id, Snapshot)> = repo
-        .snapshots()?
-        .into_iter()
-        .filter(|(_, s)| flt.matches(s))
-        .collect();
+    let (all, skipped) = repo.readable_snapshots()?;
+    let snaps: Vec<(Id, Snapshot)> = all.into_iter().filter(|(_, s)| flt.matches(s)).collect();
     if g.json {
         let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
         print_json(&v);
@@ -51,5 +49,11 @@ pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<u8> {
         }
         println!("{} snapshots", snaps.len());
     }
-    Ok(exit::OK)
+    // Like a backup that could not read everything: the listing is what
+    // could be read, and the warnings say what could not.
+    Ok(if skipped > 0 {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }

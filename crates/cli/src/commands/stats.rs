@@ -24,7 +24,8 @@ pub fn run(g: &Global, a: &StatsArgs) -> Result<u8> {
     let repo = open::repository(g)?;
     let flt = a.filter.filter();
     let snaps: Vec<Snapshot> = if a.snapshots.is_empty() {
-        repo.snapshots()?
+        repo.readable_snapshots()?
+            .0
             .into_iter()
             .filter(|(_, s)| flt.matches(s))
             .map(|(_, s)| s)

@@ -7,11 +7,12 @@ use lifeboat_format::{ContentPart, Id, Node, NodeKind, SourceKind, Tree};
 
 use crate::{Repository, Result};
 
-/// The latest snapshot of the same host and paths (all from the file
-/// system), if any.
+/// The latest readable snapshot of the same host and paths (all from the
+/// file system), if any; damaged snapshots are passed over.
 pub(super) fn latest_of(repo: &Repository, host: &str, paths: &[String]) -> Result<Option<Id>> {
     Ok(repo
         .snapshots()?
+        .items
         .into_iter()
         .rev()
         .find(|(_, s)| s.source == SourceKind::Fs && s.hostname == host && s.paths == paths)

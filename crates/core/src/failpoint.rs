@@ -1,4 +1,4 @@
-//! Failure injection for tests of the backup pipeline.
+//! Failure injection for tests of the backup pipeline and of restore.
 //!
 //! A test names one stage and, optionally, how many passes through it
 //! succeed first; that pass then fails with [`crate::Error::Injected`],
@@ -32,6 +32,8 @@ pub enum Stage {
     Index,
     /// Writing the snapshot.
     Snapshot,
+    /// Writing one blob into a file being restored.
+    RestoreWrite,
 }
 
 /// Which stage fails, after how many successful passes.
@@ -39,12 +41,15 @@ pub enum Stage {
 #[derive(Debug, Default)]
 pub struct FailPoints {
     at: Option<(Stage, u64)>,
+    /// Fail only that one pass, not every later one too.
+    once: bool,
     passes: AtomicU64,
 }
 
 /// Points that never fire: what a pipeline without a test's points uses.
 pub(crate) static NONE: FailPoints = FailPoints {
     at: None,
+    once: false,
     passes: AtomicU64::new(0),
 };
 
@@ -52,6 +57,7 @@ impl Clone for FailPoints {
     fn clone(&self) -> Self {
         FailPoints {
             at: self.at,
+            once: self.once,
             passes: AtomicU64::new(0),
         }
     }
@@ -62,7 +68,17 @@ impl FailPoints {
     pub fn new(stage: Stage, after: u64) -> FailPoints {
         FailPoints {
             at: Some((stage, after)),
+            once: false,
             passes: AtomicU64::new(0),
+        }
+    }
+
+    /// Fail only the pass through `stage` that follows `after` successful
+    /// ones (a restore then fails one file and goes on with the others).
+    pub fn once(stage: Stage, after: u64) -> FailPoints {
+        FailPoints {
+            once: true,
+            ..FailPoints::new(stage, after)
         }
     }
 
@@ -70,7 +86,14 @@ impl FailPoints {
     #[inline]
     pub(crate) fn fires(&self, stage: Stage) -> bool {
         match self.at {
-            Some((s, after)) if s == stage => self.passes.fetch_add(1, Ordering::Relaxed) >= after,
+            Some((s, after)) if s == stage => {
+                let pass = self.passes.fetch_add(1, Ordering::Relaxed);
+                if self.once {
+                    pass == after
+                } else {
+                    pass >= after
+                }
+            }
             _ => false,
         }
     }

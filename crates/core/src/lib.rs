@@ -10,7 +10,8 @@
 //! `lifeboat-prune` and verification to `lifeboat-check`.
 //!
 //! The `testing` feature adds failure injection into the backup pipeline
-//! (`FailPoints`, `Stage`, `BackupOptions::fail`), for tests only.
+//! and restore (`FailPoints`, `Stage`, `BackupOptions::fail`,
+//! `RestoreOptions::fail`), for tests only.
 
 /// Fail here if the test's [`FailPoints`] say so: `fail_point!(points, Stage)`
 /// evaluates to a `Result<()>`. Without the `testing` feature it is `Ok(())`
@@ -48,6 +49,7 @@ mod progress;
 mod repo;
 mod restore;
 mod restore_plan;
+mod restore_target;
 mod saver;
 mod stats;
 mod tree_walk;
@@ -64,6 +66,7 @@ pub use filter::{PathFilter, SnapshotFilter};
 pub use progress::Progress;
 pub use repo::{InitOptions, KeyInfo, Repository};
 pub use restore::{RestoreOptions, RestoreReport};
+pub use restore_target::{Overwrite, RESTORE_TEMP_PREFIX};
 pub use stats::Stats;
 
 pub use lifeboat_format as format;

@@ -1,19 +1,24 @@
 //! Restore a snapshot into a directory, and stream one file out.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lifeboat_format::{BlobType, ContentPart, Id, Node, NodeKind, Snapshot};
 use rayon::prelude::*;
 
 use crate::filter::PathFilter;
 use crate::meta::{apply_metadata, own_ids};
+use crate::restore_plan::FileJob;
+use crate::restore_target::{
+    Action, DirOutcome, Overwrite, RESTORE_TEMP_PREFIX, TempNames, decide, make_dir, make_special,
+    same_file, same_special,
+};
 use crate::{EntryError, Progress};
 use crate::{Error, Repository, Result};
 
@@ -28,6 +33,13 @@ pub struct RestoreOptions {
     pub excludes: Vec<String>,
     /// Worker threads (default: one per core).
     pub threads: Option<usize>,
+    /// What to do with entries that exist in the target already (default
+    /// [`Overwrite::Always`]; see there why).
+    pub overwrite: Overwrite,
+    /// Failure injection, for tests of restore (feature `testing`).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fail: crate::failpoint::FailPoints,
 }
 
 /// The outcome of a restore.
@@ -41,6 +53,10 @@ pub struct RestoreReport {
     pub others: u64,
     /// Content bytes written.
     pub bytes: u64,
+    /// Existing entries not written, under [`RestoreOptions::overwrite`]:
+    /// left as they were, or (`IfChanged`) kept with their content and
+    /// given the snapshot's metadata.
+    pub skipped: u64,
     /// Entries that could not be restored fully.
     pub errors: Vec<EntryError>,
 }
@@ -51,8 +67,12 @@ struct Entry {
     node: Node,
 }
 
-fn os(b: &[u8]) -> &OsStr {
-    OsStr::from_bytes(b)
+fn take_set<'a>(s: &Mutex<HashSet<&'a Path>>) -> HashSet<&'a Path> {
+    std::mem::take(&mut *lock(s))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Repository {
@@ -227,6 +247,8 @@ impl Repository {
             .collect();
 
         let target = &opts.target;
+        let mode = opts.overwrite;
+        let target_existed = fs::symlink_metadata(target).is_ok();
         fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
         let dest = |p: &Path| target.join(p.strip_prefix("/").unwrap_or(p));
         let errors = Mutex::new(Vec::<EntryError>::new());
@@ -241,43 +263,73 @@ impl Repository {
                 })
         };
         let mut report = RestoreReport::default();
+        // Temporary names never take the name of an entry being restored.
+        let temps = TempNames::new(
+            entries
+                .iter()
+                .filter(|e| {
+                    e.path
+                        .file_name()
+                        .is_some_and(|n| n.as_bytes().starts_with(RESTORE_TEMP_PREFIX.as_bytes()))
+                })
+                .map(|e| dest(&e.path))
+                .collect(),
+        );
 
-        // 2. Directories, one depth at a time, each depth in parallel.
+        // 2. Directories, one depth at a time, each depth in parallel. A
+        // symlink in the target is never followed (see `make_dir`), and
+        // nothing is restored below a directory that could not be made.
         let mut dirs: Vec<&Entry> = entries
             .iter()
             .filter(|e| e.node.kind == NodeKind::Dir)
             .collect();
         dirs.sort_by_key(|e| e.path.components().count());
         let made = AtomicU64::new(0);
-        let existed = AtomicBool::new(false);
+        let existing_dirs = Mutex::new(HashSet::<&Path>::new());
+        let failed_dirs = Mutex::new(HashSet::<&Path>::new());
         pool.install(|| {
             for level in
                 dirs.chunk_by(|a, b| a.path.components().count() == b.path.components().count())
             {
+                // Read-only while this depth runs.
+                let failed_above = take_set(&failed_dirs);
                 level.par_iter().for_each(|e| {
-                    let d = dest(&e.path);
-                    // The parent exists unless it failed; create_dir_all
-                    // then says why.
-                    let res = match fs::create_dir(&d) {
-                        Err(x) if x.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {
-                            existed.store(true, Ordering::Relaxed);
-                            Ok(())
-                        }
-                        Err(x) if x.kind() == std::io::ErrorKind::NotFound => {
-                            fs::create_dir_all(&d)
-                        }
-                        r => r,
+                    let path = e.path.as_path();
+                    let outcome = match path.parent() {
+                        Some(p) if failed_above.contains(p) => Err(None),
+                        _ => make_dir(&dest(path), mode).map_err(Some),
                     };
-                    match res {
-                        Ok(()) => {
+                    match outcome {
+                        Ok(o) => {
                             made.fetch_add(1, Ordering::Relaxed);
+                            if matches!(o, DirOutcome::Existed) {
+                                lock(&existing_dirs).insert(path);
+                            }
                         }
-                        Err(err) => record(&e.path, format!("mkdir: {err}")),
+                        Err(why) => {
+                            if let Some(why) = why {
+                                record(path, why);
+                            }
+                            lock(&failed_dirs).insert(path);
+                        }
                     }
                 });
+                lock(&failed_dirs).extend(failed_above);
             }
         });
         report.dirs = made.into_inner();
+        let existing_dirs = take_set(&existing_dirs);
+        let failed_dirs = take_set(&failed_dirs);
+        // Entries whose directory could not be made are left out (its error
+        // is reported once).
+        let unreachable = |p: &Path| p.parent().is_some_and(|d| failed_dirs.contains(d));
+        // Only an entry whose directory existed before may exist already;
+        // the others are created with no look first.
+        let may_exist = |p: &Path| match p.parent() {
+            Some(d) if d == Path::new("/") => target_existed,
+            Some(d) => existing_dirs.contains(d),
+            None => false,
+        };
         // The owner of the files about to be created is this process's when
         // every directory is new and none hands down its group (set-group-id
         // is inherited by new directories, so the target tells): restore
@@ -286,14 +338,14 @@ impl Repository {
             use std::os::unix::fs::PermissionsExt;
             fs::metadata(p).map_or(true, |m| m.permissions().mode() & 0o2000 != 0)
         };
-        let new_owner = (!existed.into_inner() && !setgid(target)).then(own_ids);
+        let new_owner = (existing_dirs.is_empty() && !setgid(target)).then(own_ids);
 
         // 3. File content, in parallel; hard-linked files are written once.
         let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
         let mut links: Vec<(usize, usize)> = Vec::new();
         let mut files: Vec<usize> = Vec::new();
         for (i, e) in entries.iter().enumerate() {
-            if e.node.kind != NodeKind::File {
+            if e.node.kind != NodeKind::File || unreachable(&e.path) {
                 continue;
             }
             if e.node.links > 1 {
@@ -309,23 +361,72 @@ impl Repository {
             }
             files.push(i);
         }
-        let jobs: Vec<(PathBuf, &Node)> = files
-            .iter()
-            .map(|&i| (dest(&entries[i].path), &entries[i].node))
-            .collect();
-        let outcome = self.restore_contents(&jobs, &pool, progress, new_owner);
+        // What is there already decides each file's fate (`Overwrite`).
+        let actions: Vec<std::io::Result<Action>> = pool.install(|| {
+            files
+                .par_iter()
+                .map(|&i| {
+                    let e = &entries[i];
+                    if !may_exist(&e.path) {
+                        return Ok(Action::Create);
+                    }
+                    let d = dest(&e.path);
+                    decide(mode, &d, &e.node, |md| {
+                        same_file(&self.key, &d, md, &e.node)
+                    })
+                })
+                .collect()
+        });
+        // Failed files and those left as they were get no metadata; nor do
+        // those whose metadata was set through their handle.
+        let mut skip_meta: HashSet<usize> = HashSet::new();
+        let mut not_restored: HashSet<usize> = HashSet::new();
+        let mut jobs: Vec<FileJob> = Vec::new();
+        let mut job_entries: Vec<usize> = Vec::new();
+        for (&i, action) in files.iter().zip(actions) {
+            let e = &entries[i];
+            match action {
+                Ok(a @ (Action::Create | Action::Replace)) => {
+                    jobs.push(FileJob {
+                        dest: dest(&e.path),
+                        node: &e.node,
+                        replace: a == Action::Replace,
+                    });
+                    job_entries.push(i);
+                }
+                Ok(Action::KeepContent) => report.skipped += 1,
+                Ok(Action::Skip) => {
+                    report.skipped += 1;
+                    skip_meta.insert(i);
+                }
+                Err(err) => {
+                    record(&e.path, format!("lstat: {err} (file not restored)"));
+                    not_restored.insert(i);
+                    skip_meta.insert(i);
+                }
+            }
+        }
+        let outcome = self.restore_contents(
+            &jobs,
+            &pool,
+            progress,
+            new_owner,
+            &temps,
+            #[cfg(feature = "testing")]
+            &opts.fail,
+        );
         drop(jobs);
         if progress.cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
-        // Failed files get no metadata; those whose metadata was set
-        // through their handle need none.
-        let mut failed = 0usize;
-        let mut skip_meta: HashSet<usize> = HashSet::new();
-        for ((&i, why), meta) in files.iter().zip(outcome.failures).zip(outcome.metadata) {
+        for ((&i, why), meta) in job_entries
+            .iter()
+            .zip(outcome.failures)
+            .zip(outcome.metadata)
+        {
             if let Some(why) = why {
                 record(&entries[i].path, format!("{why} (file not restored)"));
-                failed += 1;
+                not_restored.insert(i);
                 skip_meta.insert(i);
             } else if let Some(problems) = meta {
                 for p in problems {
@@ -335,77 +436,114 @@ impl Repository {
             }
         }
         // Files whose content failed are in the errors, not among those written.
-        report.files = (files.len() - failed) as u64;
+        report.files = (job_entries.len()
+            - job_entries
+                .iter()
+                .filter(|i| not_restored.contains(i))
+                .count()) as u64;
         report.bytes = outcome.bytes;
 
-        // 4. Links and special files.
-        for (first, i) in &links {
-            let (src, dst) = (dest(&entries[*first].path), dest(&entries[*i].path));
-            let _ = fs::remove_file(&dst);
-            match fs::hard_link(&src, &dst) {
+        // 4. Links and special files, each made beside what it replaces.
+        for &(first, i) in &links {
+            let e = &entries[i];
+            if not_restored.contains(&first) {
+                record(
+                    &e.path,
+                    "hard link: the file it links to was not restored".into(),
+                );
+                skip_meta.insert(i);
+                continue;
+            }
+            let (src, dst) = (dest(&entries[first].path), dest(&e.path));
+            let action = if may_exist(&e.path) {
+                decide(mode, &dst, &e.node, |md| {
+                    fs::symlink_metadata(&src)
+                        .is_ok_and(|s| (s.dev(), s.ino()) == (md.dev(), md.ino()))
+                })
+            } else {
+                Ok(Action::Create)
+            };
+            let res = match action {
+                Ok(Action::Create) => fs::hard_link(&src, &dst),
+                Ok(Action::Replace) => temps.replace_with(&dst, |t| fs::hard_link(&src, t)),
+                Ok(Action::KeepContent) => {
+                    report.skipped += 1;
+                    continue;
+                }
+                Ok(Action::Skip) => {
+                    report.skipped += 1;
+                    skip_meta.insert(i);
+                    continue;
+                }
+                Err(err) => Err(err),
+            };
+            match res {
                 Ok(()) => report.others += 1,
-                Err(err) => record(&entries[*i].path, format!("hard link: {err}")),
+                Err(err) => {
+                    record(&e.path, format!("hard link: {err}"));
+                    skip_meta.insert(i);
+                }
             }
         }
         let others = AtomicU64::new(0);
+        let skipped = AtomicU64::new(0);
+        let left_alone = Mutex::new(Vec::<usize>::new());
         pool.install(|| {
-            entries.par_iter().for_each(|e| {
-                let d = dest(&e.path);
-                let res = match e.node.kind {
-                    NodeKind::Symlink => {
-                        let t = e.node.symlink_target.clone().unwrap_or_default();
-                        let link = || std::os::unix::fs::symlink(os(&t), &d);
-                        // Replace what an earlier restore left, only if there is one.
-                        match link() {
-                            Err(x) if x.kind() == std::io::ErrorKind::AlreadyExists => {
-                                let _ = fs::remove_file(&d);
-                                link()
-                            }
-                            r => r,
-                        }
-                        .map_err(|x| format!("symlink: {x}"))
-                    }
-                    NodeKind::Fifo => {
-                        let _ = fs::remove_file(&d);
-                        nix::unistd::mkfifo(
-                            &d,
-                            nix::sys::stat::Mode::from_bits_truncate(e.node.mode),
-                        )
-                        .map_err(|x| format!("mkfifo: {x}"))
-                    }
-                    NodeKind::CharDevice | NodeKind::BlockDevice => {
-                        let _ = fs::remove_file(&d);
-                        let kind = if e.node.kind == NodeKind::CharDevice {
-                            nix::sys::stat::SFlag::S_IFCHR
-                        } else {
-                            nix::sys::stat::SFlag::S_IFBLK
-                        };
-                        nix::sys::stat::mknod(
-                            &d,
-                            kind,
-                            nix::sys::stat::Mode::from_bits_truncate(e.node.mode),
-                            e.node.rdev as nix::libc::dev_t,
-                        )
-                        .map_err(|x| format!("mknod: {x}"))
-                    }
+            entries.par_iter().enumerate().for_each(|(i, e)| {
+                let what = match e.node.kind {
+                    NodeKind::Symlink => "symlink",
+                    NodeKind::Fifo => "mkfifo",
+                    NodeKind::CharDevice | NodeKind::BlockDevice => "mknod",
                     _ => return,
+                };
+                let make = |p: &Path| make_special(p, &e.node);
+                if unreachable(&e.path) {
+                    return;
+                }
+                let d = dest(&e.path);
+                let action = if may_exist(&e.path) {
+                    decide(mode, &d, &e.node, |md| same_special(&d, md, &e.node))
+                } else {
+                    Ok(Action::Create)
+                };
+                let res = match action {
+                    Ok(Action::Create) => make(&d),
+                    Ok(Action::Replace) => temps.replace_with(&d, make),
+                    Ok(a @ (Action::Skip | Action::KeepContent)) => {
+                        skipped.fetch_add(1, Ordering::Relaxed);
+                        if a == Action::Skip {
+                            lock(&left_alone).push(i);
+                        }
+                        return;
+                    }
+                    Err(err) => Err(err),
                 };
                 match res {
                     Ok(()) => {
                         others.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(m) => record(&e.path, m),
+                    Err(err) => {
+                        record(&e.path, format!("{what}: {err}"));
+                        lock(&left_alone).push(i);
+                    }
                 }
             })
         });
         report.others += others.into_inner();
+        report.skipped += skipped.into_inner();
+        skip_meta.extend(lock(&left_alone).iter());
 
-        // 5. Metadata: everything but directories, then directories deepest first.
+        // 5. Metadata: everything but directories, then directories deepest
+        // first. Under `Overwrite::Never` directories that existed keep theirs.
+        let keep_dir = |p: &Path| {
+            failed_dirs.contains(p) || (mode == Overwrite::Never && existing_dirs.contains(p))
+        };
         pool.install(|| {
             entries.par_iter().enumerate().for_each(|(i, e)| {
                 if e.node.kind == NodeKind::Dir
                     || e.node.kind == NodeKind::Socket
                     || skip_meta.contains(&i)
+                    || unreachable(&e.path)
                 {
                     return;
                 }
@@ -417,7 +555,7 @@ impl Repository {
             // directory's times must come after everything inside it.
             let mut dirs: Vec<&Entry> = entries
                 .iter()
-                .filter(|e| e.node.kind == NodeKind::Dir)
+                .filter(|e| e.node.kind == NodeKind::Dir && !keep_dir(&e.path))
                 .collect();
             dirs.sort_by_key(|e| std::cmp::Reverse(e.path.components().count()));
             for level in

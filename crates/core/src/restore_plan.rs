@@ -8,12 +8,18 @@
 //! and sized first, so holes are never written and writes can land in any
 //! order. A file whose blob fails is reported and removed, never left
 //! looking restored.
+//!
+//! A file that exists at its destination is written under a temporary
+//! name beside it (see [`TempNames`]) and renamed over it only once every
+//! blob was verified and written and its metadata set: a failure leaves
+//! the old file as it was. Nothing there (the usual case, an empty target)
+//! means the file is created in place, with no extra system call.
 
 use crate::repo::RepositoryInternals as _;
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,6 +30,7 @@ use rayon::prelude::*;
 use crate::Progress;
 use crate::error::BlobDamage;
 use crate::meta::{apply_file_metadata, creation_mode};
+use crate::restore_target::TempNames;
 use crate::{Error, Repository};
 
 /// Largest span of one ranged read, unless a single blob is larger.
@@ -45,6 +52,28 @@ struct Ctx<'p> {
     progress: &'p Progress,
     /// The owner a new file gets, when certain (see [`apply_file_metadata`]).
     new_owner: Option<(u32, u32)>,
+    temps: &'p TempNames,
+    /// Failure injection (feature `testing`).
+    #[cfg(feature = "testing")]
+    fail: &'p crate::failpoint::FailPoints,
+}
+
+/// One file to write: where, what, and whether something is there already
+/// (then it is replaced through a temporary name).
+pub(crate) struct FileJob<'n> {
+    pub dest: PathBuf,
+    pub node: &'n Node,
+    pub replace: bool,
+}
+
+/// Where a file's bytes went so far.
+enum Written {
+    /// Nowhere yet.
+    Nothing,
+    /// Into the destination itself, created new.
+    InPlace,
+    /// Into this temporary file beside the destination.
+    Temp(PathBuf),
 }
 
 /// One file being written.
@@ -54,6 +83,9 @@ struct Slot<'n> {
     /// Created on its first (and only) write instead of up front: a file
     /// that is one blob and no holes, as most small files are.
     lazy: bool,
+    /// Something exists at `dest`: write beside it, then rename.
+    replace: bool,
+    written: Mutex<Written>,
     /// Blob writes still to do; the handle is closed when it reaches 0.
     remaining: AtomicUsize,
     handle: Mutex<Option<fs::File>>,
@@ -63,28 +95,35 @@ struct Slot<'n> {
     meta: Mutex<Option<Vec<String>>>,
 }
 
-/// Create `dest` as a new empty file (see [`creation_mode`]), replacing a file already there (a
-/// restore over an earlier one). Trying first spares a failing unlink per
-/// file in the usual case, an empty target.
-fn create(dest: &PathBuf, node: &Node) -> std::io::Result<fs::File> {
+/// Create `dest` as a new empty file (see [`creation_mode`]). Exclusive:
+/// never opens (nor follows a symlink to) anything already there.
+fn create_new(dest: &Path, node: &Node) -> std::io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let open = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(creation_mode(node))
-            .open(dest)
-    };
-    match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            fs::remove_file(dest)?;
-            open()
-        }
-        r => r,
-    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(creation_mode(node))
+        .open(dest)
 }
 
 impl Slot<'_> {
+    /// Create the file this slot writes: its temporary beside the
+    /// destination when replacing, else the destination itself.
+    fn create(&self, ctx: &Ctx) -> Result<fs::File, String> {
+        if self.replace {
+            let (tmp, f) = ctx
+                .temps
+                .create_file(&self.dest, creation_mode(self.node))
+                .map_err(|e| format!("create temporary file: {e}"))?;
+            *lock(&self.written) = Written::Temp(tmp);
+            Ok(f)
+        } else {
+            let f = create_new(&self.dest, self.node).map_err(|e| format!("create: {e}"))?;
+            *lock(&self.written) = Written::InPlace;
+            Ok(f)
+        }
+    }
+
     fn fail(&self, why: String) {
         let mut f = lock(&self.failed);
         if f.is_none() {
@@ -97,16 +136,42 @@ impl Slot<'_> {
         lock(&self.failed).is_some()
     }
 
-    /// The file is complete: set its metadata through the handle and
-    /// close it.
+    /// Open again the file [`Slot::create`] made (never through a symlink).
+    fn reopen(&self) -> Result<fs::File, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = match &*lock(&self.written) {
+            Written::InPlace => self.dest.clone(),
+            Written::Temp(tmp) => tmp.clone(),
+            Written::Nothing => return Err("open: file was not created".into()),
+        };
+        fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| format!("open: {e}"))
+    }
+
+    /// The file is complete: set its metadata through the handle, and
+    /// when it replaces one, make it durable and rename it over that one.
     fn done(&self, f: Option<fs::File>, ctx: &Ctx) {
-        if let Some(f) = f {
-            *lock(&self.meta) = Some(apply_file_metadata(
-                &f,
-                &self.dest,
-                self.node,
-                ctx.new_owner,
-            ));
+        let Some(f) = f else {
+            return;
+        };
+        *lock(&self.meta) = Some(apply_file_metadata(
+            &f,
+            &self.dest,
+            self.node,
+            ctx.new_owner,
+        ));
+        if let Written::Temp(tmp) = &*lock(&self.written) {
+            // Durable before it takes the old file's place: a crash then
+            // leaves the old file or the new one, never an empty one.
+            if let Err(e) = f.sync_data() {
+                return self.fail(format!("sync: {e}"));
+            }
+            if let Err(e) = fs::rename(tmp, &self.dest) {
+                return self.fail(format!("rename over the existing file: {e}"));
+            }
         }
         ctx.progress.files.fetch_add(1, Ordering::Relaxed);
     }
@@ -121,12 +186,9 @@ impl Slot<'_> {
             let mut h = lock(&self.handle);
             if h.is_none() {
                 let opened = if self.lazy {
-                    create(&self.dest, self.node).map_err(|e| format!("create: {e}"))
+                    self.create(ctx)
                 } else {
-                    fs::OpenOptions::new()
-                        .write(true)
-                        .open(&self.dest)
-                        .map_err(|e| format!("open: {e}"))
+                    self.reopen()
                 };
                 match opened {
                     Ok(f) => *h = Some(f),
@@ -138,6 +200,9 @@ impl Slot<'_> {
                 }
             }
             match h.as_ref() {
+                Some(_) if fail_point!(ctx.fail, RestoreWrite).is_err() => Err(
+                    std::io::Error::other(format!("injected failure at offset {off}")),
+                ),
                 Some(f) => f.write_all_at(data, off),
                 None => Ok(()),
             }
@@ -172,7 +237,8 @@ struct Want {
 
 /// Outcome per file, in the order given.
 pub(crate) struct ContentOutcome {
-    /// `Some(reason)` for files that could not be restored (and were removed).
+    /// `Some(reason)` for files that could not be restored (removed when
+    /// new, left as they were when replacing).
     pub failures: Vec<Option<String>>,
     /// `Some(problems)` for files whose metadata was set already, through
     /// the handle that wrote them; `None` for those still to be done.
@@ -182,55 +248,69 @@ pub(crate) struct ContentOutcome {
 }
 
 impl Repository {
-    /// Write the content of `files` (destination, node) with a pool of
-    /// `pool`'s threads.
+    /// Write the content of `files` with a pool of `pool`'s threads.
     pub(crate) fn restore_contents(
         &self,
-        files: &[(PathBuf, &Node)],
+        files: &[FileJob],
         pool: &rayon::ThreadPool,
         progress: &Progress,
         new_owner: Option<(u32, u32)>,
+        temps: &TempNames,
+        #[cfg(feature = "testing")] fail: &crate::failpoint::FailPoints,
     ) -> ContentOutcome {
         let ctx = Ctx {
             progress,
             new_owner,
+            temps,
+            #[cfg(feature = "testing")]
+            fail,
         };
         let slots: Vec<Slot> = files
             .iter()
-            .map(|(dest, node)| Slot {
-                dest: dest.clone(),
-                node,
-                lazy: matches!(node.content.as_slice(), [ContentPart::Blob { .. }]),
-                remaining: AtomicUsize::new(
-                    node.content
-                        .iter()
-                        .filter(|p| matches!(p, ContentPart::Blob { .. }))
-                        .count(),
-                ),
-                handle: Mutex::new(None),
-                failed: Mutex::new(None),
-                meta: Mutex::new(None),
-            })
+            .map(
+                |&FileJob {
+                     ref dest,
+                     node,
+                     replace,
+                 }| Slot {
+                    dest: dest.clone(),
+                    node,
+                    lazy: matches!(node.content.as_slice(), [ContentPart::Blob { .. }]),
+                    replace,
+                    written: Mutex::new(Written::Nothing),
+                    remaining: AtomicUsize::new(
+                        node.content
+                            .iter()
+                            .filter(|p| matches!(p, ContentPart::Blob { .. }))
+                            .count(),
+                    ),
+                    handle: Mutex::new(None),
+                    failed: Mutex::new(None),
+                    meta: Mutex::new(None),
+                },
+            )
             .collect();
 
         // 1. Create and size every file but the one-blob ones (created when
         // written); holes stay unwritten.
         pool.install(|| {
-            slots.par_iter().zip(files).for_each(|(s, (_, node))| {
+            slots.par_iter().for_each(|s| {
                 if s.lazy {
                     return;
                 }
-                let size: u64 = node.content.iter().map(|p| p.len()).sum();
-                let res = create(&s.dest, node).and_then(|f| {
+                let size: u64 = s.node.content.iter().map(|p| p.len()).sum();
+                let res = s.create(&ctx).and_then(|f| {
                     if size > 0 {
-                        f.set_len(size)?;
+                        f.set_len(size).map_err(|e| format!("set size: {e}"))?;
                     }
                     Ok(f)
                 });
                 match res {
-                    Err(e) => s.fail(format!("create: {e}")),
+                    Err(e) => s.fail(e),
                     // Empty or all holes: complete already.
                     Ok(f) if s.remaining.load(Ordering::Relaxed) == 0 => s.done(Some(f), &ctx),
+                    // Closed until written: a restore may have more files
+                    // in flight than this process may have open.
                     Ok(_) => {}
                 }
             })
@@ -239,9 +319,9 @@ impl Repository {
         // 2. Plan: blob -> targets, grouped by pack.
         let mut targets: HashMap<Id, Vec<(usize, u64)>> = HashMap::new();
         let mut lens: HashMap<Id, u32> = HashMap::new();
-        for (i, (_, node)) in files.iter().enumerate() {
+        for (i, job) in files.iter().enumerate() {
             let mut off = 0u64;
-            for part in &node.content {
+            for part in &job.node.content {
                 if let ContentPart::Blob { id, len } = part {
                     targets.entry(*id).or_default().push((i, off));
                     lens.insert(*id, *len);
@@ -300,19 +380,28 @@ impl Repository {
             })
         });
 
-        // 4. Failed files are removed and reported.
+        // 4. Failed files are reported; what they wrote is removed, and a
+        // file they were to replace is left as it was.
         let mut bytes = 0u64;
         let mut metadata = Vec::with_capacity(slots.len());
         let failures = slots
             .into_iter()
-            .zip(files)
-            .map(|(s, (_, node))| {
+            .map(|s| {
                 let why = s.failed.into_inner().unwrap_or_else(|p| p.into_inner());
                 if why.is_some() {
-                    let _ = fs::remove_file(&s.dest);
+                    // The handle is closed already (fail drops it).
+                    match s.written.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                        Written::Nothing => {}
+                        Written::InPlace => {
+                            let _ = fs::remove_file(&s.dest);
+                        }
+                        Written::Temp(tmp) => {
+                            let _ = fs::remove_file(tmp);
+                        }
+                    }
                     metadata.push(None);
                 } else {
-                    bytes += node.content.iter().map(|p| p.len()).sum::<u64>();
+                    bytes += s.node.content.iter().map(|p| p.len()).sum::<u64>();
                     metadata.push(s.meta.into_inner().unwrap_or_else(|p| p.into_inner()));
                 }
                 why

@@ -94,6 +94,7 @@ fn assert_restores(repo: &Repository, spec: &str) -> String {
         includes: Vec::new(),
         excludes: Vec::new(),
         threads: Some(2),
+        ..Default::default()
     };
     let report = repo.restore(&snap, &opts, &Progress::default()).unwrap();
     assert!(report.errors.is_empty(), "{spec}: {:?}", report.errors);

@@ -109,8 +109,8 @@ pub use lifeboat_check::{
 };
 pub use lifeboat_core::{
     BackupOptions, BackupReport, BackupSource, Change, CopyReport, DiffEntry, EntryError,
-    InitOptions, KeyInfo, Listing, Progress, RestoreOptions, RestoreReport, SnapshotFilter,
-    SnapshotList, Stats, Warning, WarningKind,
+    InitOptions, KeyInfo, Listing, Overwrite, Progress, RestoreOptions, RestoreReport,
+    SnapshotFilter, SnapshotList, Stats, Warning, WarningKind,
 };
 pub use lifeboat_format::{
     Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp, Tree,

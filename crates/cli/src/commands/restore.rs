@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
-use lifeboat::{Progress, RestoreOptions};
+use lifeboat::{Overwrite, Progress, RestoreOptions};
 use serde_json::json;
 
 use crate::args::{Global, SnapshotFilterArgs};
@@ -26,6 +26,13 @@ pub struct RestoreArgs {
     /// Skip entries matching this pattern (repeatable).
     #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     excludes: Vec<String>,
+    /// What to do with entries already in the target: always (replace each,
+    /// atomically: the default), if-changed (keep files whose size and
+    /// mtime, or content, match the snapshot), if-newer (replace only
+    /// entries older than the snapshot's), never (keep every existing entry).
+    #[arg(long, value_name = "MODE", default_value = "always",
+          value_parser = |s: &str| s.parse::<Overwrite>())]
+    overwrite: Overwrite,
     /// Filters.
     #[command(flatten)]
     filter: SnapshotFilterArgs,
@@ -40,7 +47,8 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<u8> {
         target: a.target.clone(),
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
-        threads: None,
+        overwrite: a.overwrite,
+        ..Default::default()
     };
     let progress = Arc::new(Progress::default());
     let display = progress::transfer(progress.clone(), "restore", g, total);
@@ -53,17 +61,27 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<u8> {
     if g.json {
         print_json(
             &json!({"message_type": "summary", "snapshot_id": id.to_hex(), "files": report.files,
-            "dirs": report.dirs, "others": report.others, "bytes": report.bytes, "errors": report.errors}),
+            "dirs": report.dirs, "others": report.others, "bytes": report.bytes, "skipped": report.skipped,
+            "errors": report.errors}),
         );
     } else if !g.quiet {
+        let skipped = if report.skipped > 0 {
+            format!(
+                ", {} kept as they were (--overwrite {})",
+                report.skipped, a.overwrite
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "restored snapshot {} to {}: {} files, {} directories, {} other entries, {}",
+            "restored snapshot {} to {}: {} files, {} directories, {} other entries, {}{}",
             id.short(),
             a.target.display(),
             report.files,
             report.dirs,
             report.others,
-            bytes(report.bytes)
+            bytes(report.bytes),
+            skipped
         );
     }
     if report.errors.is_empty() {

@@ -240,6 +240,13 @@ fn the_policy_applies_per_host_and_the_filter_limits_it() {
     assert_eq!(groups.as_array().unwrap().len(), 1);
     assert_eq!(groups[0]["key"], json!({}));
     assert_eq!(groups[0]["keep"][0]["id"], b2.as_str());
+    let removed: Vec<&str> = groups[0]["remove"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, [a2.as_str(), b1.as_str(), a1.as_str()]);
 
     // By host: each host keeps its newest.
     let o = repo
@@ -249,7 +256,6 @@ fn the_policy_applies_per_host_and_the_filter_limits_it() {
     assert!(out.contains("snapshots for (host [alpha]):"), "{out}");
     assert!(out.contains("snapshots for (host [beta]):"), "{out}");
     assert_eq!(ids(&repo), set(&[&a2, &b2]));
-    let _ = (a1, b1);
 
     // --host: the other host's snapshots are neither kept nor removed.
     let b3 = backup_at(&repo, &src, "beta", "2024-01-05T10:00:00Z");
@@ -317,5 +323,14 @@ fn bad_arguments_and_a_wrong_password_fail_with_their_codes() {
         .fails("bad duration", 2, &["--keep-within"]);
     repo.run(["forget", "--group-by", "user", "--keep-last", "1"])
         .fails("bad group-by", 2, &["unknown group-by field"]);
+    let missing = repo.tmp.path().join("no-repo");
+    common::run(
+        common::base_cmd()
+            .env("LIFEBOAT_PASSWORD", &repo.password)
+            .arg("-r")
+            .arg(&missing)
+            .args(["forget", "--keep-last", "1"]),
+    )
+    .fails("no repository", 10, &["does not exist"]);
     assert_eq!(ids(&repo).len(), 4);
 }

@@ -6,8 +6,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::args::Global;
 use crate::commands::{
-    backup, cat, check, completions, copy, diff, dump, index, init, key, ls, man, repair, restore,
-    snapshots, stats,
+    backup, cat, check, completions, copy, diff, dump, forget, index, init, key, ls, man, repair,
+    restore, snapshots, stats,
 };
 
 /// Lifeboat: deduplicating, encrypted backups of volumes, file trees and etcd.
@@ -45,6 +45,8 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// Write one file from a snapshot to standard output.
     Dump(dump::DumpArgs),
+    /// Remove snapshots by retention policy or by id (their data stays until prune).
+    Forget(forget::ForgetArgs),
     /// Verify the repository's structure, and with --read-data every byte.
     #[command(after_help = check::AFTER_HELP)]
     Check(check::CheckArgs),
@@ -75,6 +77,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Stats(a) => stats::run(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Dump(a) => dump::run(g, a),
+        Command::Forget(a) => forget::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Repair(a) => repair::run(g, a),
         Command::Index(a) => index::run(g, a),

@@ -29,6 +29,10 @@ pub enum Error {
     /// `check` or `repair` could not run; see [`CheckError`](crate::CheckError).
     #[error(transparent)]
     Check(lifeboat_check::Error),
+    /// `forget` refused its options or stopped while deleting; see
+    /// [`ForgetError`](crate::ForgetError).
+    #[error(transparent)]
+    Forget(lifeboat_prune::ForgetError),
     /// Index maintenance failed; see [`IndexError`](crate::IndexError).
     #[error(transparent)]
     Index(lifeboat_index::Error),
@@ -60,6 +64,17 @@ impl From<lifeboat_check::Error> for Error {
             lifeboat_check::Error::Core(c) => c.into(),
             lifeboat_check::Error::Interrupted => Error::Interrupted,
             e => Error::Check(e),
+        }
+    }
+}
+
+impl From<lifeboat_prune::ForgetError> for Error {
+    fn from(e: lifeboat_prune::ForgetError) -> Error {
+        match e {
+            // Loading the snapshots failed in the engine: the engine's kind
+            // (wrong password, missing repository, ...) is what callers match.
+            lifeboat_prune::ForgetError::Load(c) => (*c).into(),
+            e => Error::Forget(e),
         }
     }
 }

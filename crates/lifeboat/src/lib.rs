@@ -2,13 +2,13 @@
 //!
 //! This crate is the library to embed: a [`Repository`] with typed options
 //! and typed reports for every operation (init and open, key slots, backup,
-//! restore, snapshots, diff and stats, copy, check and repair, index
+//! restore, snapshots, diff and stats, copy, forget, check and repair, index
 //! maintenance), and one [`Error`] to match on. It prints nothing, reads no
 //! terminal and never exits the process. The engine lives in
-//! `lifeboat-core`, verification in `lifeboat-check`, the index in
-//! `lifeboat-index`, storage in `lifeboat-store` and the byte formats in
-//! `lifeboat-format`; this crate holds no engine logic of its own, only
-//! thin calls into those. The `lifeboat` program (crate `lifeboat-cli`) is
+//! `lifeboat-core`, retention in `lifeboat-prune`, verification in
+//! `lifeboat-check`, the index in `lifeboat-index`, storage in
+//! `lifeboat-store` and the byte formats in `lifeboat-format`; this crate
+//! holds no engine logic of its own, only thin calls into those. The `lifeboat` program (crate `lifeboat-cli`) is
 //! built on this one.
 //!
 //! A whole round trip: create a repository, back up a directory, restore it.
@@ -119,12 +119,22 @@ pub use lifeboat_format::{
 pub use lifeboat_index::{
     CompactOptions, CompactReport, IndexProgress, RebuildOptions, RebuildReport, UnreadablePack,
 };
+pub use lifeboat_prune::{
+    DurationError, ForgetOptions, ForgetPlan, ForgetReport, GroupBy, GroupByError, GroupKey,
+    GroupPlan, KeepCount, KeepCountError, KeepReason, KeepWithin, KeptSnapshot, PlannedSnapshot,
+    RetentionPolicy, TagList, TagListError, plan_forget,
+};
 pub use lifeboat_store::{Backend, Location, OpenOptions, default_cache_root};
+
+/// The time library of [`ForgetPlan::now`] and of the `now` that
+/// [`Repository::forget`] takes.
+pub use jiff;
 
 /// The errors of the crates below, kept whole inside [`Error`].
 pub use lifeboat_check::Error as CheckError;
 pub use lifeboat_core::Error as RepositoryError;
 pub use lifeboat_index::Error as IndexError;
+pub use lifeboat_prune::ForgetError;
 pub use lifeboat_store::Error as StoreError;
 
 /// What only the `lifeboat` program and Lifeboat's own tests need: raw

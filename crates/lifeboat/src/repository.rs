@@ -15,6 +15,7 @@ use lifeboat_format::{Config, Id, KdfParams, MasterKey, Node, Snapshot, Tree};
 use lifeboat_index::{
     CompactOptions, CompactReport, Index, IndexProgress, RebuildOptions, RebuildReport,
 };
+use lifeboat_prune::{ForgetOptions, ForgetPlan, ForgetReport};
 use lifeboat_store::Backend;
 
 use crate::error::{Error, Result};
@@ -249,6 +250,61 @@ impl Repository {
             snapshots,
             progress,
         )?)
+    }
+
+    /// Apply a retention policy: group the snapshots, decide which of each
+    /// group `opts.policy` keeps, add the snapshots named in `opts.ids`, and
+    /// unless `opts.dry_run` delete the others' snapshot objects (their data
+    /// stays until prune). Snapshots whose time is after `now` are kept and
+    /// counted in no rule; pass [`jiff::Timestamp::now()`] outside tests.
+    /// See docs/forget.md for the rules.
+    ///
+    /// ```
+    /// use lifeboat::{
+    ///     BackupOptions, BackupSource, ForgetOptions, InitOptions, KeepCount, KeepReason,
+    ///     Progress, Repository, RetentionPolicy,
+    /// };
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let work = tempfile::tempdir()?;
+    /// let source = work.path().join("photos");
+    /// std::fs::create_dir(&source)?;
+    /// std::fs::write(source.join("hello.txt"), b"hello, lifeboat")?;
+    /// let backend = lifeboat::open_location(work.path().join("repo").to_str().unwrap(), true)?;
+    /// let mut opts = InitOptions::default();
+    /// opts.kdf = lifeboat::KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+    /// let repo = Repository::init(backend, b"correct horse", &opts)?;
+    /// // Three daily backups.
+    /// for day in ["2026-01-01", "2026-01-02", "2026-01-03"] {
+    ///     let opts = BackupOptions { time: Some(format!("{day}T03:00:00Z")), ..Default::default() };
+    ///     repo.backup(BackupSource::Paths(vec![source.clone()]), &opts, &Progress::default())?;
+    /// }
+    ///
+    /// let keep_two = ForgetOptions {
+    ///     policy: RetentionPolicy { keep_last: Some(KeepCount::Newest(2)), ..Default::default() },
+    ///     ..Default::default()
+    /// };
+    /// let now = lifeboat::jiff::Timestamp::now();
+    /// // Plan first: nothing is deleted.
+    /// let plan = repo.plan_forget(&keep_two, now)?;
+    /// assert_eq!(plan.groups[0].keep[0].reasons, vec![KeepReason::Last]);
+    /// assert_eq!(plan.groups[0].remove[0].time, "2026-01-01T03:00:00Z");
+    /// assert_eq!(repo.snapshots()?.len(), 3);
+    ///
+    /// let report = repo.forget(&keep_two, now)?;
+    /// assert_eq!(report.deleted, plan.to_forget());
+    /// assert_eq!(repo.snapshots()?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn forget(&self, opts: &ForgetOptions, now: jiff::Timestamp) -> Result<ForgetReport> {
+        Ok(lifeboat_prune::forget(&self.inner, opts, now)?)
+    }
+
+    /// What [`forget`](Repository::forget) would do with `opts` against the
+    /// repository's snapshots now; deletes nothing, whatever `opts.dry_run`.
+    pub fn plan_forget(&self, opts: &ForgetOptions, now: jiff::Timestamp) -> Result<ForgetPlan> {
+        let snapshots = self.inner.snapshots()?;
+        Ok(lifeboat_prune::plan_forget(&snapshots, opts, now)?)
     }
 
     /// Verify the repository's structure, and with `opts.read_data` every

@@ -35,8 +35,9 @@ pub struct BackupArgs {
     /// Read exclude patterns from a file, one per line.
     #[arg(long = "exclude-file", value_name = "FILE")]
     exclude_files: Vec<PathBuf>,
-    /// Time to record for the snapshot (RFC 3339) instead of now.
-    #[arg(long)]
+    /// Time to record for the snapshot (RFC 3339 with an offset, e.g.
+    /// 2024-01-02T03:04:05+02:00) instead of now.
+    #[arg(long, value_parser = snapshot_time)]
     time: Option<String>,
     /// Compare against this snapshot (default: the latest with the same host and paths).
     #[arg(long, value_name = "SNAPSHOT")]
@@ -44,6 +45,12 @@ pub struct BackupArgs {
     /// Read every file, trusting no parent snapshot.
     #[arg(long, conflicts_with = "parent")]
     force: bool,
+}
+
+/// A `--time` as given, once it parses as an instant: a snapshot time that
+/// does not would stop `forget` from planning until it is forgotten by id.
+fn snapshot_time(s: &str) -> Result<String, jiff::Error> {
+    s.parse::<jiff::Timestamp>().map(|_| s.to_string())
 }
 
 /// The exclude patterns of `-e` and of every `--exclude-file`.

@@ -516,6 +516,17 @@ impl Repository {
         filter: &crate::SnapshotFilter,
     ) -> Result<(Id, Snapshot)> {
         let list = self.snapshots()?;
+        let spec_l = spec.to_ascii_lowercase();
+        // Damaged snapshots the spec may name decide the error below; every
+        // other one is reported through `take_warnings`.
+        let (mut damaged, others): (Vec<Warning>, Vec<Warning>) =
+            list.skipped.into_iter().partition(|w| {
+                spec != "latest"
+                    && !spec.is_empty()
+                    && w.kind == WarningKind::DamagedSnapshot
+                    && w.id().is_some_and(|id| id.to_hex().starts_with(&spec_l))
+            });
+        self.push_warnings(others);
         let mut all = list.items.into_iter().filter(|(_, s)| filter.matches(s));
         if spec == "latest" {
             return all
@@ -525,17 +536,8 @@ impl Repository {
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::SnapshotNotFound { spec: spec.into() });
         }
-        let spec_l = spec.to_ascii_lowercase();
         let mut m: Vec<(Id, Snapshot)> = all
             .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
-            .collect();
-        let mut damaged: Vec<Warning> = list
-            .skipped
-            .into_iter()
-            .filter(|w| {
-                w.kind == WarningKind::DamagedSnapshot
-                    && w.id().is_some_and(|id| id.to_hex().starts_with(&spec_l))
-            })
             .collect();
         match (m.len(), damaged.len()) {
             (0, 0) => Err(Error::SnapshotNotFound { spec: spec.into() }),

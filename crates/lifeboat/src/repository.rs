@@ -292,7 +292,7 @@ impl Repository {
     ///
     /// let report = repo.forget(&keep_two, now)?;
     /// assert_eq!(report.deleted, plan.to_forget());
-    /// assert_eq!(repo.snapshots()?.len(), 2);
+    /// assert_eq!(repo.snapshots()?.items.len(), 2);
     /// # Ok(())
     /// # }
     /// ```
@@ -303,7 +303,7 @@ impl Repository {
     /// What [`forget`](Repository::forget) would do with `opts` against the
     /// repository's snapshots now; deletes nothing, whatever `opts.dry_run`.
     pub fn plan_forget(&self, opts: &ForgetOptions, now: jiff::Timestamp) -> Result<ForgetPlan> {
-        let snapshots = self.inner.snapshots()?;
+        let snapshots = self.inner.snapshots()?.items;
         Ok(lifeboat_prune::plan_forget(&snapshots, opts, now)?)
     }
 

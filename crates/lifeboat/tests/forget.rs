@@ -65,7 +65,7 @@ fn a_dry_run_reports_the_plan_and_deletes_nothing() {
     let kept = &report.plan.groups[0].keep;
     assert_eq!(kept[1].snapshot.id, ids[1]);
     assert_eq!(kept[1].reasons, vec![KeepReason::Last]);
-    assert_eq!(repo.snapshots().unwrap().len(), 3);
+    assert_eq!(repo.snapshots().unwrap().items.len(), 3);
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn refusals_are_forget_errors() {
         "{e:?}"
     );
     assert_eq!(
-        repo.snapshots().unwrap()[0].0,
+        repo.snapshots().unwrap().items[0].0,
         ids[0],
         "nothing was deleted"
     );

@@ -5,6 +5,10 @@
 //! concurrent backups). It decides what to delete; it never changes how
 //! anything is encoded.
 
+pub mod gc;
+
+pub use gc::{PruneOptions, PruneProgress, PruneReport, prune};
+
 use lifeboat_format::{Id, Snapshot};
 
 /// Errors from retention decisions.

@@ -97,7 +97,9 @@ pub fn prune_lock_path(n: u64) -> String {
 
 /// The number of a listed prune lock path, if it is one.
 pub fn prune_lock_number(path: &str) -> Option<u64> {
-    let rest = path.strip_prefix(Folder::Locks.name())?.strip_prefix("/prune-")?;
+    let rest = path
+        .strip_prefix(Folder::Locks.name())?
+        .strip_prefix("/prune-")?;
     if rest.len() != 20 || !rest.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -143,7 +145,10 @@ mod tests {
         );
         assert_eq!(id_of_path(&format!("snapshots/{hex}0")), None);
         assert_eq!(prune_lock_path(7), "locks/prune-00000000000000000007");
-        assert_eq!(prune_lock_number(&prune_lock_path(u64::MAX)), Some(u64::MAX));
+        assert_eq!(
+            prune_lock_number(&prune_lock_path(u64::MAX)),
+            Some(u64::MAX)
+        );
         assert_eq!(prune_lock_number("locks/prune-7"), None);
         assert_eq!(prune_lock_number("marks/prune-00000000000000000007"), None);
     }

@@ -27,8 +27,8 @@ use lifeboat_format::{Id, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind,
 
 use crate::filter::PathFilter;
 use crate::meta::NameCache;
-use crate::repo::{hostname, now_rfc3339, username};
 use crate::prune_guard::PruneGuard;
+use crate::repo::{hostname, now_rfc3339, username};
 use crate::saver::{BlobSaver, DEFAULT_UPLOADERS};
 use crate::{EntryError, Error, Progress, Repository, Result};
 use archiver::Archiver;

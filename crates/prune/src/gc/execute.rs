@@ -75,7 +75,9 @@ impl Repacker<'_> {
         if b.is_empty() {
             return Ok(());
         }
-        let (bytes, id, entries) = b.finish(self.key).map_err(fmt_err("repacked pack".into()))?;
+        let (bytes, id, entries) = b
+            .finish(self.key)
+            .map_err(fmt_err("repacked pack".into()))?;
         let size = bytes.len() as u64;
         self.backend
             .put(&layout::object_path(Folder::Data, &id), bytes.into())?;
@@ -191,7 +193,12 @@ fn rewrite_index(
                 continue;
             }
             affected.push(*seg_id);
-            again.extend(seg.supersedes.iter().filter(|s| listed.contains(s)).copied());
+            again.extend(
+                seg.supersedes
+                    .iter()
+                    .filter(|s| listed.contains(s))
+                    .copied(),
+            );
             for p in seg.packs {
                 if !removed.contains(&p.id) && kept_ids.insert(p.id) {
                     kept.push(p);
@@ -213,13 +220,15 @@ fn rewrite_index(
         if blobs >= SEGMENT_BLOBS {
             lock.ensure()?;
             let full = std::mem::replace(&mut cur, IndexSegment::new());
-            done.segments_written.push(write_segment(backend, key, &full)?);
+            done.segments_written
+                .push(write_segment(backend, key, &full)?);
             blobs = 0;
         }
     }
     cur.supersedes = sup.clone();
     lock.ensure()?;
-    done.segments_written.push(write_segment(backend, key, &cur)?);
+    done.segments_written
+        .push(write_segment(backend, key, &cur)?);
     for id in sup {
         backend.delete(&layout::object_path(Folder::Index, &id))?;
         done.segments_deleted.push(id);

@@ -64,8 +64,8 @@ pub(crate) fn read(backend: &Arc<dyn Backend>, key: &MasterKey) -> Result<Marks>
 }
 
 /// Write a mark object holding `objects` that supersedes `old`, then delete
-/// `old`. Writes nothing when there is nothing to mark and nothing to
-/// replace.
+/// `old`. With nothing left to mark, only deletes `old` (a crash part-way
+/// leaves some of them live, whose marks were visible all along anyway).
 pub(crate) fn write(
     backend: &Arc<dyn Backend>,
     key: &MasterKey,
@@ -74,7 +74,7 @@ pub(crate) fn write(
     old: &[Id],
 ) -> Result<Option<Id>> {
     let mut new = None;
-    if !objects.is_empty() || !old.is_empty() {
+    if !objects.is_empty() {
         let m = PruneMarks {
             version: PRUNE_OBJECT_VERSION,
             created,

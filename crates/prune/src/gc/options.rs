@@ -29,7 +29,9 @@ pub enum Error {
     },
     /// A tree that a snapshot references is not indexed: the set of used
     /// blobs cannot be known, so nothing is deleted.
-    #[error("tree {tree} is not in the index; run `lifeboat check` (and `index rebuild`) before pruning")]
+    #[error(
+        "tree {tree} is not in the index; run `lifeboat check` (and `index rebuild`) before pruning"
+    )]
     TreeNotIndexed {
         /// The tree blob.
         tree: Id,
@@ -112,7 +114,11 @@ impl Clock {
 
 impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Clock(custom)" } else { "Clock(system)" })
+        f.write_str(if self.0.is_some() {
+            "Clock(custom)"
+        } else {
+            "Clock(system)"
+        })
     }
 }
 

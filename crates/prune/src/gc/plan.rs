@@ -312,7 +312,8 @@ pub(crate) fn decide(
     let waste = |u: &PackUsage| u.size.saturating_sub(u.used_bytes);
     partly.sort_by(|a, b| {
         forced(b).cmp(&forced(a)).then(
-            (waste(b) as f64 / b.size.max(1) as f64).total_cmp(&(waste(a) as f64 / a.size.max(1) as f64)),
+            (waste(b) as f64 / b.size.max(1) as f64)
+                .total_cmp(&(waste(a) as f64 / a.size.max(1) as f64)),
         )
     });
     let mut unused_left: u64 = partly.iter().map(waste).sum();

@@ -23,7 +23,11 @@ pub struct PruneReport {
 /// Prune `repo`: lock, plan, and unless `opts.dry_run`, carry the plan out.
 /// Safe while other clients back up (`docs/prune.md`); stopped at any
 /// point, it leaves a repository that checks clean, and a rerun finishes.
-pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &PruneProgress) -> Result<PruneReport> {
+pub fn prune(
+    repo: &Repository,
+    opts: &PruneOptions,
+    progress: &PruneProgress,
+) -> Result<PruneReport> {
     let (backend, key) = (repo.backend().clone(), repo.master_key().clone());
     let mut lock = if opts.dry_run {
         None

@@ -253,6 +253,7 @@ pub(crate) fn execute(
 
     // Packs that leave the index: repacked ones, and unused ones deleted now.
     let mut removed: HashSet<Id> = plan.repack.iter().map(|u| u.id).collect();
+    removed.extend(plan.unindex.iter().copied());
     for u in plan.delete.iter().filter(|u| u.indexed) {
         if let Some(id) = layout::id_of_path(&u.path) {
             removed.insert(id);

@@ -9,7 +9,7 @@ use lifeboat_core::Repository;
 use lifeboat_core::internals::RepositoryInternals as _;
 use lifeboat_format::layout::{self, Folder};
 use lifeboat_format::{
-    BlobType, ContentPart, Id, IndexSegment, MarkedObject, MasterKey, Tree, open_blob,
+    BlobType, ContentPart, Id, IndexSegment, MarkedObject, MasterKey, Snapshot, Tree, open_blob,
 };
 use lifeboat_index::{Index, UsedBlobs};
 use lifeboat_store::Backend;
@@ -98,6 +98,10 @@ pub struct PrunePlan {
     pub recovered: Vec<String>,
     /// Packs the index lists that are not in `data/` (damage; left alone).
     pub missing_packs: Vec<Id>,
+    /// Packs a prune deleted that an index segment written since names
+    /// (a backup's segment written late, whose backup then failed): dropped
+    /// from the index.
+    pub unindex: Vec<Id>,
     /// Bytes in `data/` once the deletions of this run and later runs are
     /// done, the repacks written and their packs deleted.
     pub size_after: u64,
@@ -116,7 +120,10 @@ impl PrunePlan {
 
     /// Whether the run changes nothing on the store.
     pub fn is_empty(&self) -> bool {
-        self.repack.is_empty() && self.delete.is_empty() && !self.marks_changed
+        self.repack.is_empty()
+            && self.delete.is_empty()
+            && self.unindex.is_empty()
+            && !self.marks_changed
     }
 }
 
@@ -139,16 +146,16 @@ fn read_tree(backend: &Arc<dyn Backend>, key: &MasterKey, index: &Index, id: &Id
 /// trees not yet read.
 pub(crate) fn mark_used(
     repo: &Repository,
+    snapshots: &[(Id, Snapshot)],
     index: &Index,
     used: &mut UsedBlobs<'_>,
     progress: &PruneProgress,
-) -> Result<(u64, u64)> {
-    let snapshots = repo.snapshots()?;
+) -> Result<u64> {
     progress
         .snapshots_total
         .store(snapshots.len() as u64, Ordering::Relaxed);
     let mut missing = 0u64;
-    for (_, snap) in &snapshots {
+    for (_, snap) in snapshots {
         let mut stack = vec![snap.tree];
         while let Some(t) = stack.pop() {
             match used.insert(&t) {
@@ -173,7 +180,7 @@ pub(crate) fn mark_used(
         }
         progress.snapshots_done.fetch_add(1, Ordering::Relaxed);
     }
-    Ok((snapshots.len() as u64, missing))
+    Ok(missing)
 }
 
 /// Read the live segment `id`; a vanished one means a concurrent compaction.
@@ -358,17 +365,30 @@ pub(crate) fn decide(
             }
         }
     }
-    plan.recovered = marks
-        .objects
-        .keys()
-        .filter(|p| !seen.contains(*p))
-        .cloned()
-        .collect();
-    // Objects that vanished are dropped silently; those still listed (in
-    // `data/`) but used again are what `recovered` means.
-    plan.recovered.retain(|p| {
-        layout::id_of_path(p).is_some_and(|id| listed.contains_key(&id)) && Folder::Data.holds(p)
-    });
+    // Marks of objects that are no longer unused: still listed means used
+    // again (recovered); gone means deleted, and the mark stays one more
+    // grace period as a tombstone, so that backups keep away from a pack an
+    // index segment written late may still name, and prunes drop it from
+    // the index.
+    for (path, m) in &marks.objects {
+        if seen.contains(path) {
+            continue;
+        }
+        let pack = layout::id_of_path(path).filter(|_| Folder::Data.holds(path));
+        if pack.is_some_and(|id| listed.contains_key(&id)) {
+            plan.recovered.push(path.clone());
+            continue;
+        }
+        if now < m.delete_after.saturating_add(grace) {
+            plan.marks.push(m.clone());
+        }
+        if let Some(id) = pack
+            && usage.get(&id).is_some_and(|u| u.used_blobs == 0)
+        {
+            plan.unindex.push(id);
+        }
+    }
+    plan.missing_packs.retain(|id| !plan.unindex.contains(id));
     plan.marks_changed = !plan.mark.is_empty()
         || marks.objects.len() != plan.marks.len()
         || marks.listed.len() > 1

@@ -58,10 +58,14 @@ fn run(
     let now = opts.clock.now();
     let (backend, key) = (repo.backend(), repo.master_key());
     let current_marks = marks::read(backend, key)?;
+    // Snapshots before the index: a snapshot is written after the index
+    // segments of what it references, so the index read next covers it.
+    let snapshots = repo.snapshots()?;
     repo.reload_index()?;
     let index = repo.index();
     let mut used = UsedBlobs::new(&index);
-    let (snapshots, missing) = mark_used(repo, &index, &mut used, progress)?;
+    let missing = mark_used(repo, &snapshots, &index, &mut used, progress)?;
+    let snapshots = snapshots.len() as u64;
     let usage = pack_usage(backend, key, &index, &used)?;
     let mut plan = decide(repo, opts, now, &usage, &current_marks)?;
     plan.snapshots = snapshots;

@@ -23,7 +23,7 @@ use lifeboat_prune::gc::{MaxUnused, PruneOptions, PruneProgress, prune};
 
 const GRACE: Duration = Duration::from_secs(3);
 
-/// A store whose index writes take up to 1.5 s: a backup's deduplication
+/// A store whose index writes take up to 4 s: a backup's deduplication
 /// decisions then age while it runs, as in a long backup.
 #[derive(Debug)]
 struct SlowIndexWrites {
@@ -35,7 +35,7 @@ impl Backend for SlowIndexWrites {
     fn put(&self, path: &str, data: bytes::Bytes) -> lifeboat_core::store::Result<()> {
         if Folder::Index.holds(path) {
             let n = self.calls.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(random_bytes(n + 7, 2)[1] as u64 * 6));
+            std::thread::sleep(Duration::from_millis(random_bytes(n + 7, 2)[1] as u64 * 16));
         }
         self.inner.put(path, data)
     }
@@ -84,7 +84,7 @@ fn backups_running_while_prune_deletes_and_repacks_lose_nothing() {
     let kept: Arc<Mutex<Kept>> = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
     let (conflicts, backups) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let deadline = Instant::now() + Duration::from_secs(16);
+    let deadline = Instant::now() + Duration::from_secs(20);
     let opts = PruneOptions {
         grace: GRACE,
         max_unused: MaxUnused::Bytes(0),
@@ -116,7 +116,7 @@ fn backups_running_while_prune_deletes_and_repacks_lose_nothing() {
                     // in packs prune has marked.
                     for k in 0..2 {
                         let f = ((round * 2 + k) % 6) as usize;
-                        files[f].1 = t * 1000 + f as u64 * 10 + (round + k) % 4 + 100;
+                        files[f].1 = t * 1000 + f as u64 * 10 + (round / 3 + k) % 2 + 100;
                     }
                     write_source(&src, &files);
                     let repo = open(Arc::new(SlowIndexWrites {
@@ -170,12 +170,14 @@ fn backups_running_while_prune_deletes_and_repacks_lose_nothing() {
         assert!(deleted > 0, "prune deleted nothing while backups ran");
         assert!(repacked > 0, "prune repacked nothing while backups ran");
     });
-    let ok = backups.load(Ordering::Relaxed);
-    assert!(
-        ok >= 15,
-        "{ok} backups succeeded, {} conflicts",
-        conflicts.load(Ordering::Relaxed)
+    // Backups slower than the grace period stop with a conflict (safely);
+    // the others must get through.
+    let (ok, failed) = (
+        backups.load(Ordering::Relaxed),
+        conflicts.load(Ordering::Relaxed),
     );
+    eprintln!("{ok} backups succeeded, {failed} stopped by a prune conflict");
+    assert!(ok >= 6, "{ok} backups succeeded, {failed} conflicts");
 
     // Let the last marks fall due, and delete them.
     let repo = open(local(&repo_dir));

@@ -17,6 +17,10 @@ use lifeboat_store::Backend;
 use super::marks::Marks;
 use super::options::{Error, MaxUnused, PruneOptions, PruneProgress, Result};
 
+/// How many grace periods the mark of a deleted object stays after it
+/// fell due (a tombstone): longer than any index write may take.
+const TOMBSTONE_GRACES: u64 = 3;
+
 /// What one pack holds, by the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PackUsage {
@@ -379,11 +383,13 @@ pub(crate) fn decide(
             plan.recovered.push(path.clone());
             continue;
         }
-        if now < m.delete_after.saturating_add(grace) {
+        if now < m.delete_after.saturating_add(TOMBSTONE_GRACES * grace) {
             plan.marks.push(m.clone());
         }
+        // Gone for good: a blob listed there is found in its other copy,
+        // if any, only once the index forgets this one.
         if let Some(id) = pack
-            && usage.get(&id).is_some_and(|u| u.used_blobs == 0)
+            && usage.contains_key(&id)
         {
             plan.unindex.push(id);
         }

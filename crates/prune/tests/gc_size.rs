@@ -106,16 +106,20 @@ fn forgetting_half_the_snapshots_frees_what_only_they_stored() {
             assert_eq!(restore(&repo, snap, src, &scratch), read_tree(src));
         }
     }
-    // A third run only drops the marks of what is gone; a fourth has
-    // nothing to do and writes nothing.
-    let third = prune(&repo, &opts, &PruneProgress::default()).unwrap();
-    assert!(third.plan.mark.is_empty() && third.plan.delete.is_empty());
-    assert!(
+    // The marks of deleted packs stay as tombstones for three grace
+    // periods; then a run drops them, and the run after that has nothing
+    // to do and writes nothing.
+    let marks = || {
         local(&repo_dir)
             .list(&lifeboat_core::format::layout::Folder::Marks.prefix())
             .unwrap()
-            .is_empty()
-    );
+    };
+    let tombstones = prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    assert!(tombstones.plan.mark.is_empty() && tombstones.plan.delete.is_empty());
+    assert_eq!(marks().len(), 1);
+    clock.advance(3 * 24 * 3600);
+    prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    assert!(marks().is_empty());
     let objects = all_objects(&repo_dir);
     let fourth = prune(&repo, &opts, &PruneProgress::default()).unwrap();
     assert!(fourth.plan.is_empty(), "{:?}", fourth.plan);

@@ -277,9 +277,20 @@ pub(crate) fn execute(
             objects.push(MarkedObject {
                 path,
                 size: u.size,
-                marked: plan.started,
-                delete_after: plan.started.saturating_add(opts.grace.as_secs()),
+                marked: 0,
+                delete_after: 0,
             });
+        }
+    }
+    // New marks carry the time they are written, not the (earlier) start
+    // of the run: a backup that did not see a mark must be able to count on
+    // a whole grace period from the moment it could have.
+    let stamp = opts.clock.now();
+    let new: HashSet<&str> = plan.mark.iter().map(|u| u.path.as_str()).collect();
+    for o in &mut objects {
+        if o.delete_after == 0 || new.contains(o.path.as_str()) {
+            o.marked = stamp;
+            o.delete_after = stamp.saturating_add(opts.grace.as_secs());
         }
     }
     objects.sort_by(|a, b| a.path.cmp(&b.path));

@@ -37,9 +37,10 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Every marked object named by the live mark objects of `repo`, read now.
-/// A mark object deleted since the listing is skipped (its successor,
-/// written before it was deleted, is listed too).
+/// Every marked object named by the mark objects of `repo`, read now
+/// (superseded ones too, which only adds marks). A mark object deleted
+/// since the listing is skipped (its successor, written before it was
+/// deleted, is listed too).
 pub(crate) fn read_marks(repo: &Repository) -> Result<Vec<lifeboat_format::MarkedObject>> {
     let backend = repo.backend();
     let mut out = Vec::new();
@@ -49,9 +50,12 @@ pub(crate) fn read_marks(repo: &Repository) -> Result<Vec<lifeboat_format::Marke
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
         };
-        let marks = PruneMarks::decode(repo.master_key(), &bytes)
-            .map_err(|e| Error::corrupt(obj.path.clone(), e))?;
-        out.extend(marks.objects);
+        // A mark object that does not open stops every prune until it is
+        // removed, so nothing it marks can be deleted meanwhile: skipping it
+        // is safe, and a damaged object does not stop backups.
+        if let Ok(marks) = PruneMarks::decode(repo.master_key(), &bytes) {
+            out.extend(marks.objects);
+        }
     }
     Ok(out)
 }

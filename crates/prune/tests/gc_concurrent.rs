@@ -23,7 +23,7 @@ use lifeboat_prune::gc::{MaxUnused, PruneOptions, PruneProgress, prune};
 
 const GRACE: Duration = Duration::from_secs(3);
 
-/// A store whose index writes take up to 4 s: a backup's deduplication
+/// A store whose index writes sometimes take 4 s: a backup's deduplication
 /// decisions then age while it runs, as in a long backup.
 #[derive(Debug)]
 struct SlowIndexWrites {
@@ -35,7 +35,11 @@ impl Backend for SlowIndexWrites {
     fn put(&self, path: &str, data: bytes::Bytes) -> lifeboat_core::store::Result<()> {
         if Folder::Index.holds(path) {
             let n = self.calls.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(random_bytes(n + 7, 2)[1] as u64 * 16));
+            // Most writes are quick; about one in five takes longer than the
+            // grace period.
+            let b = u64::from(random_bytes(n + 7, 2)[1]);
+            let ms = if b >= 200 { 4000 } else { b * 2 };
+            std::thread::sleep(Duration::from_millis(ms));
         }
         self.inner.put(path, data)
     }
@@ -177,7 +181,7 @@ fn backups_running_while_prune_deletes_and_repacks_lose_nothing() {
         conflicts.load(Ordering::Relaxed),
     );
     eprintln!("{ok} backups succeeded, {failed} stopped by a prune conflict");
-    assert!(ok >= 6, "{ok} backups succeeded, {failed} conflicts");
+    assert!(ok >= 10, "{ok} backups succeeded, {failed} conflicts");
 
     // Let the last marks fall due, and delete them.
     let repo = open(local(&repo_dir));

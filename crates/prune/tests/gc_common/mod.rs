@@ -68,7 +68,8 @@ pub fn open(backend: Arc<dyn Backend>) -> Repository {
 
 /// `len` bytes of xorshift from `seed`.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed | 1;
+    // Spread the seed so that neighbouring seeds give unrelated bytes.
+    let mut s = seed.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
         .map(|_| {
             s ^= s << 13;

@@ -149,6 +149,16 @@ pub enum Error {
     /// The operation was stopped.
     #[error("interrupted")]
     Interrupted,
+    /// A prune marked a pack this backup relies on and may delete it soon,
+    /// so the backup wrote no snapshot; running it again stores what it
+    /// needs anew (`docs/prune.md`).
+    #[error(
+        "pack {pack} that this backup uses was marked for deletion by a prune; no snapshot written, run the backup again"
+    )]
+    PruneConflict {
+        /// The marked pack.
+        pack: Id,
+    },
     /// A failure injected by a test (feature `testing`).
     #[cfg(feature = "testing")]
     #[error("injected failure in stage {0:?}")]

@@ -46,6 +46,7 @@ mod filter;
 pub mod internals;
 mod meta;
 mod progress;
+mod prune_guard;
 mod repo;
 mod restore;
 mod restore_plan;

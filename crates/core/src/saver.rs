@@ -26,6 +26,7 @@ use lifeboat_store::StagedObject;
 
 #[cfg(feature = "testing")]
 use crate::failpoint::FailPoints;
+use crate::prune_guard::PruneGuard;
 use crate::{Error, Repository, Result};
 
 /// Pack upload threads, unless the caller asks for another number.
@@ -102,6 +103,8 @@ pub(crate) struct BlobSaver<'r> {
     #[cfg(feature = "testing")]
     fail: &'r FailPoints,
     pub stats: SaverStats,
+    /// Which packs a concurrent prune has marked; what this run relies on.
+    pub guard: PruneGuard,
 }
 
 impl<'r> BlobSaver<'r> {
@@ -127,6 +130,7 @@ impl<'r> BlobSaver<'r> {
             #[cfg(feature = "testing")]
             fail: &crate::failpoint::NONE,
             stats: SaverStats::default(),
+            guard: PruneGuard::default(),
         };
         (saver, rx)
     }
@@ -217,7 +221,7 @@ impl<'r> BlobSaver<'r> {
     pub fn save_with_id(&self, blob_type: BlobType, id: Id, data: &[u8]) -> Result<bool> {
         self.check_failed()?;
         fail_point!(self.fail, Dedup)?;
-        if self.repo.index().contains(&id) || !lock(&self.inflight).insert(id) {
+        if self.guard.usable(&self.repo.index(), &id) || !lock(&self.inflight).insert(id) {
             return Ok(false);
         }
         fail_point!(self.fail, Seal)?;
@@ -383,6 +387,7 @@ impl<'r> BlobSaver<'r> {
                 (size, Some(bytes))
             }
         };
+        self.guard.wrote(id);
         let pack = IndexPack {
             id,
             blob_type,
@@ -405,6 +410,9 @@ impl<'r> BlobSaver<'r> {
             return Ok(());
         }
         fail_point!(self.fail, Index)?;
+        // A segment naming a pack that a prune may delete any moment would
+        // outlive the pack.
+        self.guard.check(self.repo)?;
         let mut seg = IndexSegment::new();
         seg.packs = packs;
         write_segment(&self.repo.backend, &self.repo.key, &seg)?;

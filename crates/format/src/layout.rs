@@ -29,17 +29,23 @@ pub enum Folder {
     /// Objects being written to a local repository, not yet part of it:
     /// `staging/<writer>-<n>-<nanos>` (not named by a hash).
     Staging,
+    /// Prune's marks of two-phase deletion: `marks/<id>` (`docs/prune.md`).
+    Marks,
+    /// Exclusive, expiring locks: `locks/prune-<n>` (`docs/prune.md`).
+    Locks,
 }
 
 impl Folder {
     /// Every folder, in the order `docs/format.md` lists them.
-    pub const ALL: [Folder; 6] = [
+    pub const ALL: [Folder; 8] = [
         Folder::Keys,
         Folder::Data,
         Folder::Index,
         Folder::Snapshots,
         Folder::Verify,
         Folder::Staging,
+        Folder::Marks,
+        Folder::Locks,
     ];
 
     /// The folder's name, without a trailing slash.
@@ -51,6 +57,8 @@ impl Folder {
             Folder::Snapshots => "snapshots",
             Folder::Verify => "verify",
             Folder::Staging => "staging",
+            Folder::Marks => "marks",
+            Folder::Locks => "locks",
         }
     }
 
@@ -79,6 +87,23 @@ pub fn object_path(folder: Folder, id: &Id) -> String {
         Folder::Data => format!("{}/{}/{}", folder.name(), &h[..2], h),
         _ => format!("{}/{}", folder.name(), h),
     }
+}
+
+/// Store path of the `n`-th prune lock: `locks/prune-<n as 20 digits>`,
+/// so that names sort by number.
+pub fn prune_lock_path(n: u64) -> String {
+    format!("{}/prune-{n:020}", Folder::Locks.name())
+}
+
+/// The number of a listed prune lock path, if it is one.
+pub fn prune_lock_number(path: &str) -> Option<u64> {
+    let rest = path
+        .strip_prefix(Folder::Locks.name())?
+        .strip_prefix("/prune-")?;
+    if rest.len() != 20 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok()
 }
 
 /// The id named by the last component of a listed `path`, if it is one
@@ -119,5 +144,12 @@ mod tests {
             None
         );
         assert_eq!(id_of_path(&format!("snapshots/{hex}0")), None);
+        assert_eq!(prune_lock_path(7), "locks/prune-00000000000000000007");
+        assert_eq!(
+            prune_lock_number(&prune_lock_path(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(prune_lock_number("locks/prune-7"), None);
+        assert_eq!(prune_lock_number("marks/prune-00000000000000000007"), None);
     }
 }

@@ -19,6 +19,7 @@ mod keyslot;
 pub mod layout;
 mod object;
 mod pack;
+mod prune;
 mod random;
 mod snapshot;
 mod tree;
@@ -37,6 +38,7 @@ pub use pack::{
     PACK_MAGIC, PACK_TRAILER_LEN, PackBuilder, PackHeaderEntry, decode_pack_header,
     parse_pack_trailer,
 };
+pub use prune::{MarkedObject, PRUNE_OBJECT_VERSION, PruneLock, PruneMarks};
 pub use snapshot::{Snapshot, SnapshotSummary, SourceKind};
 pub use tree::{ContentPart, Node, NodeKind, Timestamp, Tree, Xattr};
 

@@ -18,6 +18,10 @@ pub enum ObjectKind {
     PackHeader = 3,
     /// A check verification record.
     VerifyRecord = 4,
+    /// A prune mark object under `marks/`.
+    PruneMarks = 5,
+    /// The prune lock under `locks/`.
+    PruneLock = 6,
 }
 
 const OBJECT_AAD: &[u8] = b"lifeboat object v1";

@@ -24,9 +24,10 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use lifeboat_chunker::Chunker;
 use lifeboat_format::{
     BlobFlags, BlobType, ChunkerParams, Config, ContentPart, Error, FORMAT_VERSION, Id, IndexEntry,
-    IndexPack, IndexSegment, KdfParams, KeySlot, MasterKey, Node, NodeKind, PACK_MAGIC,
-    PACK_TRAILER_LEN, PackBuilder, PackHeaderEntry, Snapshot, SnapshotSummary, SourceKind,
-    Timestamp, Tree, Xattr, decode_pack_header, open_blob, parse_pack_trailer, seal_blob,
+    IndexPack, IndexSegment, KdfParams, KeySlot, MarkedObject, MasterKey, Node, NodeKind,
+    PACK_MAGIC, PACK_TRAILER_LEN, PackBuilder, PackHeaderEntry, PruneLock, PruneMarks, Snapshot,
+    SnapshotSummary, SourceKind, Timestamp, Tree, Xattr, decode_pack_header, open_blob,
+    parse_pack_trailer, seal_blob,
 };
 use serde_json::{Value, json};
 
@@ -1268,6 +1269,114 @@ fn generate() {
             "snapshot": serde_json::to_value(&snap).unwrap(),
             "plaintext": String::from_utf8(serde_json::to_vec(&snap).unwrap()).unwrap(),
             "stored": hex::encode(&stored),
+        }),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// prune.json: a mark object and a prune lock (format.md §7.2)
+
+fn spec_decode_marks(bytes: &[u8]) -> PruneMarks {
+    let mut r = Postcard(bytes);
+    let m = PruneMarks {
+        version: r.u32(),
+        created: r.varint(),
+        supersedes: r.seq(|r| r.id()),
+        objects: r.seq(|r| MarkedObject {
+            path: r.string(),
+            size: r.varint(),
+            marked: r.varint(),
+            delete_after: r.varint(),
+        }),
+    };
+    assert!(r.0.is_empty(), "trailing bytes after prune marks");
+    m
+}
+
+fn spec_decode_lock(bytes: &[u8]) -> PruneLock {
+    let mut r = Postcard(bytes);
+    let l = PruneLock {
+        version: r.u32(),
+        nonce: r.id(),
+        created: r.varint(),
+        ttl_secs: r.varint(),
+        hostname: r.string(),
+    };
+    assert!(r.0.is_empty(), "trailing bytes after prune lock");
+    l
+}
+
+#[test]
+fn prune_objects_decode() {
+    let v = load("prune.json");
+    let key = file_key(&v);
+    let stored = hex_of(&v["marks"]["stored"]);
+    assert_eq!(Id::of_object(&stored), id_of(&v["marks"]["id"]));
+    let want: PruneMarks = serde_json::from_value(v["marks"]["object"].clone()).unwrap();
+    assert_eq!(PruneMarks::decode(&key, &stored).unwrap(), want);
+    let (encoding, payload) = spec_open_object(5, &[], &stored);
+    assert_eq!(encoding, 0);
+    assert_eq!(payload, hex_of(&v["marks"]["plaintext"]));
+    assert_eq!(spec_decode_marks(&payload), want);
+    assert!(PruneLock::decode(&key, &stored).is_err(), "kind is bound");
+
+    let stored = hex_of(&v["lock"]["stored"]);
+    let want: PruneLock = serde_json::from_value(v["lock"]["object"].clone()).unwrap();
+    assert_eq!(PruneLock::decode(&key, &stored).unwrap(), want);
+    let (encoding, payload) = spec_open_object(6, &[], &stored);
+    assert_eq!(encoding, 0);
+    assert_eq!(spec_decode_lock(&payload), want);
+    assert_eq!(want.expires(), want.created + want.ttl_secs);
+}
+
+#[test]
+#[ignore = "rewrites testdata/vectors/prune.json"]
+fn generate_prune() {
+    let key = fixed_key();
+    let marks = PruneMarks {
+        version: 1,
+        created: 1_767_225_600,
+        supersedes: vec![Id(*blake3::hash(b"an older mark object").as_bytes())],
+        objects: vec![
+            MarkedObject {
+                path: format!("data/ab/ab{}", "0".repeat(62)),
+                size: 16_777_216,
+                marked: 1_767_139_200,
+                delete_after: 1_767_225_600,
+            },
+            MarkedObject {
+                path: "staging/host-1-1767139200000000000".into(),
+                size: 4096,
+                marked: 1_767_225_600,
+                delete_after: 1_767_312_000,
+            },
+        ],
+    };
+    let stored = marks.encode(&key).unwrap();
+    let lock = PruneLock {
+        version: 1,
+        nonce: Id(*blake3::hash(b"a lock nonce").as_bytes()),
+        created: 1_767_225_600,
+        ttl_secs: 3600,
+        hostname: "vector-host".into(),
+    };
+    let lock_stored = lock.encode(&key).unwrap();
+    save(
+        "prune.json",
+        &json!({
+            "description": "Repository format v1 test vectors; see docs/format.md, section Test vectors.",
+            "master_key": hex::encode(fixed_key_bytes()),
+            "marks": {
+                "id": Id::of_object(&stored).to_hex(),
+                "object": serde_json::to_value(&marks).unwrap(),
+                "plaintext": hex::encode(postcard::to_allocvec(&marks).unwrap()),
+                "stored": hex::encode(&stored),
+            },
+            "lock": {
+                "path": lifeboat_format::layout::prune_lock_path(1),
+                "object": serde_json::to_value(&lock).unwrap(),
+                "stored": hex::encode(&lock_stored),
+            },
         }),
     );
 }

@@ -1,9 +1,9 @@
 //! Retention and garbage collection for Lifeboat repositories.
 //!
 //! Owns `forget` (which snapshots a [`RetentionPolicy`] keeps: [`plan_forget`]
-//! decides, [`forget()`] also deletes; see docs/forget.md) and, in time, `prune`
-//! (removing packs no snapshot references, safely against concurrent
-//! backups). It decides what to delete; it never changes how anything is
+//! decides, [`forget()`] also deletes; see docs/forget.md) and `prune`
+//! ([`prune()`]: removing packs no snapshot references, safely against
+//! concurrent backups; see docs/prune.md). It decides what to delete; it never changes how anything is
 //! encoded.
 
 mod forget;
@@ -20,22 +20,6 @@ pub use retention::{
 };
 pub use retention_time::{DurationError, KeepWithin, SnapshotTime};
 
-/// Errors from retention decisions.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A snapshot time could not be parsed.
-    #[error("snapshot {id}: invalid time {time:?}")]
-    InvalidTime {
-        /// Snapshot id.
-        id: String,
-        /// The time string.
-        time: String,
-    },
-    /// The repository failed.
-    #[error(transparent)]
-    Core(#[from] lifeboat_core::Error),
-}
+pub mod gc;
 
-/// Result alias for this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use gc::{Error as PruneError, PruneOptions, PruneProgress, PruneReport, prune};

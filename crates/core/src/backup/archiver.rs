@@ -62,7 +62,11 @@ impl Archiver<'_, '_> {
                     .and_then(|p| p.subtree);
                 node.subtree = Some(self.dir(path, sub)?);
             }
-            NodeKind::File if parent.is_some_and(|p| unchanged(self.content.repo, p, &node)) => {
+            NodeKind::File
+                if parent.is_some_and(|p| {
+                    unchanged(self.content.repo, &self.content.saver.guard, p, &node)
+                }) =>
+            {
                 let p = parent.map(|p| p.content.clone()).unwrap_or_default();
                 node.content = p;
                 self.files.fetch_add(1, Ordering::Relaxed);

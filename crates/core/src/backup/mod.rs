@@ -27,6 +27,7 @@ use lifeboat_format::{Id, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind,
 
 use crate::filter::PathFilter;
 use crate::meta::NameCache;
+use crate::prune_guard::PruneGuard;
 use crate::repo::{hostname, now_rfc3339, username};
 use crate::saver::{BlobSaver, DEFAULT_UPLOADERS};
 use crate::{EntryError, Error, Progress, Repository, Result};
@@ -127,7 +128,8 @@ impl Repository {
             .build()
             .map_err(Error::ThreadPool)?;
         let uploaders = opts.upload_threads.unwrap_or(DEFAULT_UPLOADERS).max(1);
-        let (saver, rx) = BlobSaver::new(self, uploaders);
+        let (mut saver, rx) = BlobSaver::new(self, uploaders);
+        saver.guard = PruneGuard::load(self)?;
         #[cfg(feature = "testing")]
         let saver = saver.with_fail_points(&opts.fail);
         let archiver = Archiver {
@@ -292,6 +294,7 @@ impl Repository {
             program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
         };
         fail_point!(opts.fail, Snapshot)?;
+        saver.guard.check(self)?;
         let id = self.save_snapshot(&snapshot)?;
         Ok(BackupReport {
             id,

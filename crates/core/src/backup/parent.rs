@@ -5,6 +5,7 @@ use crate::repo::RepositoryInternals as _;
 
 use lifeboat_format::{ContentPart, Id, Node, NodeKind, SourceKind, Tree};
 
+use crate::prune_guard::PruneGuard;
 use crate::{Repository, Result};
 
 /// The latest readable snapshot of the same host and paths (all from the
@@ -27,7 +28,7 @@ pub(super) fn parent_tree(repo: &Repository, id: Option<Id>) -> Option<Tree> {
 
 /// Whether a file's metadata says its content is as in the parent, and
 /// the parent's blobs are all still indexed.
-pub(super) fn unchanged(repo: &Repository, p: &Node, n: &Node) -> bool {
+pub(super) fn unchanged(repo: &Repository, guard: &PruneGuard, p: &Node, n: &Node) -> bool {
     p.kind == NodeKind::File
         && p.size == n.size
         && p.mtime == n.mtime
@@ -37,7 +38,7 @@ pub(super) fn unchanged(repo: &Repository, p: &Node, n: &Node) -> bool {
         && {
             let idx = repo.index();
             p.content.iter().all(|c| match c {
-                ContentPart::Blob { id, .. } => idx.contains(id),
+                ContentPart::Blob { id, .. } => guard.usable(&idx, id),
                 ContentPart::Hole { .. } => true,
             })
         }

@@ -1,0 +1,309 @@
+//! Carrying out a plan, in the order that keeps every step safe to stop
+//! at: new packs, then new index segments (which supersede those naming
+//! the packs that go), then the new mark object, and deletions last.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use lifeboat_core::Repository;
+use lifeboat_core::internals::RepositoryInternals as _;
+use lifeboat_format::layout::{self, Folder};
+use lifeboat_format::{
+    BlobType, Id, IndexEntry, IndexPack, IndexSegment, MarkedObject, MasterKey, PackBuilder,
+    SealedBlob, decode_pack_header, open_blob, parse_pack_trailer, seal_blob_with_id,
+};
+use lifeboat_index::{Index, UsedBlobs, write_segment};
+use lifeboat_store::Backend;
+
+use super::lock::HeldLock;
+use super::marks;
+use super::options::{Error, PruneOptions, PruneProgress, Result};
+use super::plan::{PrunePlan, read_segment};
+
+/// Blobs per index segment written by prune.
+const SEGMENT_BLOBS: usize = 1 << 16;
+
+/// What carrying out a plan did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Executed {
+    /// New packs written by repacking.
+    pub packs_written: Vec<Id>,
+    /// Blobs copied into them.
+    pub blobs_repacked: u64,
+    /// Index segments written.
+    pub segments_written: Vec<Id>,
+    /// Index segments deleted (superseded).
+    pub segments_deleted: Vec<Id>,
+    /// The mark object written, if any.
+    pub marks_written: Option<Id>,
+    /// Objects deleted.
+    pub deleted: u64,
+    /// Their bytes.
+    pub bytes_deleted: u64,
+}
+
+fn fmt_err(what: String) -> impl FnOnce(lifeboat_format::Error) -> Error {
+    move |e| Error::Format { what, source: e }
+}
+
+/// Packs being written by a repack, one per blob type.
+struct Repacker<'a> {
+    backend: &'a Arc<dyn Backend>,
+    key: &'a MasterKey,
+    pack_size: usize,
+    open: [Option<PackBuilder>; 2],
+    written: Vec<IndexPack>,
+}
+
+impl Repacker<'_> {
+    fn add(&mut self, blob: &SealedBlob) -> Result<()> {
+        let slot = &mut self.open[blob.blob_type as usize];
+        let b = slot.get_or_insert_with(|| PackBuilder::new(blob.blob_type, self.pack_size + 4096));
+        b.add(blob).map_err(fmt_err("repacked pack".into()))?;
+        if b.len() >= self.pack_size {
+            self.flush(blob.blob_type)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, t: BlobType) -> Result<()> {
+        let Some(b) = self.open[t as usize].take() else {
+            return Ok(());
+        };
+        if b.is_empty() {
+            return Ok(());
+        }
+        let (bytes, id, entries) = b
+            .finish(self.key)
+            .map_err(fmt_err("repacked pack".into()))?;
+        let size = bytes.len() as u64;
+        self.backend
+            .put(&layout::object_path(Folder::Data, &id), bytes.into())?;
+        self.written.push(IndexPack {
+            id,
+            blob_type: t,
+            size,
+            blobs: entries.iter().map(IndexEntry::from).collect(),
+        });
+        Ok(())
+    }
+}
+
+/// Copy the used blobs of the plan's repack packs into new packs. A blob
+/// is copied as its stored envelope, which is bound to its id, type, flags
+/// and length but not to its place, so it is not decrypted; only with
+/// `repack_uncompressed` is an uncompressed blob opened and sealed again.
+fn repack(
+    repo: &Repository,
+    opts: &PruneOptions,
+    plan: &PrunePlan,
+    used: &UsedBlobs<'_>,
+    lock: &mut HeldLock,
+    progress: &PruneProgress,
+    done: &mut Executed,
+) -> Result<Vec<IndexPack>> {
+    let (backend, key) = (repo.backend(), repo.master_key());
+    let level = repo.config().compression_level;
+    let mut w = Repacker {
+        backend,
+        key,
+        pack_size: repo.config().pack_size as usize,
+        open: [None, None],
+        written: Vec::new(),
+    };
+    let mut copied = HashSet::new();
+    for p in &plan.repack {
+        lock.ensure()?;
+        let path = layout::object_path(Folder::Data, &p.id);
+        let bytes = backend.get(&path)?;
+        // The pack's name is its hash: equal, every byte is as written.
+        if Id::of_object(&bytes) != p.id {
+            return Err(Error::Format {
+                what: path,
+                source: lifeboat_format::Error::Malformed {
+                    what: "pack",
+                    reason: "content does not match its name".into(),
+                },
+            });
+        }
+        let hlen = parse_pack_trailer(&bytes).map_err(fmt_err(path.clone()))? as usize;
+        let end = bytes.len() - lifeboat_format::PACK_TRAILER_LEN;
+        let header = bytes.get(end.saturating_sub(hlen)..end).unwrap_or_default();
+        let entries =
+            decode_pack_header(key, header, bytes.len() as u64).map_err(fmt_err(path.clone()))?;
+        for e in entries {
+            if !used.contains(&e.id) || !copied.insert(e.id) {
+                continue;
+            }
+            let start = e.offset as usize;
+            let stored = &bytes[start..start + e.stored_len as usize];
+            let blob = if opts.repack_uncompressed && level != 0 && !e.flags.compressed() {
+                let plain = open_blob(key, e.blob_type, &e.id, e.flags, e.raw_len, stored)
+                    .map_err(fmt_err(format!("blob {} in {path}", e.id)))?;
+                seal_blob_with_id(key, e.blob_type, e.id, &plain, level)
+                    .map_err(fmt_err("sealing a blob".into()))?
+            } else {
+                SealedBlob {
+                    id: e.id,
+                    blob_type: e.blob_type,
+                    flags: e.flags,
+                    raw_len: e.raw_len,
+                    bytes: stored.to_vec(),
+                }
+            };
+            w.add(&blob)?;
+            done.blobs_repacked += 1;
+        }
+        progress.packs_repacked.fetch_add(1, Ordering::Relaxed);
+    }
+    w.flush(BlobType::Data)?;
+    w.flush(BlobType::Tree)?;
+    done.packs_written = w.written.iter().map(|p| p.id).collect();
+    Ok(w.written)
+}
+
+/// Write segments listing `new_packs` and every pack of the live segments
+/// that name a pack in `removed`, except those; the last one supersedes
+/// those segments (and the still-listed segments they superseded). Then
+/// delete the superseded segments.
+fn rewrite_index(
+    backend: &Arc<dyn Backend>,
+    key: &MasterKey,
+    index: &Index,
+    removed: &HashSet<Id>,
+    new_packs: Vec<IndexPack>,
+    lock: &mut HeldLock,
+    done: &mut Executed,
+) -> Result<()> {
+    let listed: HashSet<Id> = backend
+        .list(&Folder::Index.prefix())?
+        .iter()
+        .filter_map(|o| layout::id_of_path(&o.path))
+        .collect();
+    let mut affected = Vec::new();
+    let mut again = HashSet::new();
+    let mut kept: Vec<IndexPack> = Vec::new();
+    let mut kept_ids = HashSet::new();
+    if !removed.is_empty() {
+        for seg_id in index.segments() {
+            let seg = read_segment(backend, key, seg_id)?;
+            if !seg.packs.iter().any(|p| removed.contains(&p.id)) {
+                continue;
+            }
+            affected.push(*seg_id);
+            again.extend(
+                seg.supersedes
+                    .iter()
+                    .filter(|s| listed.contains(s))
+                    .copied(),
+            );
+            for p in seg.packs {
+                if !removed.contains(&p.id) && kept_ids.insert(p.id) {
+                    kept.push(p);
+                }
+            }
+        }
+    }
+    if affected.is_empty() && new_packs.is_empty() {
+        return Ok(());
+    }
+    let mut sup: Vec<Id> = affected.iter().chain(&again).copied().collect();
+    sup.sort_unstable();
+    sup.dedup();
+    let mut cur = IndexSegment::new();
+    let mut blobs = 0;
+    for p in new_packs.into_iter().chain(kept) {
+        blobs += p.blobs.len();
+        cur.packs.push(p);
+        if blobs >= SEGMENT_BLOBS {
+            lock.ensure()?;
+            let full = std::mem::replace(&mut cur, IndexSegment::new());
+            done.segments_written
+                .push(write_segment(backend, key, &full)?);
+            blobs = 0;
+        }
+    }
+    cur.supersedes = sup.clone();
+    lock.ensure()?;
+    done.segments_written
+        .push(write_segment(backend, key, &cur)?);
+    for id in sup {
+        backend.delete(&layout::object_path(Folder::Index, &id))?;
+        done.segments_deleted.push(id);
+    }
+    Ok(())
+}
+
+/// Carry out `plan` (made from `index` and `used`) under `lock`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn execute(
+    repo: &Repository,
+    opts: &PruneOptions,
+    plan: &PrunePlan,
+    index: &Index,
+    used: &UsedBlobs<'_>,
+    lock: &mut HeldLock,
+    progress: &PruneProgress,
+) -> Result<Executed> {
+    let (backend, key) = (repo.backend(), repo.master_key());
+    let mut done = Executed::default();
+    let new_packs = repack(repo, opts, plan, used, lock, progress, &mut done)?;
+
+    // Packs that leave the index: repacked ones, and unused ones deleted now.
+    let mut removed: HashSet<Id> = plan.repack.iter().map(|u| u.id).collect();
+    removed.extend(plan.unindex.iter().copied());
+    for u in plan.delete.iter().filter(|u| u.indexed) {
+        if let Some(id) = layout::id_of_path(&u.path) {
+            removed.insert(id);
+        }
+    }
+    rewrite_index(backend, key, index, &removed, new_packs, lock, &mut done)?;
+
+    // Repacked packs are unused now: marked like any other (or deleted at
+    // once with `instant_delete`).
+    let mut objects: Vec<MarkedObject> = plan.marks.clone();
+    let mut delete: Vec<(String, u64)> = plan
+        .delete
+        .iter()
+        .map(|u| (u.path.clone(), u.size))
+        .collect();
+    for u in &plan.repack {
+        let path = layout::object_path(Folder::Data, &u.id);
+        if opts.instant_delete {
+            delete.push((path, u.size));
+        } else {
+            objects.push(MarkedObject {
+                path,
+                size: u.size,
+                marked: 0,
+                delete_after: 0,
+            });
+        }
+    }
+    // New marks carry the time they are written, not the (earlier) start
+    // of the run: a backup that did not see a mark must be able to count on
+    // a whole grace period from the moment it could have.
+    let stamp = opts.clock.now();
+    let new: HashSet<&str> = plan.mark.iter().map(|u| u.path.as_str()).collect();
+    for o in &mut objects {
+        if o.delete_after == 0 || new.contains(o.path.as_str()) {
+            o.marked = stamp;
+            o.delete_after = stamp.saturating_add(opts.grace.as_secs());
+        }
+    }
+    objects.sort_by(|a, b| a.path.cmp(&b.path));
+    if plan.marks_changed {
+        lock.ensure()?;
+        done.marks_written = marks::write(backend, key, plan.started, objects, &plan.marks_listed)?;
+    }
+    for (path, size) in delete {
+        lock.ensure()?;
+        backend.delete(&path)?;
+        done.deleted += 1;
+        done.bytes_deleted += size;
+        progress.objects_deleted.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(done)
+}

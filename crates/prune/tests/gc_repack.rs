@@ -1,0 +1,133 @@
+//! Repacking partly used and small packs: blobs are copied as their stored
+//! envelopes, the repository shrinks, `check --read-data` is clean and every
+//! kept snapshot restores byte-identical.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod gc_common;
+
+use std::collections::BTreeMap;
+
+use gc_common::*;
+use lifeboat_core::Repository;
+use lifeboat_core::format::layout::{self, Folder};
+use lifeboat_core::format::{ContentPart, Id};
+use lifeboat_core::internals::RepositoryInternals as _;
+use lifeboat_prune::gc::{MaxUnused, PruneOptions, PruneProgress, prune};
+
+/// The stored envelope of every data blob under `tree`, and its pack.
+fn envelopes(repo: &Repository, tree: &Id) -> BTreeMap<Id, (Id, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    repo.walk(tree, &mut |_, node| {
+        for part in &node.content {
+            if let ContentPart::Blob { id, .. } = part {
+                let loc = repo.index().get(id).unwrap();
+                let start = u64::from(loc.offset);
+                let bytes = repo
+                    .backend()
+                    .get_range(
+                        &layout::object_path(Folder::Data, &loc.pack),
+                        start..start + u64::from(loc.stored_len),
+                    )
+                    .unwrap();
+                out.insert(*id, (loc.pack, bytes.to_vec()));
+            }
+        }
+        Ok(true)
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn partly_used_packs_are_repacked_without_reencrypting() {
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("repo");
+    let repo = init(&repo_dir);
+    let src = work.path().join("src");
+    let file = |i: u64| (format!("f{i}"), 500 + i, 140_000);
+    write_source(&src, &(0..12).map(file).collect::<Vec<_>>());
+    let (first, _) = backup(&repo, &src).unwrap();
+    // Keep every other file: each pack of the first backup is half used.
+    write_source(&src, &(0..12).step_by(2).map(file).collect::<Vec<_>>());
+    let (_, kept) = backup(&repo, &src).unwrap();
+    repo.delete_snapshot(&first).unwrap();
+    let before = envelopes(&repo, &kept.tree);
+    let size_before = data_bytes(&repo_dir);
+
+    let opts = PruneOptions {
+        instant_delete: true,
+        max_unused: MaxUnused::Bytes(0),
+        ..PruneOptions::default()
+    };
+    let report = prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    assert!(!report.plan.repack.is_empty(), "{:?}", report.plan);
+    let executed = report.executed.unwrap();
+    assert!(executed.blobs_repacked > 0 && !executed.packs_written.is_empty());
+
+    let repo = open(local(&repo_dir));
+    let after = envelopes(&repo, &kept.tree);
+    assert_eq!(after.len(), before.len());
+    let mut moved = 0;
+    for (id, (pack, bytes)) in &after {
+        let (old_pack, old_bytes) = &before[id];
+        assert_eq!(bytes, old_bytes, "blob {id} was copied as stored");
+        moved += usize::from(pack != old_pack);
+    }
+    assert!(moved > 0, "some blobs moved to new packs");
+    let size_after = data_bytes(&repo_dir);
+    assert!(
+        size_after * 10 < size_before * 7,
+        "{size_before} -> {size_after} bytes"
+    );
+    assert_no_damage(&repo, true);
+    let scratch = work.path().join("restore");
+    assert_eq!(restore(&repo, &kept, &src, &scratch), read_tree(&src));
+    // Nothing is left to repack.
+    let again = prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    assert!(again.plan.repack.is_empty(), "{:?}", again.plan.repack);
+}
+
+#[test]
+fn small_packs_are_merged_on_request() {
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("repo");
+    let repo = init(&repo_dir);
+    let mut snaps = Vec::new();
+    for i in 0..5u64 {
+        let src = work.path().join(format!("src{i}"));
+        write_source(&src, &[(format!("small{i}"), 900 + i, 20_000)]);
+        snaps.push((backup(&repo, &src).unwrap().1, src));
+    }
+    let packs = || local(&repo_dir).list(&Folder::Data.prefix()).unwrap().len();
+    let before = packs();
+    assert!(
+        before >= 6,
+        "{before} packs: at least a data pack per backup"
+    );
+    // Small packs stay without the option (they are fully used).
+    let plain = prune(
+        &repo,
+        &PruneOptions {
+            dry_run: true,
+            ..PruneOptions::default()
+        },
+        &PruneProgress::default(),
+    )
+    .unwrap();
+    assert!(plain.plan.repack.is_empty());
+    let opts = PruneOptions {
+        instant_delete: true,
+        repack_small: true,
+        ..PruneOptions::default()
+    };
+    let report = prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    assert_eq!(report.plan.repack.len(), before);
+    assert_eq!(packs(), 2, "one data and one tree pack");
+    let repo = open(local(&repo_dir));
+    assert_no_damage(&repo, true);
+    let scratch = work.path().join("restore");
+    for (snap, src) in &snaps {
+        assert_eq!(restore(&repo, snap, src, &scratch), read_tree(src));
+    }
+}

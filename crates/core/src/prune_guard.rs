@@ -90,7 +90,7 @@ impl PruneGuard {
     /// Whether blob `id` is stored in a pack the backup may rely on (indexed
     /// and not marked); if so, the pack is recorded.
     pub fn usable(&self, index: &Index, id: &Id) -> bool {
-        match index.get(id) {
+        match index.get_indexed(id) {
             Some(loc) if !self.marked.contains(&loc.pack) => {
                 self.relied().insert(loc.pack);
                 true

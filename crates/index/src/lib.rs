@@ -639,6 +639,14 @@ impl Index {
             .or_else(|| self.recovered()?.blobs.get(id).copied())
     }
 
+    /// Location of a blob as the loaded segments (and this process's own
+    /// additions) give it, never from the headers of unindexed packs: for
+    /// deciding whether a new snapshot may reference it, since a blob only
+    /// a pack header knows of could be in a pack that prune deletes.
+    pub fn get_indexed(&self, id: &Id) -> Option<BlobLocation> {
+        self.get_loaded(id)
+    }
+
     /// Location of a blob in the tables and the delta only.
     fn get_loaded(&self, id: &Id) -> Option<BlobLocation> {
         if let Some(l) = self.delta.get(id) {

@@ -46,16 +46,6 @@ pub enum Error {
         /// The snapshot object.
         object: String,
     },
-    /// Blobs that snapshots use are in no index segment (a segment was lost
-    /// or damaged): the packs holding them would look unused.
-    #[error(
-        "{missing} blobs used by snapshots are in no index segment; nothing was pruned \
-         (run `lifeboat index rebuild` first, then `lifeboat check`)"
-    )]
-    IncompleteIndex {
-        /// How many used blobs no segment lists.
-        missing: u64,
-    },
     /// Another prune holds the lock.
     #[error("another prune holds {path} (host {hostname:?}) until unix time {expires}")]
     Locked {

@@ -80,8 +80,9 @@ pub struct PrunePlan {
     pub snapshots: u64,
     /// Distinct blobs the snapshots use.
     pub used_blobs: u64,
-    /// Blobs the snapshots name that the index lacks (damage for `check`
-    /// to report; they do not stop the prune).
+    /// Blobs the snapshots name that the index lacks (a lost or damaged
+    /// segment, or a backup whose segment is not written yet). While there
+    /// are any, packs that no segment lists are kept: they may hold them.
     pub missing_blobs: u64,
     /// Packs and bytes in `data/` before the prune.
     pub before: Tally,
@@ -245,12 +246,17 @@ pub(crate) fn pack_usage(
 
 /// Decide, from the usage of every pack, the objects listed in `data/` and
 /// `staging/`, and the marks.
+///
+/// With `keep_unindexed`, packs that no index segment lists are kept as
+/// they are, neither marked nor deleted: the caller found used blobs that
+/// no segment lists, and such a pack may hold them.
 pub(crate) fn decide(
     repo: &Repository,
     opts: &PruneOptions,
     now: u64,
     usage: &BTreeMap<Id, PackUsage>,
     marks: &Marks,
+    keep_unindexed: bool,
 ) -> Result<PrunePlan> {
     let backend = repo.backend();
     let grace = opts.grace.as_secs();
@@ -286,6 +292,7 @@ pub(crate) fn decide(
                 size: u.size,
                 indexed: true,
             }),
+            None if keep_unindexed => plan.keep.add(obj.size),
             None => unused.push(Unused {
                 path: obj.path,
                 size: obj.size,

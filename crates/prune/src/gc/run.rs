@@ -79,13 +79,11 @@ fn run(
     let index = repo.index();
     let mut used = UsedBlobs::new(&index);
     let missing = mark_used(repo, &snapshots, &index, &mut used, progress)?;
-    // A used blob no segment lists sits in a pack that would look unused.
-    if missing > 0 && !opts.dry_run {
-        return Err(Error::IncompleteIndex { missing });
-    }
+    // A used blob no segment lists may sit in a pack no segment lists, which
+    // would look unused: keep every such pack this run.
     let snapshots = snapshots.len() as u64;
     let usage = pack_usage(backend, key, &index, &used)?;
-    let mut plan = decide(repo, opts, now, &usage, &current_marks)?;
+    let mut plan = decide(repo, opts, now, &usage, &current_marks, missing > 0)?;
     plan.snapshots = snapshots;
     plan.missing_blobs = missing;
     plan.used_blobs = used.len();

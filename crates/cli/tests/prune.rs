@@ -213,7 +213,15 @@ fn forget_prune_marks_and_forget_prune_instant_delete_deletes() {
 
     // A dry run shows both plans and changes nothing.
     let dry = repo
-        .run(["forget", "--keep-last", "2", "--prune", "--dry-run"])
+        .run([
+            "forget",
+            "-g",
+            "host",
+            "--keep-last",
+            "2",
+            "--prune",
+            "--dry-run",
+        ])
         .ok("forget --prune --dry-run");
     let out = dry.out();
     assert!(out.contains("would remove 1 snapshots"), "{out}");
@@ -222,9 +230,27 @@ fn forget_prune_marks_and_forget_prune_instant_delete_deletes() {
     assert_eq!(repo.snapshots().len(), 3);
     assert_eq!(repo.objects(Folder::Data), data_before);
     assert!(repo.objects(Folder::Marks).is_empty());
+    // With --json: forget's report, then prune's, one document per line.
+    let docs = repo
+        .run([
+            "--json",
+            "forget",
+            "-g",
+            "host",
+            "--keep-last",
+            "2",
+            "--prune",
+            "-n",
+        ])
+        .ok("forget --prune --dry-run --json")
+        .json_lines();
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    assert!(docs[0]["plan"]["groups"].is_array(), "{}", docs[0]);
+    assert_eq!(docs[1]["dry_run"], true);
+    assert!(docs[1]["plan"]["snapshots"].is_u64(), "{}", docs[1]);
 
     let forget = repo
-        .run(["forget", "--keep-last", "2", "--prune"])
+        .run(["forget", "-g", "host", "--keep-last", "2", "--prune"])
         .ok("forget --prune");
     let out = forget.out();
     assert!(
@@ -242,7 +268,15 @@ fn forget_prune_marks_and_forget_prune_instant_delete_deletes() {
 
     let bytes_before = folder_bytes(&repo, Folder::Data);
     let forget = repo
-        .run(["forget", "--keep-last", "1", "--prune", "--instant-delete"])
+        .run([
+            "forget",
+            "-g",
+            "host",
+            "--keep-last",
+            "1",
+            "--prune",
+            "--instant-delete",
+        ])
         .ok("forget --prune --instant-delete");
     let out = forget.out();
     // The packs of both forgotten snapshots go: the one marked before and
@@ -255,13 +289,20 @@ fn forget_prune_marks_and_forget_prune_instant_delete_deletes() {
 
     // Nothing forgotten: prune does not run.
     let none = repo
-        .run(["forget", "--keep-last", "1", "--prune"])
+        .run(["forget", "-g", "host", "--keep-last", "1", "--prune"])
         .ok("forget --prune, nothing to forget");
     assert!(none.out().contains("not running prune"), "{}", none.out());
 
     // --instant-delete belongs to --prune.
-    repo.run(["forget", "--keep-last", "1", "--instant-delete"])
-        .fails("--instant-delete without --prune", 2, &["--prune"]);
+    repo.run([
+        "forget",
+        "-g",
+        "host",
+        "--keep-last",
+        "1",
+        "--instant-delete",
+    ])
+    .fails("--instant-delete without --prune", 2, &["--prune"]);
 }
 
 #[test]
@@ -328,9 +369,11 @@ fn a_wrong_password_exits_12_and_bad_sizes_are_refused() {
             "1GiB",
             "--grace",
             "2h",
-            "--repack-small",
-            "--repack-uncompressed",
         ])
-        .ok("prune with every option");
+        .ok("prune with size and duration options");
     assert!(ok.out().contains("nothing to do"), "{}", ok.out());
+    repo.run(["prune", "--repack-small", "--repack-uncompressed"])
+        .ok("prune --repack-small --repack-uncompressed");
+    repo.run(["check", "--read-data"])
+        .ok("check --read-data after repacking");
 }

@@ -156,6 +156,10 @@ fn tally(count: u64, bytes_: u64) -> String {
     format!("{count} objects, {}", bytes(bytes_))
 }
 
+fn packs(t: Tally) -> String {
+    format!("{} packs, {}", t.count, bytes(t.bytes))
+}
+
 fn sum(objects: &[Unused]) -> Tally {
     Tally {
         count: objects.len() as u64,
@@ -171,8 +175,8 @@ fn print_plan(plan: &PrunePlan, opts: &PruneOptions) {
     let rows: Vec<(&str, String)> = vec![
         ("snapshots:", plan.snapshots.to_string()),
         ("used blobs:", plan.used_blobs.to_string()),
-        ("packs before:", tally(plan.before.count, plan.before.bytes)),
-        ("keep:", tally(plan.keep.count, plan.keep.bytes)),
+        ("packs before:", packs(plan.before)),
+        ("keep:", packs(plan.keep)),
         (
             "repack:",
             format!(

@@ -18,8 +18,7 @@ use crate::args::Global;
 use crate::output::{bytes, print_json};
 use crate::{exit, open, progress};
 
-/// The options a prune takes, shared by `prune` and `forget --prune`'s
-/// defaults.
+/// Options of `lifeboat prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Unused space allowed to stay in partly used packs: a percentage of

@@ -6,8 +6,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::args::Global;
 use crate::commands::{
-    backup, cat, check, completions, copy, diff, dump, forget, index, init, key, ls, man, repair,
-    restore, snapshots, stats,
+    backup, cat, check, completions, copy, diff, dump, forget, index, init, key, ls, man, prune,
+    repair, restore, snapshots, stats,
 };
 
 /// Lifeboat: deduplicating, encrypted backups of volumes, file trees and etcd.
@@ -47,6 +47,8 @@ pub enum Command {
     Dump(dump::DumpArgs),
     /// Remove snapshots by retention policy or by id (their data stays until prune).
     Forget(forget::ForgetArgs),
+    /// Delete the data no snapshot uses (safe while backups run: unused packs are marked first).
+    Prune(prune::PruneArgs),
     /// Verify the repository's structure, and with --read-data every byte.
     #[command(after_help = check::AFTER_HELP)]
     Check(check::CheckArgs),
@@ -78,6 +80,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Restore(a) => restore::run(g, a),
         Command::Dump(a) => dump::run(g, a),
         Command::Forget(a) => forget::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Repair(a) => repair::run(g, a),
         Command::Index(a) => index::run(g, a),

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lifeboat::{CheckProgress, IndexProgress, Progress};
+use lifeboat::{CheckProgress, IndexProgress, Progress, PruneProgress};
 use serde_json::json;
 
 use crate::args::Global;
@@ -224,6 +224,31 @@ pub fn index(
         move |_| {
             pb.set_length(progress.total.load(Ordering::Relaxed));
             pb.set_position(progress.done.load(Ordering::Relaxed));
+        },
+        move || done.finish_and_clear(),
+    )
+}
+
+/// Prune: snapshots walked, then packs repacked and objects deleted. Only
+/// on a terminal.
+pub fn prune(progress: Arc<PruneProgress>, g: &Global) -> Display {
+    if !terminal(g) {
+        return Display::hidden();
+    }
+    let pb = bar("[{elapsed_precise}] {prefix}: {msg}", None, "prune");
+    let done = pb.clone();
+    Display::spawn(
+        move |_| {
+            let p = &progress;
+            pb.set_message(format!(
+                "{}/{} snapshots, {} trees, {} packs repacked, {} objects deleted",
+                p.snapshots_done.load(Ordering::Relaxed),
+                p.snapshots_total.load(Ordering::Relaxed),
+                p.trees_done.load(Ordering::Relaxed),
+                p.packs_repacked.load(Ordering::Relaxed),
+                p.objects_deleted.load(Ordering::Relaxed)
+            ));
+            pb.tick();
         },
         move || done.finish_and_clear(),
     )

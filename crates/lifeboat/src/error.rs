@@ -33,6 +33,13 @@ pub enum Error {
     /// [`ForgetError`](crate::ForgetError).
     #[error(transparent)]
     Forget(lifeboat_prune::ForgetError),
+    /// `prune` could not run or stopped: another prune holds the lock
+    /// ([`PruneError::Locked`](crate::PruneError::Locked)), a snapshot is
+    /// unreadable, the index is incomplete, ...; see
+    /// [`PruneError`](crate::PruneError), whose `is_transient` says whether
+    /// a later run may succeed.
+    #[error(transparent)]
+    Prune(lifeboat_prune::PruneError),
     /// Index maintenance failed; see [`IndexError`](crate::IndexError).
     #[error(transparent)]
     Index(lifeboat_index::Error),
@@ -75,6 +82,17 @@ impl From<lifeboat_prune::ForgetError> for Error {
             // (wrong password, missing repository, ...) is what callers match.
             lifeboat_prune::ForgetError::Load(c) => (*c).into(),
             e => Error::Forget(e),
+        }
+    }
+}
+
+impl From<lifeboat_prune::PruneError> for Error {
+    fn from(e: lifeboat_prune::PruneError) -> Error {
+        match e {
+            // The engine's kinds (wrong password, interrupted, ...) are what
+            // callers match, as for the other operations.
+            lifeboat_prune::PruneError::Core(c) => c.into(),
+            e => Error::Prune(e),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! This crate is the library to embed: a [`Repository`] with typed options
 //! and typed reports for every operation (init and open, key slots, backup,
-//! restore, snapshots, diff and stats, copy, forget, check and repair, index
+//! restore, snapshots, diff and stats, copy, forget and prune, check and repair, index
 //! maintenance), and one [`Error`] to match on. It prints nothing, reads no
 //! terminal and never exits the process. The engine lives in
 //! `lifeboat-core`, retention in `lifeboat-prune`, verification in
@@ -119,6 +119,10 @@ pub use lifeboat_format::{
 pub use lifeboat_index::{
     CompactOptions, CompactReport, IndexProgress, RebuildOptions, RebuildReport, UnreadablePack,
 };
+pub use lifeboat_prune::gc::{
+    Clock as PruneClock, Executed, MaxUnused, PackUsage, PruneOptions, PrunePlan, PruneProgress,
+    PruneReport, Tally, Unused,
+};
 pub use lifeboat_prune::{
     DurationError, ForgetOptions, ForgetPlan, ForgetReport, GroupBy, GroupByError, GroupKey,
     GroupPlan, KeepCount, KeepCountError, KeepReason, KeepWithin, KeptSnapshot, PlannedSnapshot,
@@ -135,6 +139,7 @@ pub use lifeboat_check::Error as CheckError;
 pub use lifeboat_core::Error as RepositoryError;
 pub use lifeboat_index::Error as IndexError;
 pub use lifeboat_prune::ForgetError;
+pub use lifeboat_prune::PruneError;
 pub use lifeboat_store::Error as StoreError;
 
 /// What only the `lifeboat` program and Lifeboat's own tests need: raw

@@ -15,7 +15,9 @@ use lifeboat_format::{Config, Id, KdfParams, MasterKey, Node, Snapshot, Tree};
 use lifeboat_index::{
     CompactOptions, CompactReport, Index, IndexProgress, RebuildOptions, RebuildReport,
 };
-use lifeboat_prune::{ForgetOptions, ForgetPlan, ForgetReport};
+use lifeboat_prune::{
+    ForgetOptions, ForgetPlan, ForgetReport, PruneOptions, PruneProgress, PruneReport,
+};
 use lifeboat_store::Backend;
 
 use crate::error::{Error, Result};
@@ -288,7 +290,7 @@ impl Repository {
     /// let plan = repo.plan_forget(&keep_two, now)?;
     /// assert_eq!(plan.groups[0].keep[0].reasons, vec![KeepReason::Last]);
     /// assert_eq!(plan.groups[0].remove[0].time, "2026-01-01T03:00:00Z");
-    /// assert_eq!(repo.snapshots()?.len(), 3);
+    /// assert_eq!(repo.snapshots()?.items.len(), 3);
     ///
     /// let report = repo.forget(&keep_two, now)?;
     /// assert_eq!(report.deleted, plan.to_forget());
@@ -305,6 +307,53 @@ impl Repository {
     pub fn plan_forget(&self, opts: &ForgetOptions, now: jiff::Timestamp) -> Result<ForgetPlan> {
         let snapshots = self.inner.snapshots()?.items;
         Ok(lifeboat_prune::plan_forget(&snapshots, opts, now)?)
+    }
+
+    /// Garbage-collect the packs no snapshot uses, safely while other
+    /// clients back up: lock, plan, and unless `opts.dry_run` carry the plan
+    /// out. Unused packs are first marked and deleted by a later prune once
+    /// `opts.grace` has passed (or at once with `opts.instant_delete`, only
+    /// when no backup runs); partly used packs are repacked per
+    /// `opts.max_unused`. See docs/prune.md.
+    ///
+    /// ```
+    /// use lifeboat::{
+    ///     BackupOptions, BackupSource, ForgetOptions, InitOptions, KeepCount, Progress,
+    ///     PruneOptions, PruneProgress, Repository, RetentionPolicy,
+    /// };
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let work = tempfile::tempdir()?;
+    /// let source = work.path().join("photos");
+    /// std::fs::create_dir(&source)?;
+    /// let backend = lifeboat::open_location(work.path().join("repo").to_str().unwrap(), true)?;
+    /// let mut opts = InitOptions::default();
+    /// opts.kdf = lifeboat::KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+    /// let repo = Repository::init(backend, b"correct horse", &opts)?;
+    /// // Two backups of different data.
+    /// for (i, text) in ["first version", "second, longer version"].iter().enumerate() {
+    ///     std::fs::write(source.join("hello.txt"), text.repeat(1000 + i))?;
+    ///     repo.backup(BackupSource::Paths(vec![source.clone()]), &BackupOptions::default(), &Progress::default())?;
+    /// }
+    /// let keep_one = ForgetOptions {
+    ///     policy: RetentionPolicy { keep_last: Some(KeepCount::Newest(1)), ..Default::default() },
+    ///     ..Default::default()
+    /// };
+    /// repo.forget(&keep_one, lifeboat::jiff::Timestamp::now())?;
+    ///
+    /// // By default the first snapshot's packs are only marked ...
+    /// let report = repo.prune(&PruneOptions::default(), &PruneProgress::default())?;
+    /// assert!(!report.plan.mark.is_empty());
+    /// assert!(report.plan.delete.is_empty());
+    /// // ... and with instant_delete (no backup running) deleted at once.
+    /// let now = PruneOptions { instant_delete: true, ..Default::default() };
+    /// let report = repo.prune(&now, &PruneProgress::default())?;
+    /// assert!(report.plan.bytes_deleted_now() > 0);
+    /// assert_eq!(report.executed.map(|e| e.bytes_deleted), Some(report.plan.bytes_deleted_now()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prune(&self, opts: &PruneOptions, progress: &PruneProgress) -> Result<PruneReport> {
+        Ok(lifeboat_prune::prune(&self.inner, opts, progress)?)
     }
 
     /// Verify the repository's structure, and with `opts.read_data` every

@@ -10,6 +10,7 @@ use lifeboat::{
 };
 
 use crate::args::{Global, SnapshotFilterArgs};
+use crate::commands::prune;
 use crate::output::print_json;
 use crate::{exit, open};
 
@@ -67,6 +68,14 @@ pub struct ForgetArgs {
     /// Print what would be forgotten; delete nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Then run `prune` with its default options (after a dry run: print
+    /// its plan only).
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: delete unused packs at once instead of marking them;
+    /// only when no backup runs against the repository.
+    #[arg(long, requires = "prune")]
+    pub instant_delete: bool,
 }
 
 impl ForgetArgs {
@@ -137,7 +146,36 @@ pub fn run(g: &Global, a: &ForgetArgs) -> Result<u8> {
     } else if !g.quiet {
         print_text(&report);
     }
-    Ok(exit::OK)
+    if !a.prune {
+        return Ok(exit::OK);
+    }
+    // As restic: prune only when snapshots went (or, dry, would go).
+    let removed = if a.dry_run {
+        report.plan.to_forget().len()
+    } else {
+        report.deleted.len()
+    };
+    if removed == 0 {
+        if !g.json && !g.quiet {
+            println!("no snapshots removed, not running prune");
+        }
+        return Ok(exit::OK);
+    }
+    if !g.json && !g.quiet {
+        println!();
+        if a.dry_run {
+            // The prune library cannot leave snapshots out of its walk, so
+            // the dry plan counts the snapshots listed above as used.
+            println!(
+                "prune plan (dry run) of the repository as it is now, \
+                 with the snapshots above still in it:"
+            );
+        } else {
+            println!("pruning:");
+        }
+    }
+    let opts = prune::default_options(a.instant_delete, a.dry_run);
+    prune::prune_and_print(g, &repo, &opts)
 }
 
 /// restic's group header: `snapshots for (host [h], paths [/a, /b]):`.

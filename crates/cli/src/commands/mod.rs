@@ -13,6 +13,7 @@ pub mod init;
 pub mod key;
 pub mod ls;
 pub mod man;
+pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod snapshots;

@@ -138,7 +138,7 @@ fn a_damaged_snapshot_costs_only_itself() {
         warnings[0]["object"]
             .as_str()
             .unwrap()
-            .starts_with("snapshots/")
+            .starts_with(&Folder::Snapshots.prefix())
     );
     assert!(
         warnings[0]["message"]

@@ -126,7 +126,7 @@ mod tests {
             created: 1_700_000_000,
             supersedes: vec![Id([7; 32])],
             objects: vec![MarkedObject {
-                path: "data/aa/aa".into(),
+                path: crate::layout::object_path(crate::layout::Folder::Data, &Id([0xaa; 32])),
                 size: 42,
                 marked: 1_699_999_000,
                 delete_after: 1_700_085_400,

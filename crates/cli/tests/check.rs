@@ -47,20 +47,6 @@ const VARIANTS: &[&str] = &[
     "damaged_snapshot",
 ];
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-            fs::set_permissions(&dst, fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
-}
-
 /// Every file under `dir` with its bytes, by path relative to `dir`.
 fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();

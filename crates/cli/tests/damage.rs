@@ -8,10 +8,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Output, base_cmd, run};
+use common::{Output, base_cmd, copy_dir, run};
 use lifeboat_format::layout::Folder;
 
 fn golden() -> PathBuf {
@@ -65,20 +64,6 @@ impl Repo {
         assert!(!want.is_empty());
         assert_eq!(got, want, "restore of {spec} differs from source/{tag}");
         o
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-            fs::set_permissions(&dst, fs::Permissions::from_mode(0o644)).unwrap();
-        }
     }
 }
 

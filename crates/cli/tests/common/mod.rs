@@ -10,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -659,4 +659,20 @@ pub fn run_with_stdin(cmd: &mut Command, mut input: impl Read + Send + 'static) 
         )
     });
     (out, written)
+}
+
+/// Copy the tree `from` to `to` (a golden repository into a scratch
+/// directory), every file writable, so tests can damage the copy.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), &dst).unwrap();
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
 }

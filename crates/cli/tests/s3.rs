@@ -101,7 +101,7 @@ fn store_cache_objects(root: &Path) -> Vec<String> {
 /// error and no snapshot; a rerun then completes, `check --read-data` is
 /// clean, and the earlier snapshot is still there and restores.
 #[test]
-fn a_node_killed_mid_backup_leaves_a_consistent_repository() {
+fn s3_a_node_killed_mid_backup_leaves_a_consistent_repository() {
     let c = own_cluster();
     let r = S3Repo::new(&c, "kill");
     let first = r.scratch("first");
@@ -180,7 +180,7 @@ fn a_node_killed_mid_backup_leaves_a_consistent_repository() {
 }
 
 #[test]
-fn transient_faults_are_retried_and_the_backup_completes() {
+fn s3_transient_faults_are_retried_and_the_backup_completes() {
     let c = cluster();
     // Small packs: more requests to fail.
     let r = S3Repo::with_init_args(&c, "transient", &["--pack-size", "1"]);
@@ -216,7 +216,7 @@ fn transient_faults_are_retried_and_the_backup_completes() {
 }
 
 #[test]
-fn a_permanent_error_fails_fast_with_a_clear_message() {
+fn s3_a_permanent_error_fails_fast_with_a_clear_message() {
     let c = cluster();
     let r = S3Repo::new(&c, "permanent");
     let src = r.scratch("src");
@@ -252,7 +252,7 @@ fn a_permanent_error_fails_fast_with_a_clear_message() {
 }
 
 #[test]
-fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
+fn s3_the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
     let c = cluster();
     let r = S3Repo::new(&c, "cache");
     let src = r.scratch("src");
@@ -319,7 +319,7 @@ fn the_cache_saves_requests_and_a_corrupt_entry_is_refetched() {
 }
 
 #[test]
-fn secrets_never_appear_in_any_output() {
+fn s3_secrets_never_appear_in_any_output() {
     let c = cluster();
     let secret = c.var("AWS_SECRET_ACCESS_KEY").to_string();
     let key_id = c.var("AWS_ACCESS_KEY_ID").to_string();
@@ -383,7 +383,7 @@ fn secrets_never_appear_in_any_output() {
 }
 
 #[test]
-fn unreadable_locations_fail_clearly() {
+fn s3_unreadable_locations_fail_clearly() {
     let c = cluster();
     // A bucket that does not exist.
     let mut cmd = s3_common::s3_cmd(&c);

@@ -33,7 +33,7 @@ fn open(c: &GarageCluster, url: &str, opts: OpenOptions) -> Arc<dyn Backend> {
 }
 
 #[test]
-fn garage_keeps_the_storage_contract() {
+fn s3_garage_keeps_the_storage_contract() {
     let c = cluster();
     let b = open(&c, &c.unique_url("conformance"), OpenOptions::default());
     assert!(b.location().starts_with("s3://lifeboat-test/conformance-"));
@@ -46,7 +46,7 @@ fn garage_keeps_the_storage_contract() {
 }
 
 #[test]
-fn listing_is_paginated_not_per_object() {
+fn s3_listing_is_paginated_not_per_object() {
     let c = own_cluster();
     let url = c.unique_url("listing");
     let counted = {
@@ -84,7 +84,7 @@ fn listing_is_paginated_not_per_object() {
 }
 
 #[test]
-fn large_objects_go_up_in_parts() {
+fn s3_large_objects_go_up_in_parts() {
     let c = own_cluster();
     let b = open(&c, &c.unique_url("multipart"), OpenOptions::default());
     let data = t::pattern(9, 70 << 20);
@@ -107,7 +107,7 @@ fn large_objects_go_up_in_parts() {
 }
 
 #[test]
-fn reads_in_order_share_one_request() {
+fn s3_reads_in_order_share_one_request() {
     let c = own_cluster();
     let b = open(&c, &c.unique_url("readahead"), OpenOptions::default());
     let data = t::pattern(3, 10 << 20);
@@ -150,7 +150,7 @@ fn reads_in_order_share_one_request() {
 }
 
 #[test]
-fn wrong_credentials_fail_fast_without_retries_and_without_the_secret() {
+fn s3_wrong_credentials_fail_fast_without_retries_and_without_the_secret() {
     let c = cluster();
     let mut o = OpenOptions::default();
     o.faults = Some(FaultConfig::default());
@@ -178,7 +178,7 @@ fn wrong_credentials_fail_fast_without_retries_and_without_the_secret() {
 }
 
 #[test]
-fn an_unreachable_endpoint_is_transient_and_retried() {
+fn s3_an_unreachable_endpoint_is_transient_and_retried() {
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -205,7 +205,7 @@ fn an_unreachable_endpoint_is_transient_and_retried() {
 }
 
 #[test]
-fn transient_faults_over_s3_are_retried() {
+fn s3_transient_faults_over_s3_are_retried() {
     let c = cluster();
     let url = c.unique_url("faults");
     let plain = open(&c, &url, OpenOptions::default());

@@ -27,7 +27,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use lifeboat_format::layout::{self, Folder};
-use lifeboat_format::{BlobFlags, BlobType, Id, IndexPack, IndexSegment, MasterKey};
+use lifeboat_format::{BlobFlags, BlobType, Id, IndexEntry, IndexPack, IndexSegment, MasterKey};
 use lifeboat_store::Backend;
 use zeroize::Zeroizing;
 
@@ -198,14 +198,9 @@ impl Recovered {
     fn add(&mut self, p: &IndexPack) {
         self.packs.insert(p.id, p.size);
         for b in &p.blobs {
-            self.blobs.entry(b.id).or_insert(BlobLocation {
-                pack: p.id,
-                blob_type: p.blob_type,
-                flags: b.flags,
-                offset: b.offset,
-                stored_len: b.stored_len,
-                raw_len: b.raw_len,
-            });
+            self.blobs
+                .entry(b.id)
+                .or_insert(BlobLocation::in_pack(p, b));
         }
     }
 }
@@ -232,6 +227,20 @@ pub struct BlobLocation {
     pub stored_len: u32,
     /// Plaintext length.
     pub raw_len: u32,
+}
+
+impl BlobLocation {
+    /// Where entry `b` of pack `p` is.
+    pub fn in_pack(p: &IndexPack, b: &IndexEntry) -> BlobLocation {
+        BlobLocation {
+            pack: p.id,
+            blob_type: p.blob_type,
+            flags: b.flags,
+            offset: b.offset,
+            stored_len: b.stored_len,
+            raw_len: b.raw_len,
+        }
+    }
 }
 
 /// Encrypt and store a segment; returns its id.
@@ -613,14 +622,7 @@ impl Index {
             self.delta_packs.insert(p.id, p.size);
         }
         for b in &p.blobs {
-            let loc = BlobLocation {
-                pack: p.id,
-                blob_type: p.blob_type,
-                flags: b.flags,
-                offset: b.offset,
-                stored_len: b.stored_len,
-                raw_len: b.raw_len,
-            };
+            let loc = BlobLocation::in_pack(p, b);
             match self.get_loaded(&b.id) {
                 Some(old) if old != loc => self.delta_duplicates += 1,
                 Some(_) => {}

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/setup.sh
+
 case "${DEMO_PROFILE:-release}" in
 release)
     echo "==> building lifeboat (release)"

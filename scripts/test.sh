@@ -3,25 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need cargo-nextest; then
-    echo "==> installing cargo-nextest"
-    cargo install cargo-nextest --locked
-fi
-# setpriv (util-linux) lets the unreadable-file test run as an unprivileged user.
-if ! need setpriv && need apt-get; then
-    apt-get install -y -q util-linux >/dev/null || true
-fi
-
-# mkfs.ext4 (e2fsprogs) makes the filesystem image of the sparse-restore test.
-if ! need mkfs.ext4 && need apt-get; then
-    apt-get install -y -q e2fsprogs >/dev/null || true
-fi
-
-# strace traces a backup's system calls in the durable-writes test.
-if ! need strace && need apt-get; then
-    apt-get install -y -q strace >/dev/null || true
-fi
+bash scripts/setup.sh
 
 # The S3 tests run against a 3-node Garage cluster (scripts/garage.sh): install
 # Garage when missing (cargo install, several minutes; kept in ~/.cargo/bin),

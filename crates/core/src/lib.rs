@@ -49,13 +49,18 @@ mod progress;
 mod prune_guard;
 mod repo;
 mod restore;
+mod restore_block;
 mod restore_plan;
 mod restore_target;
 mod saver;
 mod stats;
 mod tree_walk;
 
-pub use backup::{BackupOptions, BackupReport, BackupSource};
+pub use backup::{
+    BackupOptions, BackupReport, BackupSource, BlockChunking, ByteRange, DEFAULT_BLOCK_CHUNKING,
+    MAX_FIXED_CHUNK, META_CHANGED_RANGES, META_CHUNKING, META_SIZE, MIN_FIXED_CHUNK,
+    parse_changed_ranges,
+};
 pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};
 pub use damage::{Listing, SnapshotList, Warning, WarningKind};
 pub use diff::{Change, DiffEntry};
@@ -67,6 +72,7 @@ pub use filter::{PathFilter, SnapshotFilter};
 pub use progress::Progress;
 pub use repo::{InitOptions, KeyInfo, Repository};
 pub use restore::{RestoreOptions, RestoreReport};
+pub use restore_block::{BlockRestoreOptions, BlockRestoreReport};
 pub use restore_target::{Overwrite, RESTORE_TEMP_PREFIX};
 pub use stats::Stats;
 

@@ -108,9 +108,11 @@ pub use lifeboat_check::{
     RepairOptions, RepairReport, RepairedSnapshot, Resume, Severity, Subset, Verdict,
 };
 pub use lifeboat_core::{
-    BackupOptions, BackupReport, BackupSource, Change, CopyReport, DiffEntry, EntryError,
-    InitOptions, KeyInfo, Listing, Overwrite, Progress, RestoreOptions, RestoreReport,
-    SnapshotFilter, SnapshotList, Stats, Warning, WarningKind,
+    BackupOptions, BackupReport, BackupSource, BlockChunking, BlockRestoreOptions,
+    BlockRestoreReport, ByteRange, Change, CopyReport, DEFAULT_BLOCK_CHUNKING, DiffEntry,
+    EntryError, InitOptions, KeyInfo, Listing, MAX_FIXED_CHUNK, META_CHANGED_RANGES,
+    META_CHUNKING, META_SIZE, MIN_FIXED_CHUNK, Overwrite, Progress, RestoreOptions, RestoreReport,
+    SnapshotFilter, SnapshotList, Stats, Warning, WarningKind, parse_changed_ranges,
 };
 pub use lifeboat_format::{
     Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp, Tree,

@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLockReadGuard};
 use lifeboat_check::{CheckOptions, CheckProgress, CheckReport, RepairOptions, RepairReport};
 use lifeboat_core::internals::RepositoryInternals;
 use lifeboat_core::{
-    BackupOptions, BackupReport, BackupSource, CopyReport, DiffEntry, InitOptions, KeyInfo,
-    Listing, Progress, RestoreOptions, RestoreReport, SnapshotFilter, SnapshotList, Stats, Warning,
+    BackupOptions, BackupReport, BackupSource, BlockRestoreOptions, BlockRestoreReport,
+    CopyReport, DiffEntry, InitOptions, KeyInfo, Listing, Progress, RestoreOptions, RestoreReport, SnapshotFilter, SnapshotList, Stats, Warning,
 };
 use lifeboat_format::{Config, Id, KdfParams, MasterKey, Node, Snapshot, Tree};
 use lifeboat_index::{
@@ -155,6 +155,19 @@ impl Repository {
         progress: &Progress,
     ) -> Result<RestoreReport> {
         Ok(self.inner.restore(snapshot, opts, progress)?)
+    }
+
+    /// Restore a block snapshot (or any whose root holds one regular file)
+    /// onto a block device or into a file, `opts.target`. A new file stays
+    /// sparse; on a device or a file with content, what must be zero is
+    /// zeroed or discarded. Fails on the first damaged blob, naming it.
+    pub fn restore_block(
+        &self,
+        snapshot: &Snapshot,
+        opts: &BlockRestoreOptions,
+        progress: &Progress,
+    ) -> Result<BlockRestoreReport> {
+        Ok(self.inner.restore_block(snapshot, opts, progress)?)
     }
 
     /// Every readable snapshot, with its id, and the objects skipped as

@@ -91,7 +91,7 @@ impl ContentSaver<'_, '_> {
 /// The data extents `[start, end)` of a file of `len` bytes, merging
 /// those separated by holes shorter than [`MIN_HOLE`]. A file system
 /// without SEEK_DATA support yields one extent: the whole file.
-fn data_extents(f: &fs::File, len: u64) -> Vec<(u64, u64)> {
+pub(super) fn data_extents(f: &fs::File, len: u64) -> Vec<(u64, u64)> {
     use nix::unistd::{Whence, lseek};
     let whole = vec![(0, len)];
     let mut out: Vec<(u64, u64)> = Vec::new();

@@ -5,9 +5,11 @@
 //! - `source_roots`: the paths given, as one tree;
 //! - `parent`: the parent snapshot, and which files are unchanged since;
 //! - `file_reader`, `stream_reader`: reading content, on a `content_saver`;
+//! - `block_reader`: block devices and raw images, with changed ranges;
 //! - `budget`: the cap on content bytes in memory.
 
 mod archiver;
+mod block_reader;
 mod budget;
 mod content_saver;
 mod file_reader;
@@ -37,6 +39,11 @@ use content_saver::ContentSaver;
 use source_roots::{absolute_clean, insert_path};
 use stream_reader::BATCH_BYTES;
 
+pub use block_reader::{
+    BlockChunking, ByteRange, DEFAULT_BLOCK_CHUNKING, MAX_FIXED_CHUNK, META_CHANGED_RANGES,
+    META_CHUNKING, META_SIZE, MIN_FIXED_CHUNK, parse_changed_ranges,
+};
+
 /// What to back up.
 pub enum BackupSource<'a> {
     /// Files and directories, recursively.
@@ -47,6 +54,19 @@ pub enum BackupSource<'a> {
         filename: String,
         /// The stream.
         reader: &'a mut (dyn Read + Send),
+    },
+    /// A block device or raw image file, stored as one file named after
+    /// it, with its size and chunking in the snapshot's `source_meta`.
+    Block {
+        /// The device or image.
+        path: PathBuf,
+        /// How to cut it into chunks.
+        chunking: BlockChunking,
+        /// Only these ranges changed since the parent snapshot (which
+        /// [`BackupOptions::parent`] names, or the latest block snapshot
+        /// of the same host and path): only they are read. Needs
+        /// [`BlockChunking::Fixed`] with the parent's chunk size.
+        changed_ranges: Option<Vec<ByteRange>>,
     },
 }
 
@@ -155,6 +175,7 @@ impl Repository {
             bytes_total: AtomicU64::new(0),
         };
         let mut parent_id = None;
+        let mut source_meta = BTreeMap::new();
 
         let archived = saver.drive(rx, || -> Result<(Id, Vec<String>, SourceKind)> {
             let (tree, paths, kind) = match source {
@@ -244,6 +265,18 @@ impl Repository {
                     })?;
                     (tree, vec![format!("/{filename}")], SourceKind::Stdin)
                 }
+                BackupSource::Block {
+                    path,
+                    chunking,
+                    changed_ranges,
+                } => {
+                    let b = pool.install(|| {
+                        archiver.block(opts, &path, chunking, changed_ranges.as_deref())
+                    })?;
+                    parent_id = b.parent;
+                    source_meta = b.meta;
+                    (b.tree, b.paths, SourceKind::Block)
+                }
             };
             archiver.content.check_stop()?;
             Ok((tree, paths, kind))
@@ -283,7 +316,7 @@ impl Repository {
             username: username(),
             tags: opts.tags.clone(),
             source: kind,
-            source_meta: Default::default(),
+            source_meta,
             parent: parent_id,
             excludes: opts.excludes.clone(),
             incomplete: errors

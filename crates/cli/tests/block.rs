@@ -175,11 +175,11 @@ fn block_ext4_image_round_trips_sparse_and_fsck_clean() {
     let s = block_backup(&t, &img, &[]);
     assert_eq!(s["source"], "block");
     assert_eq!(s["device_size"].as_u64().unwrap(), 2 << 30);
-    assert_eq!(s["chunking"], "fixed:4194304");
+    assert_eq!(s["chunking"], "fixed:1048576");
     assert_eq!(s["bytes_total"].as_u64().unwrap(), 2 << 30);
     let read = s["bytes_read"].as_u64().unwrap();
     // Holes are skipped without reading: what is read is what is
-    // allocated, rounded out to 4 MiB chunks (plus merged small holes).
+    // allocated, rounded out to 1 MiB chunks (plus merged small holes).
     assert!(
         read <= original + original / 2 + 64 * MIB,
         "{read} bytes read for an image with {original} bytes allocated"
@@ -187,7 +187,7 @@ fn block_ext4_image_round_trips_sparse_and_fsck_clean() {
     let snaps = t.snapshots();
     let meta = &snaps[0]["source_meta"];
     assert_eq!(meta["block.size"], "2147483648", "{}", snaps[0]);
-    assert_eq!(meta["block.chunking"], "fixed:4194304");
+    assert_eq!(meta["block.chunking"], "fixed:1048576");
 
     let target = t.scratch("restore").join("restored.img");
     let r = block_restore(&t, "latest", &target);
@@ -200,9 +200,10 @@ fn block_ext4_image_round_trips_sparse_and_fsck_clean() {
     eprintln!(
         "2 GiB image: {original} bytes allocated, {read} read by backup, {after} allocated after restore"
     );
-    // Only data is written: holes and zero chunks stay holes.
+    // Only data is written: holes and zero chunks stay holes (the slack
+    // is the file system's own blocks for the file's extent tree).
     assert!(
-        after <= read && after < 400 * MIB,
+        after <= read + (1 << 20) && after < 400 * MIB,
         "restored image takes {after} bytes on disk ({read} were read)"
     );
     fsck_clean(&target);

@@ -30,8 +30,8 @@ pub struct BackupArgs {
     /// chunking are recorded; holes and zero chunks are not stored).
     #[arg(long, value_name = "PATH", conflicts_with = "stdin")]
     block: Option<PathBuf>,
-    /// Chunking of a --block backup: cdc, or fixed:SIZE (e.g. fixed:4MiB,
-    /// the default).
+    /// Chunking of a --block backup: cdc, or fixed:SIZE (e.g. fixed:4MiB;
+    /// default fixed:1MiB).
     #[arg(long, value_name = "CHUNKER", requires = "block",
           value_parser = |s: &str| s.parse::<BlockChunking>())]
     chunker: Option<BlockChunking>,

@@ -52,7 +52,10 @@ fn copy_real_files(to: &Path, budget: u64) -> u64 {
             }
         }
     }
-    assert!(copied > budget / 2, "only {copied} bytes of real files found");
+    assert!(
+        copied > budget / 2,
+        "only {copied} bytes of real files found"
+    );
     copied
 }
 
@@ -112,9 +115,15 @@ fn block_restore(t: &TestRepo, snapshot: &str, target: &Path) -> serde_json::Val
 
 /// The content list of the one file of a snapshot (`cat tree`).
 fn content_list(t: &TestRepo, snapshot: &str) -> serde_json::Value {
-    let snap = t.run(["--json", "cat", "snapshot", snapshot]).ok("cat snapshot").json();
+    let snap = t
+        .run(["--json", "cat", "snapshot", snapshot])
+        .ok("cat snapshot")
+        .json();
     let tree = snap["tree"].as_str().unwrap().to_string();
-    let tree = t.run(["--json", "cat", "tree", &tree]).ok("cat tree").json();
+    let tree = t
+        .run(["--json", "cat", "tree", &tree])
+        .ok("cat tree")
+        .json();
     let nodes = tree["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 1, "a block snapshot holds one file: {tree}");
     nodes[0]["content"].clone()
@@ -266,7 +275,10 @@ fn block_changed_ranges_match_a_full_read() {
         .iter()
         .map(|r| r["size_bytes"].as_u64().unwrap() + 2 * MIB)
         .sum();
-    assert!(read <= bound, "incremental read {read} bytes, bound {bound}");
+    assert!(
+        read <= bound,
+        "incremental read {read} bytes, bound {bound}"
+    );
     assert!(read < 128 * MIB, "incremental read {read} bytes");
 
     // A full read of the same image gives the same content list.
@@ -309,8 +321,10 @@ fn block_restore_onto_a_file_with_content_zeroes_what_must_be_zero() {
     let img = t.scratch("images").join("small.img");
     let f = fs::File::create(&img).unwrap();
     f.set_len(24 * MIB).unwrap();
-    f.write_all_at(&random_bytes(1, 3 * MIB as usize), 0).unwrap();
-    f.write_all_at(&vec![0u8; 4 * MIB as usize], 8 * MIB).unwrap();
+    f.write_all_at(&random_bytes(1, 3 * MIB as usize), 0)
+        .unwrap();
+    f.write_all_at(&vec![0u8; 4 * MIB as usize], 8 * MIB)
+        .unwrap();
     f.write_all_at(&random_bytes(2, MIB as usize + 17), 16 * MIB - 5)
         .unwrap();
     drop(f);
@@ -329,7 +343,13 @@ fn block_restore_onto_a_file_with_content_zeroes_what_must_be_zero() {
 
     // A stdin snapshot is one file too, and restores the same way.
     let mut c = t.cmd();
-    c.args(["--json", "backup", "--stdin", "--stdin-filename", "small.img"]);
+    c.args([
+        "--json",
+        "backup",
+        "--stdin",
+        "--stdin-filename",
+        "small.img",
+    ]);
     let (o, _) = run_with_stdin(&mut c, fs::File::open(&img).unwrap());
     let id = o.ok("backup --stdin").summary()["snapshot_id"]
         .as_str()
@@ -350,7 +370,11 @@ fn block_restore_onto_a_file_with_content_zeroes_what_must_be_zero() {
     let mut c = t.cmd();
     c.args(["restore", "--block", &id, "--target"])
         .arg(t.scratch("targets").join("nope"));
-    run(&mut c).fails("restore --block of a directory", 1, &["not a block snapshot"]);
+    run(&mut c).fails(
+        "restore --block of a directory",
+        1,
+        &["not a block snapshot"],
+    );
 }
 
 #[test]
@@ -425,6 +449,9 @@ fn block_bad_changed_ranges_are_refused() {
     block_restore(&t, "latest", &target);
     assert_same(&img, &target);
     let mut buf = Vec::new();
-    fs::File::open(&target).unwrap().read_to_end(&mut buf).unwrap();
+    fs::File::open(&target)
+        .unwrap()
+        .read_to_end(&mut buf)
+        .unwrap();
     assert_eq!(buf.len() as u64, 8 * MIB);
 }

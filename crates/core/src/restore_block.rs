@@ -127,7 +127,9 @@ impl Repository {
         let mut pos = 0u64;
         for p in &node.content {
             match p {
-                ContentPart::Blob { id, len } => at.entry(*id).or_insert((*len, Vec::new())).1.push(pos),
+                ContentPart::Blob { id, len } => {
+                    at.entry(*id).or_insert((*len, Vec::new())).1.push(pos)
+                }
                 ContentPart::Hole { len } => holes.push((pos, *len)),
             }
             pos += p.len();

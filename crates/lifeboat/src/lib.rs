@@ -110,9 +110,9 @@ pub use lifeboat_check::{
 pub use lifeboat_core::{
     BackupOptions, BackupReport, BackupSource, BlockChunking, BlockRestoreOptions,
     BlockRestoreReport, ByteRange, Change, CopyReport, DEFAULT_BLOCK_CHUNKING, DiffEntry,
-    EntryError, InitOptions, KeyInfo, Listing, MAX_FIXED_CHUNK, META_CHANGED_RANGES,
-    META_CHUNKING, META_SIZE, MIN_FIXED_CHUNK, Overwrite, Progress, RestoreOptions, RestoreReport,
-    SnapshotFilter, SnapshotList, Stats, Warning, WarningKind, parse_changed_ranges,
+    EntryError, InitOptions, KeyInfo, Listing, MAX_FIXED_CHUNK, META_CHANGED_RANGES, META_CHUNKING,
+    META_SIZE, MIN_FIXED_CHUNK, Overwrite, Progress, RestoreOptions, RestoreReport, SnapshotFilter,
+    SnapshotList, Stats, Warning, WarningKind, parse_changed_ranges,
 };
 pub use lifeboat_format::{
     Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp, Tree,

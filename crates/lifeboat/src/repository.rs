@@ -8,8 +8,9 @@ use std::sync::{Arc, RwLockReadGuard};
 use lifeboat_check::{CheckOptions, CheckProgress, CheckReport, RepairOptions, RepairReport};
 use lifeboat_core::internals::RepositoryInternals;
 use lifeboat_core::{
-    BackupOptions, BackupReport, BackupSource, BlockRestoreOptions, BlockRestoreReport,
-    CopyReport, DiffEntry, InitOptions, KeyInfo, Listing, Progress, RestoreOptions, RestoreReport, SnapshotFilter, SnapshotList, Stats, Warning,
+    BackupOptions, BackupReport, BackupSource, BlockRestoreOptions, BlockRestoreReport, CopyReport,
+    DiffEntry, InitOptions, KeyInfo, Listing, Progress, RestoreOptions, RestoreReport,
+    SnapshotFilter, SnapshotList, Stats, Warning,
 };
 use lifeboat_format::{Config, Id, KdfParams, MasterKey, Node, Snapshot, Tree};
 use lifeboat_index::{

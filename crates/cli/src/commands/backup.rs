@@ -191,7 +191,10 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
             meta_u64(&report.snapshot.source_meta, META_SIZE),
             report.snapshot.source_meta.get(META_CHUNKING),
         ) {
-            println!("Block device: {} ({size} bytes), chunking {chunking}", bytes(size));
+            println!(
+                "Block device: {} ({size} bytes), chunking {chunking}",
+                bytes(size)
+            );
         }
         println!("snapshot {} saved", report.id.short());
     }

@@ -122,10 +122,12 @@ fn run_block(
     display.finish();
     let report = res?;
     if g.json {
-        print_json(&json!({"message_type": "summary", "snapshot_id": id.to_hex(),
+        print_json(
+            &json!({"message_type": "summary", "snapshot_id": id.to_hex(),
             "target": a.target.display().to_string(), "size": report.size,
             "bytes_written": report.bytes_written, "bytes_zeroed": report.bytes_zeroed,
-            "device": report.device, "fresh": report.fresh}));
+            "device": report.device, "fresh": report.fresh}),
+        );
     } else if !g.quiet {
         println!(
             "restored block snapshot {} to {}: {} image, {} written, {} zeroed",

@@ -17,11 +17,11 @@ use std::sync::atomic::Ordering;
 use lifeboat_format::{ContentPart, Id, Node, NodeKind, SourceKind, Timestamp};
 use rayon::prelude::*;
 
+use super::BackupOptions;
 use super::archiver::Archiver;
 use super::content_saver::ContentSaver;
 use super::file_reader::data_extents;
 use super::source_roots::absolute_clean;
-use super::BackupOptions;
 use crate::repo::RepositoryInternals as _;
 use crate::repo::hostname;
 use crate::{Error, Repository, Result};
@@ -105,7 +105,9 @@ impl FromStr for BlockChunking {
             return Ok(BlockChunking::Cdc);
         }
         let size = s.strip_prefix("fixed:").ok_or_else(bad)?.trim();
-        let digits = size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len());
+        let digits = size
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(size.len());
         let (num, unit) = size.split_at(digits);
         let num: u64 = num.parse().map_err(|_| bad())?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -199,7 +201,10 @@ fn round_out(ranges: &[ByteRange], chunk: u64, size: u64) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for r in ranges {
         let a = r.offset / chunk * chunk;
-        let b = (r.offset + r.length).div_ceil(chunk).saturating_mul(chunk).min(size);
+        let b = (r.offset + r.length)
+            .div_ceil(chunk)
+            .saturating_mul(chunk)
+            .min(size);
         push_interval(&mut out, a, b);
     }
     out
@@ -229,7 +234,8 @@ fn union(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
 
 /// Append a part, merging neighbouring holes.
 fn push_part(parts: &mut Vec<ContentPart>, p: ContentPart) {
-    if let (Some(ContentPart::Hole { len }), ContentPart::Hole { len: more }) = (parts.last_mut(), &p)
+    if let (Some(ContentPart::Hole { len }), ContentPart::Hole { len: more }) =
+        (parts.last_mut(), &p)
     {
         *len += more;
         return;
@@ -280,12 +286,9 @@ impl<'p> PartCursor<'p> {
             }
             let cut_end = end.min(to);
             match p {
-                ContentPart::Hole { .. } => push_part(
-                    out,
-                    ContentPart::Hole {
-                        len: cut_end - pos,
-                    },
-                ),
+                ContentPart::Hole { .. } => {
+                    push_part(out, ContentPart::Hole { len: cut_end - pos })
+                }
                 ContentPart::Blob { .. } if self.start == pos && end == cut_end => {
                     push_part(out, p.clone())
                 }
@@ -451,9 +454,7 @@ fn block_parent(
         .source_meta
         .get(META_SIZE)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            parent_misfit(format!("snapshot {} records no device size", id.short()))
-        })?;
+        .ok_or_else(|| parent_misfit(format!("snapshot {} records no device size", id.short())))?;
     let tree = repo.load_tree(&snap.tree)?;
     let node = match tree.nodes.as_slice() {
         [n] if n.kind == NodeKind::File => n,
@@ -579,9 +580,10 @@ impl Archiver<'_, '_> {
                         reread = union(&reread, &extra);
                         let mut fresh = Vec::with_capacity(reread.len());
                         for &span in &reread {
-                            fresh.push(self.content.fixed_content(
-                                &f, &abs, span, chunk, &extents, &mut buf,
-                            )?);
+                            fresh.push(
+                                self.content
+                                    .fixed_content(&f, &abs, span, chunk, &extents, &mut buf)?,
+                            );
                         }
                         let reused: u64 = size - reread.iter().map(|(a, b)| b - a).sum::<u64>();
                         self.content
@@ -667,12 +669,16 @@ mod tests {
             "fixed:65536".parse::<BlockChunking>().unwrap(),
             BlockChunking::Fixed(65536)
         );
-        assert_eq!(
-            "cdc".parse::<BlockChunking>().unwrap(),
-            BlockChunking::Cdc
-        );
+        assert_eq!("cdc".parse::<BlockChunking>().unwrap(), BlockChunking::Cdc);
         assert_eq!(BlockChunking::Fixed(1 << 20).to_string(), "fixed:1048576");
-        for bad in ["fixed:", "fixed:1000", "fixed:1GiB", "fixed:4XB", "4MiB", "fixed:0"] {
+        for bad in [
+            "fixed:",
+            "fixed:1000",
+            "fixed:1GiB",
+            "fixed:4XB",
+            "4MiB",
+            "fixed:0",
+        ] {
             assert!(bad.parse::<BlockChunking>().is_err(), "{bad}");
         }
     }

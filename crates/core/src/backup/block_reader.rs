@@ -68,7 +68,8 @@ impl BlockChunking {
     fn validate(self) -> Result<()> {
         match self {
             BlockChunking::Fixed(n)
-                if n < MIN_FIXED_CHUNK || n > MAX_FIXED_CHUNK || n % MIN_FIXED_CHUNK != 0 =>
+                if !(MIN_FIXED_CHUNK..=MAX_FIXED_CHUNK).contains(&n)
+                    || n % MIN_FIXED_CHUNK != 0 =>
             {
                 Err(Error::InvalidArgument(format!(
                     "fixed chunk size {n} must be a multiple of {MIN_FIXED_CHUNK} \
@@ -290,7 +291,7 @@ impl<'p> PartCursor<'p> {
                     push_part(out, ContentPart::Hole { len: cut_end - pos })
                 }
                 ContentPart::Blob { .. } if self.start == pos && end == cut_end => {
-                    push_part(out, p.clone())
+                    push_part(out, *p)
                 }
                 ContentPart::Blob { .. } => {
                     return Err(parent_misfit(format!(

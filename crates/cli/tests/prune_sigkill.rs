@@ -198,7 +198,10 @@ fn prune_killed_by_sigkill_at_20_points_leaves_a_sound_repository_and_a_rerun_co
         "delete data",
         "delete locks",
     ] {
-        assert!(kinds.contains(want), "the reference prune made no {want:?}: {kinds:?}");
+        assert!(
+            kinds.contains(want),
+            "the reference prune made no {want:?}: {kinds:?}"
+        );
     }
     let reference_data = reference.bytes_in(Folder::Data);
     assert!(
@@ -242,7 +245,12 @@ fn prune_killed_by_sigkill_at_20_points_leaves_a_sound_repository_and_a_rerun_co
         // the points hit what they were chosen for.
         let want = &requests[at as usize - 1];
         assert_eq!(killed.kind(), want.kind(), "kill_at={at}");
-        let what = format!("killed at request {at} of {} ({} {})", requests.len(), killed.op, killed.path);
+        let what = format!(
+            "killed at request {at} of {} ({} {})",
+            requests.len(),
+            killed.op,
+            killed.path
+        );
         eprintln!("{what}");
         killed_kinds.insert(killed.kind());
 
@@ -264,7 +272,10 @@ fn prune_killed_by_sigkill_at_20_points_leaves_a_sound_repository_and_a_rerun_co
         repo.run(PRUNE).ok(&format!("{what}: the rerun"));
         repo.run(["check", "--read-data"])
             .ok(&format!("{what}: check --read-data after the rerun"));
-        assert!(repo.objects(Folder::Locks).is_empty(), "{what}: a lock stayed");
+        assert!(
+            repo.objects(Folder::Locks).is_empty(),
+            "{what}: a lock stayed"
+        );
         let data = repo.bytes_in(Folder::Data);
         assert!(
             data <= reference_data + reference_data / 100,

@@ -912,7 +912,10 @@ mod tests {
         let c = FaultConfig::parse("kill_at=12,kill_on=writes,trace=/tmp/t").unwrap();
         assert_eq!(c.kill_at, Some(12));
         assert_eq!(c.kill_on, KillOn::Writes);
-        assert_eq!(c.trace_file.as_deref(), Some(std::path::Path::new("/tmp/t")));
+        assert_eq!(
+            c.trace_file.as_deref(),
+            Some(std::path::Path::new("/tmp/t"))
+        );
         let c = FaultConfig::parse("kill_at=1").unwrap();
         assert_eq!((c.kill_at, c.kill_on), (Some(1), KillOn::Requests));
         assert_eq!(FaultConfig::parse("").unwrap().kill_at, None);

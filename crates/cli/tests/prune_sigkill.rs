@@ -23,6 +23,8 @@ use lifeboat_format::layout::Folder;
 
 /// Kill points.
 const KILLS: usize = 20;
+/// Trials run at once.
+const WORKERS: usize = 4;
 /// Bytes per source file: below the chunker's minimum, so one blob each,
 /// and about four to a 1 MiB pack.
 const FILE_BYTES: usize = 300_000;
@@ -169,6 +171,74 @@ fn kill_points(reference: &[Request]) -> Vec<u64> {
     points.into_iter().collect()
 }
 
+/// Kill the prune at request `at` of a copy of the base repository, check
+/// what it left, rerun it and check again; returns the kind of request it
+/// was killed at.
+fn trial(base: &Base, requests: &[Request], reference_data: u64, at: u64) -> String {
+    let repo = base.repo.copy();
+    let trace = repo.tmp.path().join("trace");
+    let out = repo
+        .cmd()
+        .env(
+            "LIFEBOAT_FAULTS",
+            format!("kill_at={at},trace={}", trace.display()),
+        )
+        .args(PRUNE)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "prune with kill_at={at}: {:?}, stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let killed = read_trace(&trace)
+        .into_iter()
+        .find(|r| r.n == at)
+        .unwrap_or_else(|| panic!("kill_at={at}: no request {at} in the trace"));
+    // Stopped where the reference run made the same kind of request:
+    // the points hit what they were chosen for.
+    let want = &requests[at as usize - 1];
+    assert_eq!(killed.kind(), want.kind(), "kill_at={at}");
+    let what = format!(
+        "killed at request {at} of {} ({} {})",
+        requests.len(),
+        killed.op,
+        killed.path
+    );
+    eprintln!("{what}");
+
+    // A killed prune's lock holds off the next until it expires.
+    let locks = repo.objects(Folder::Locks);
+    if !locks.is_empty() {
+        repo.run(PRUNE).fails(
+            &format!("{what}: prune beside the lock"),
+            1,
+            &["another prune holds the lock until"],
+        );
+        // As its expiry (after the 1 h time to live) would.
+        for l in locks {
+            fs::remove_file(l).unwrap();
+        }
+    }
+    assert_sound(&repo, &base.kept, &what);
+
+    repo.run(PRUNE).ok(&format!("{what}: the rerun"));
+    repo.run(["check", "--read-data"])
+        .ok(&format!("{what}: check --read-data after the rerun"));
+    assert!(
+        repo.objects(Folder::Locks).is_empty(),
+        "{what}: a lock stayed"
+    );
+    let data = repo.bytes_in(Folder::Data);
+    assert!(
+        data <= reference_data + reference_data / 100,
+        "{what}: the rerun left {data} bytes of data, an uninterrupted prune {reference_data}"
+    );
+    killed.kind()
+}
+
 #[test]
 fn prune_killed_by_sigkill_at_20_points_leaves_a_sound_repository_and_a_rerun_completes() {
     let base = base();
@@ -217,71 +287,26 @@ fn prune_killed_by_sigkill_at_20_points_leaves_a_sound_repository_and_a_rerun_co
 
     let points = kill_points(&requests);
     assert_eq!(points.len(), KILLS);
-    let mut killed_kinds = BTreeSet::new();
-    for &at in &points {
-        let repo = base.repo.copy();
-        let trace = repo.tmp.path().join("trace");
-        let out = repo
-            .cmd()
-            .env(
-                "LIFEBOAT_FAULTS",
-                format!("kill_at={at},trace={}", trace.display()),
-            )
-            .args(PRUNE)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "prune with kill_at={at}: {:?}, stderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let killed = read_trace(&trace)
+    // Trials in parallel: each on its own copy with its own cache.
+    let killed_kinds: BTreeSet<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let (base, requests, points) = (&base, &requests, &points);
+                s.spawn(move || {
+                    points
+                        .iter()
+                        .skip(w)
+                        .step_by(WORKERS)
+                        .map(|&at| trial(base, requests, reference_data, at))
+                        .collect::<Vec<String>>()
+                })
+            })
+            .collect();
+        workers
             .into_iter()
-            .find(|r| r.n == at)
-            .unwrap_or_else(|| panic!("kill_at={at}: no request {at} in the trace"));
-        // Stopped where the reference run made the same kind of request:
-        // the points hit what they were chosen for.
-        let want = &requests[at as usize - 1];
-        assert_eq!(killed.kind(), want.kind(), "kill_at={at}");
-        let what = format!(
-            "killed at request {at} of {} ({} {})",
-            requests.len(),
-            killed.op,
-            killed.path
-        );
-        eprintln!("{what}");
-        killed_kinds.insert(killed.kind());
-
-        // A killed prune's lock holds off the next until it expires.
-        let locks = repo.objects(Folder::Locks);
-        if !locks.is_empty() {
-            repo.run(PRUNE).fails(
-                &format!("{what}: prune beside the lock"),
-                1,
-                &["another prune holds the lock until"],
-            );
-            // As its expiry (after the 1 h time to live) would.
-            for l in locks {
-                fs::remove_file(l).unwrap();
-            }
-        }
-        assert_sound(&repo, &base.kept, &what);
-
-        repo.run(PRUNE).ok(&format!("{what}: the rerun"));
-        repo.run(["check", "--read-data"])
-            .ok(&format!("{what}: check --read-data after the rerun"));
-        assert!(
-            repo.objects(Folder::Locks).is_empty(),
-            "{what}: a lock stayed"
-        );
-        let data = repo.bytes_in(Folder::Data);
-        assert!(
-            data <= reference_data + reference_data / 100,
-            "{what}: the rerun left {data} bytes of data, an uninterrupted prune {reference_data}"
-        );
-    }
+            .flat_map(|h| h.join().expect("a trial failed (its message is above)"))
+            .collect()
+    });
     for want in [
         "create locks",
         "put data",

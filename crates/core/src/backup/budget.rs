@@ -12,7 +12,10 @@ pub(super) const MEMORY_PER_THREAD: usize = 8 << 20;
 /// room only while it holds none itself: a worker already holding some
 /// may go over (it is in the middle of a file and other work may depend
 /// on it), which rules out deadlock, and the overshoot is at most one
-/// batch per thread.
+/// batch per thread. A stream takes its two batch buffers (see
+/// `stream_reader`) for as long as it runs; where that is more than the
+/// cap (two threads, default chunker: 32 MiB against 16 MiB), the stream
+/// waits until nothing else is held and then runs alone.
 pub(super) struct Budget {
     used: Mutex<usize>,
     room: Condvar,

@@ -2,6 +2,7 @@
 //! (the blob saver), the memory budget, the counters, and how a fatal
 //! error stops every worker.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use lifeboat_format::{BlobType, ContentPart};
@@ -26,6 +27,9 @@ pub(super) struct ContentSaver<'a, 'r> {
     pub(super) failed: AtomicBool,
     /// Content bytes read from the source.
     pub(super) bytes: AtomicU64,
+    /// The batch buffers of streams that finished, reused by the next
+    /// (see `stream_reader`).
+    pub(super) stream_bufs: Mutex<Vec<[Vec<u8>; 2]>>,
 }
 
 impl ContentSaver<'_, '_> {

@@ -68,6 +68,17 @@ pub enum BackupSource<'a> {
         /// [`BlockChunking::Fixed`] with the parent's chunk size.
         changed_ranges: Option<Vec<ByteRange>>,
     },
+    /// Standard input that is a regular file (`lifeboat backup --stdin <
+    /// image`): stored as [`BackupSource::Stdin`] stores it, but read like
+    /// a file, by data extent with holes skipped. Read from its current
+    /// position to its end; at a position other than the start it is
+    /// read as a stream.
+    StdinFile {
+        /// Name of the file in the snapshot.
+        filename: String,
+        /// The open file.
+        file: fs::File,
+    },
 }
 
 /// Backup settings.
@@ -164,6 +175,7 @@ impl Repository {
                 progress,
                 failed: AtomicBool::new(false),
                 bytes: AtomicU64::new(0),
+                stream_bufs: Mutex::new(Vec::new()),
             },
             excludes,
             names: NameCache::default(),
@@ -232,37 +244,13 @@ impl Repository {
                     )
                 }
                 BackupSource::Stdin { filename, reader } => {
-                    if filename.is_empty()
-                        || filename.contains('/')
-                        || filename == "."
-                        || filename == ".."
-                    {
-                        return Err(Error::InvalidArgument(format!(
-                            "invalid stdin file name {filename:?}"
-                        )));
-                    }
-                    let tree = pool.install(|| -> Result<Id> {
-                        let (parts, len) = archiver
-                            .content
-                            .content(reader)?
-                            .map_err(|e| Error::io("<stdin>", e))?;
-                        let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
-                        node.mode = 0o644;
-                        node.uid = nix::unistd::getuid().as_raw();
-                        node.gid = nix::unistd::getgid().as_raw();
-                        let now = jiff::Timestamp::now();
-                        node.mtime = Timestamp {
-                            sec: now.as_second(),
-                            nsec: now.subsec_nanosecond().max(0) as u32,
-                        };
-                        node.atime = node.mtime;
-                        node.ctime = node.mtime;
-                        node.size = len;
-                        node.links = 1;
-                        node.content = parts;
-                        archiver.files.fetch_add(1, Ordering::Relaxed);
-                        archiver.save_tree(vec![node])
-                    })?;
+                    let tree =
+                        pool.install(|| archiver.stdin(&filename, StdinInput::Reader(reader)))?;
+                    (tree, vec![format!("/{filename}")], SourceKind::Stdin)
+                }
+                BackupSource::StdinFile { filename, file } => {
+                    let tree =
+                        pool.install(|| archiver.stdin(&filename, StdinInput::File(file)))?;
                     (tree, vec![format!("/{filename}")], SourceKind::Stdin)
                 }
                 BackupSource::Block {
@@ -334,5 +322,52 @@ impl Repository {
             snapshot,
             errors,
         })
+    }
+}
+
+/// Where standard input's content comes from.
+enum StdinInput<'a> {
+    Reader(&'a mut (dyn Read + Send)),
+    File(fs::File),
+}
+
+impl Archiver<'_, '_> {
+    /// Save standard input as the one file `filename` of a root tree;
+    /// returns the tree's id.
+    fn stdin(&self, filename: &str, input: StdinInput<'_>) -> Result<Id> {
+        if filename.is_empty() || filename.contains('/') || filename == "." || filename == ".." {
+            return Err(Error::InvalidArgument(format!(
+                "invalid stdin file name {filename:?}"
+            )));
+        }
+        let content = match input {
+            StdinInput::Reader(reader) => self.content.content(reader)?,
+            StdinInput::File(mut file) => {
+                use std::io::Seek;
+                match (file.stream_position(), file.metadata()) {
+                    (Ok(0), Ok(m)) if m.is_file() => self.content.file_content(file, m.len())?,
+                    _ => self.content.content(file)?,
+                }
+            }
+        };
+        let (parts, len) = content.map_err(|e| Error::io("<stdin>", e))?;
+        let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
+        node.mode = 0o644;
+        node.uid = nix::unistd::getuid().as_raw();
+        node.gid = nix::unistd::getgid().as_raw();
+        let now = jiff::Timestamp::now();
+        node.mtime = Timestamp {
+            sec: now.as_second(),
+            nsec: now.subsec_nanosecond().max(0) as u32,
+        };
+        node.atime = node.mtime;
+        node.ctime = node.mtime;
+        node.size = len;
+        node.links = 1;
+        node.content = parts;
+        self.files.fetch_add(1, Ordering::Relaxed);
+        // Holes skipped in a regular file are content too.
+        self.bytes_total.fetch_add(len, Ordering::Relaxed);
+        self.save_tree(vec![node])
     }
 }

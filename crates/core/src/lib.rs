@@ -55,7 +55,7 @@ mod saver;
 mod stats;
 mod tree_walk;
 
-pub use backup::{BackupOptions, BackupReport, BackupSource};
+pub use backup::{BackupOptions, BackupReport, BackupSource, StreamMeta};
 pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};
 pub use damage::{Listing, SnapshotList, Warning, WarningKind};
 pub use diff::{Change, DiffEntry};

@@ -48,7 +48,26 @@ pub enum BackupSource<'a> {
         /// The stream.
         reader: &'a mut (dyn Read + Send),
     },
+    /// A stream of another kind (an etcd snapshot), stored as one file
+    /// named `filename`. `meta` gives the snapshot's `source_meta` once the
+    /// stream has been read to its end; a read error, or an error from
+    /// `meta`, fails the backup and no snapshot is written.
+    Stream {
+        /// Name of the file in the snapshot.
+        filename: String,
+        /// The stream.
+        reader: &'a mut (dyn Read + Send),
+        /// The source kind to record.
+        kind: SourceKind,
+        /// The source facts, asked for after the stream's end.
+        meta: StreamMeta<'a>,
+    },
 }
+
+/// What [`BackupSource::Stream`] records as `source_meta`, known only once
+/// the stream has been read.
+pub type StreamMeta<'a> =
+    Box<dyn FnOnce() -> std::io::Result<BTreeMap<String, String>> + Send + 'a>;
 
 /// Backup settings.
 #[derive(Debug, Clone, Default)]
@@ -155,6 +174,7 @@ impl Repository {
             bytes_total: AtomicU64::new(0),
         };
         let mut parent_id = None;
+        let mut source_meta = BTreeMap::new();
 
         let archived = saver.drive(rx, || -> Result<(Id, Vec<String>, SourceKind)> {
             let (tree, paths, kind) = match source {
@@ -244,6 +264,19 @@ impl Repository {
                     })?;
                     (tree, vec![format!("/{filename}")], SourceKind::Stdin)
                 }
+                BackupSource::Stream {
+                    filename,
+                    reader,
+                    kind,
+                    meta,
+                } => {
+                    let tree = pool.install(|| -> Result<Id> {
+                        let node = stream_file(&archiver, &filename, reader)?;
+                        archiver.save_tree(vec![node])
+                    })?;
+                    source_meta = meta().map_err(|e| Error::io(&filename, e))?;
+                    (tree, vec![format!("/{filename}")], kind)
+                }
             };
             archiver.content.check_stop()?;
             Ok((tree, paths, kind))
@@ -283,7 +316,7 @@ impl Repository {
             username: username(),
             tags: opts.tags.clone(),
             source: kind,
-            source_meta: Default::default(),
+            source_meta,
             parent: parent_id,
             excludes: opts.excludes.clone(),
             incomplete: errors
@@ -302,4 +335,34 @@ impl Repository {
             errors,
         })
     }
+}
+
+/// Read a [`BackupSource::Stream`] to its end and make its file node; a
+/// read error is fatal (a stream cannot be skipped as an entry can).
+fn stream_file(archiver: &Archiver<'_, '_>, filename: &str, reader: &mut (dyn Read + Send)) -> Result<Node> {
+    if filename.is_empty() || filename.contains('/') || filename == "." || filename == ".." {
+        return Err(Error::InvalidArgument(format!(
+            "invalid stream file name {filename:?}"
+        )));
+    }
+    let (parts, len) = archiver
+        .content
+        .content(reader)?
+        .map_err(|e| Error::io(filename, e))?;
+    let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
+    node.mode = 0o600;
+    node.uid = nix::unistd::getuid().as_raw();
+    node.gid = nix::unistd::getgid().as_raw();
+    let now = jiff::Timestamp::now();
+    node.mtime = Timestamp {
+        sec: now.as_second(),
+        nsec: now.subsec_nanosecond().max(0) as u32,
+    };
+    node.atime = node.mtime;
+    node.ctime = node.mtime;
+    node.size = len;
+    node.links = 1;
+    node.content = parts;
+    archiver.files.fetch_add(1, Ordering::Relaxed);
+    Ok(node)
 }

@@ -6,8 +6,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::args::Global;
 use crate::commands::{
-    backup, cat, check, completions, copy, diff, dump, etcd, forget, index, init, key, ls, man, prune,
-    repair, restore, snapshots, stats,
+    backup, cat, check, completions, copy, diff, dump, etcd, forget, index, init, key, ls, man,
+    prune, repair, restore, snapshots, stats,
 };
 
 /// Lifeboat: deduplicating, encrypted backups of volumes, file trees and etcd.

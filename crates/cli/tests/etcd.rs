@@ -149,17 +149,13 @@ impl Etcd {
     /// The member's store revision.
     fn revision(&self) -> i64 {
         let v: serde_json::Value =
-            serde_json::from_slice(&self.ctl(["endpoint", "status", "-w", "json"]).stdout)
-                .unwrap();
+            serde_json::from_slice(&self.ctl(["endpoint", "status", "-w", "json"]).stdout).unwrap();
         v[0]["Status"]["header"]["revision"].as_i64().unwrap()
     }
 
     /// `etcdctl snapshot save` to `path`.
     fn save(&self, path: &Path) {
-        run(etcdctl(&self.url)
-            .args(["snapshot", "save"])
-            .arg(path))
-        .ok("etcdctl snapshot save");
+        run(etcdctl(&self.url).args(["snapshot", "save"]).arg(path)).ok("etcdctl snapshot save");
     }
 }
 
@@ -198,9 +194,15 @@ fn etcd_backup(repo: &TestRepo, args: &[&str]) -> serde_json::Value {
 /// and that no snapshot was written.
 fn etcd_backup_fails(repo: &TestRepo, args: &[&str], phrase: &str, snapshots_before: usize) {
     let mut c = repo.cmd();
-    c.args(["etcd", "backup", "--node-name", "node-1"]).args(args);
+    c.args(["etcd", "backup", "--node-name", "node-1"])
+        .args(args);
     let o = run(&mut c);
-    assert_ne!(o.code, 0, "backup of a corrupt snapshot succeeded: {}", o.out());
+    assert_ne!(
+        o.code,
+        0,
+        "backup of a corrupt snapshot succeeded: {}",
+        o.out()
+    );
     assert!(
         o.stderr.contains(phrase),
         "stderr lacks {phrase:?}:\n{}",
@@ -223,7 +225,11 @@ fn etcd_backup_restores_into_a_new_member_with_every_key() {
     let before = etcd_now();
     let s = etcd_backup(&repo, &["--endpoint", &etcd.url, "--tag", "nightly"]);
     let name = s["name"].as_str().unwrap().to_string();
-    let unix: i64 = name.strip_prefix("etcd-snapshot-node-1-").unwrap().parse().unwrap();
+    let unix: i64 = name
+        .strip_prefix("etcd-snapshot-node-1-")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(unix >= before - 1 && unix <= etcd_now() + 1, "{name}");
     assert_eq!(s["revision"], revision);
     assert_eq!(s["server_version"], "3.4.23");
@@ -243,7 +249,10 @@ fn etcd_backup_restores_into_a_new_member_with_every_key() {
     assert_eq!(snap["source"], "etcd");
     assert_eq!(snap["hostname"], "node-1");
     assert_eq!(snap["paths"], serde_json::json!([format!("/{name}")]));
-    assert_eq!(snap["tags"], serde_json::json!(["etcd-snapshot", "nightly"]));
+    assert_eq!(
+        snap["tags"],
+        serde_json::json!(["etcd-snapshot", "nightly"])
+    );
     let meta = &snap["source_meta"];
     assert_eq!(meta["revision"], revision.to_string());
     assert_eq!(meta["sha256"], sha);
@@ -254,7 +263,9 @@ fn etcd_backup_restores_into_a_new_member_with_every_key() {
     let table = repo.run(["snapshots"]).ok("snapshots").out();
     assert!(table.contains("Revision"), "{table}");
     assert!(
-        table.lines().any(|l| l.contains(&revision.to_string()) && l.contains(&name)),
+        table
+            .lines()
+            .any(|l| l.contains(&revision.to_string()) && l.contains(&name)),
         "{table}"
     );
 
@@ -268,7 +279,8 @@ fn etcd_backup_restores_into_a_new_member_with_every_key() {
     assert_eq!(std::fs::read(&restored).unwrap(), saved_bytes);
     // Never over an existing file.
     let mut c = repo.cmd();
-    c.args(["etcd", "restore", "latest", "--output"]).arg(&restored);
+    c.args(["etcd", "restore", "latest", "--output"])
+        .arg(&restored);
     run(&mut c).fails("etcd restore over a file", 1, &["exists"]);
 
     // etcdctl 3.4 restores it (checking the sha256), and a new member
@@ -327,9 +339,16 @@ fn etcd_backup_of_a_file_is_stored_exactly_and_corrupt_files_are_refused() {
     std::fs::write(&short, &bytes[..bytes.len() - 1]).unwrap();
     etcd_backup_fails(&repo, &["--file", short.to_str().unwrap()], "32 more", 0);
 
-    let s = etcd_backup(&repo, &["--file", saved.to_str().unwrap(), "--name", "on-demand"]);
+    let s = etcd_backup(
+        &repo,
+        &["--file", saved.to_str().unwrap(), "--name", "on-demand"],
+    );
     assert!(s["name"].as_str().unwrap().starts_with("on-demand-node-1-"));
-    assert_eq!(s["revision"], serde_json::Value::Null, "a file has no status");
+    assert_eq!(
+        s["revision"],
+        serde_json::Value::Null,
+        "a file has no status"
+    );
     let out = dir.join("out.db");
     let mut c = repo.cmd();
     c.args(["etcd", "restore", "latest", "--output"]).arg(&out);
@@ -348,7 +367,8 @@ fn etcd_backup_of_a_file_is_stored_exactly_and_corrupt_files_are_refused() {
     let fs_snap = repo.backup(&[tree.as_path()], &[]);
     let id = fs_snap["snapshot_id"].as_str().unwrap();
     let mut c = repo.cmd();
-    c.args(["etcd", "restore", id, "--output"]).arg(dir.join("x.db"));
+    c.args(["etcd", "restore", id, "--output"])
+        .arg(dir.join("x.db"));
     run(&mut c).fails("etcd restore of a file tree", 1, &["not an etcd snapshot"]);
 }
 
@@ -383,10 +403,7 @@ fn etcd_backups_with_five_percent_churn_add_little() {
     // churn appends ~1 MB of new revisions at the end and rewrites a few
     // pages (the meta pages, the tree's right edge). Measured: see
     // docs/etcd.md; the bound leaves room for chunk boundaries.
-    assert!(
-        added < db / 4,
-        "second backup added {added} of {db} bytes"
-    );
+    assert!(added < db / 4, "second backup added {added} of {db} bytes");
 }
 
 /// How the proxy corrupts the server-to-client stream.
@@ -499,7 +516,10 @@ fn etcd_stream_corrupted_in_data_or_trailer_saves_no_snapshot() {
     // A byte far into the payload.
     let p = proxy(target, Flip::At(bytes.len() as u64 / 2));
     etcd_backup_fails(&repo, &["--endpoint", &p.url], "etcd", 0);
-    assert!(p.flipped.load(Ordering::SeqCst), "the proxy flipped nothing");
+    assert!(
+        p.flipped.load(Ordering::SeqCst),
+        "the proxy flipped nothing"
+    );
 
     // A byte of the sha256 trailer (found in the stream by its value: the
     // member is unchanged, so its snapshot is the one etcdctl saved).

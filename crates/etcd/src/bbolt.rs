@@ -151,7 +151,10 @@ mod tests {
         assert_eq!(parse_meta(&p[..40], 1), Err(MetaProblem::Truncated));
         let mut bad = p.clone();
         bad[16] ^= 1;
-        assert!(matches!(parse_meta(&bad, 1), Err(MetaProblem::Magic { .. })));
+        assert!(matches!(
+            parse_meta(&bad, 1),
+            Err(MetaProblem::Magic { .. })
+        ));
         let mut bad = p.clone();
         bad[PAGE_HEADER + 44] ^= 1; // pgid
         assert!(matches!(

@@ -154,9 +154,7 @@ impl SnapshotStream {
             // The status RPC is bounded; the stream is not (it may be long).
             let status = tokio::time::timeout(timeout, client.status())
                 .await
-                .map_err(|_| {
-                    rpc("status")(etcd_client::Error::Internal("timed out".to_string()))
-                })?
+                .map_err(|_| rpc("status")(etcd_client::Error::Internal("timed out".to_string())))?
                 .map_err(rpc("status"))?;
             let stream = client.snapshot().await.map_err(rpc("snapshot"))?;
             Ok::<_, Error>((client, status, stream))
@@ -220,10 +218,7 @@ impl SnapshotStream {
             self.first = false;
             // remaining_bytes counts what is left after this blob.
             self.announced = Some(msg.remaining_bytes() + msg.blob().len() as u64);
-            self.header_revision = msg
-                .take_header()
-                .map(|h| h.revision())
-                .filter(|r| *r > 0);
+            self.header_revision = msg.take_header().map(|h| h.revision()).filter(|r| *r > 0);
         }
         self.blob.clear();
         self.blob.extend_from_slice(msg.blob());
@@ -262,10 +257,7 @@ mod tests {
             url: "http://a:2379,http://b:2379".into(),
             ..Default::default()
         };
-        assert!(matches!(
-            connect_options(&two),
-            Err(Error::Endpoint { .. })
-        ));
+        assert!(matches!(connect_options(&two), Err(Error::Endpoint { .. })));
         let tls_on_http = Endpoint {
             url: "http://a:2379".into(),
             cacert: Some("/nonexistent/ca.pem".into()),

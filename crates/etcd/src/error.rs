@@ -62,7 +62,9 @@ pub enum VerifyError {
     },
     /// `etcdctl snapshot save` writes `db || sha256(db)`, and the database
     /// is whole pages: its size modulo 512 is 32.
-    #[error("the snapshot is {len} bytes; a database with its sha256 is 32 more than a multiple of 512")]
+    #[error(
+        "the snapshot is {len} bytes; a database with its sha256 is 32 more than a multiple of 512"
+    )]
     Size {
         /// Bytes in the snapshot.
         len: u64,

@@ -421,7 +421,10 @@ mod tests {
         let mut out = Vec::new();
         let e = r.read_to_end(&mut out).unwrap_err();
         assert!(e.to_string().contains("sha256 mismatch"), "{e}");
-        assert!(matches!(verdict.get(), Some(Err(VerifyError::Sha256 { .. }))));
+        assert!(matches!(
+            verdict.get(),
+            Some(Err(VerifyError::Sha256 { .. }))
+        ));
 
         let mut r = VerifyingReader::new(&s[..]);
         let verdict = r.verdict();

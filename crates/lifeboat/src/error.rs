@@ -130,7 +130,9 @@ impl From<lifeboat_store::Error> for Error {
 impl From<lifeboat_etcd::Error> for Error {
     fn from(e: lifeboat_etcd::Error) -> Error {
         match e {
-            lifeboat_etcd::Error::Verify { path, source } => Error::EtcdVerify { what: path, source },
+            lifeboat_etcd::Error::Verify { path, source } => {
+                Error::EtcdVerify { what: path, source }
+            }
             e => Error::Etcd(e),
         }
     }

@@ -177,15 +177,15 @@ impl Repository {
             progress,
         };
         let bytes = self.dump_file(node, &mut counted)?;
-        counted
-            .inner
-            .flush()
-            .map_err(|source| EtcdError::Io {
-                path: output.to_path_buf(),
-                source,
-            })?;
+        counted.inner.flush().map_err(|source| EtcdError::Io {
+            path: output.to_path_buf(),
+            source,
+        })?;
         drop(counted);
-        let recorded = snapshot.source_meta.get(meta_keys::SHA256).map(String::as_str);
+        let recorded = snapshot
+            .source_meta
+            .get(meta_keys::SHA256)
+            .map(String::as_str);
         let verified = file.commit_expecting(recorded)?;
         Ok(EtcdRestoreReport {
             path: output.to_path_buf(),

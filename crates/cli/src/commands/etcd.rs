@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use lifeboat::{
-    EtcdBackupOptions, EtcdEndpoint, EtcdSource, Progress, SourceKind, etcd_meta_keys,
-};
+use lifeboat::{EtcdBackupOptions, EtcdEndpoint, EtcdSource, Progress, SourceKind, etcd_meta_keys};
 use serde_json::json;
 
 use crate::args::{Global, SnapshotFilterArgs};
@@ -52,7 +50,12 @@ pub struct BackupArgs {
     #[arg(long, env = "ETCDCTL_KEY", value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
     /// etcd user, as NAME or NAME:PASSWORD (else the password comes from ETCDCTL_PASSWORD).
-    #[arg(long, env = "ETCDCTL_USER", value_name = "NAME[:PASSWORD]", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ETCDCTL_USER",
+        value_name = "NAME[:PASSWORD]",
+        hide_env_values = true
+    )]
     user: Option<String>,
     /// First part of the snapshot's name, `<name>-<node>-<unix time>` as K3s and RKE2 name
     /// theirs; also a tag.
@@ -97,7 +100,9 @@ fn endpoint(a: &BackupArgs, url: &str) -> Result<EtcdEndpoint> {
             Some((name, pw)) => Some((name.to_string(), pw.to_string())),
             None => match std::env::var("ETCDCTL_PASSWORD") {
                 Ok(pw) => Some((u.clone(), pw)),
-                Err(_) => bail!("--user {u} has no password: give NAME:PASSWORD or set ETCDCTL_PASSWORD"),
+                Err(_) => {
+                    bail!("--user {u} has no password: give NAME:PASSWORD or set ETCDCTL_PASSWORD")
+                }
             },
         },
     };

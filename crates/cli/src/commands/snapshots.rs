@@ -29,7 +29,11 @@ pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<u8> {
     } else {
         // etcd snapshots add a column: the store revision they hold.
         let etcd = snaps.iter().any(|(_, s)| s.source == SourceKind::Etcd);
-        let rev_head = if etcd { format!("{:<10} ", "Revision") } else { String::new() };
+        let rev_head = if etcd {
+            format!("{:<10} ", "Revision")
+        } else {
+            String::new()
+        };
         println!(
             "{:<10} {:<26} {:<16} {:<16} {rev_head}Paths",
             "ID", "Time", "Host", "Tags"

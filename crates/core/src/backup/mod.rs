@@ -339,7 +339,11 @@ impl Repository {
 
 /// Read a [`BackupSource::Stream`] to its end and make its file node; a
 /// read error is fatal (a stream cannot be skipped as an entry can).
-fn stream_file(archiver: &Archiver<'_, '_>, filename: &str, reader: &mut (dyn Read + Send)) -> Result<Node> {
+fn stream_file(
+    archiver: &Archiver<'_, '_>,
+    filename: &str,
+    reader: &mut (dyn Read + Send),
+) -> Result<Node> {
     if filename.is_empty() || filename.contains('/') || filename == "." || filename == ".." {
         return Err(Error::InvalidArgument(format!(
             "invalid stream file name {filename:?}"

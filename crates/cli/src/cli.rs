@@ -6,8 +6,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::args::Global;
 use crate::commands::{
-    backup, cat, check, completions, copy, diff, dump, forget, index, init, key, ls, man, prune,
-    repair, restore, snapshots, stats,
+    backup, cat, check, completions, copy, diff, dump, etcd, forget, index, init, key, ls, man,
+    prune, repair, restore, snapshots, stats,
 };
 
 /// Lifeboat: deduplicating, encrypted backups of volumes, file trees and etcd.
@@ -37,6 +37,8 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Print a repository object as JSON.
     Cat(cat::CatArgs),
+    /// Back up and restore etcd snapshots.
+    Etcd(etcd::EtcdArgs),
     /// Show the differences between two snapshots.
     Diff(diff::DiffArgs),
     /// Show sizes and counts.
@@ -75,6 +77,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Snapshots(a) => snapshots::run(g, a),
         Command::Ls(a) => ls::run(g, a),
         Command::Cat(a) => cat::run(g, a),
+        Command::Etcd(a) => etcd::run(g, a),
         Command::Diff(a) => diff::run(g, a),
         Command::Stats(a) => stats::run(g, a),
         Command::Restore(a) => restore::run(g, a),

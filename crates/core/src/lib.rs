@@ -58,7 +58,7 @@ mod tree_walk;
 
 pub use backup::{
     BackupOptions, BackupReport, BackupSource, BlockChunking, ByteRange, DEFAULT_BLOCK_CHUNKING,
-    MAX_FIXED_CHUNK, META_CHANGED_RANGES, META_CHUNKING, META_SIZE, MIN_FIXED_CHUNK,
+    MAX_FIXED_CHUNK, META_CHANGED_RANGES, META_CHUNKING, META_SIZE, MIN_FIXED_CHUNK, StreamMeta,
     parse_changed_ranges,
 };
 pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};

@@ -47,6 +47,24 @@ pub enum Error {
     /// [`StoreError`](crate::StoreError).
     #[error(transparent)]
     Store(lifeboat_store::Error),
+    /// etcd could not be reached, or an etcd snapshot file could not be
+    /// read or written; see [`EtcdError`](crate::EtcdError).
+    #[error(transparent)]
+    Etcd(lifeboat_etcd::Error),
+    /// An etcd snapshot failed verification (bbolt meta pages, size, sha256
+    /// trailer): no snapshot was stored, no file was written.
+    #[error("{what}: the etcd snapshot failed verification")]
+    EtcdVerify {
+        /// The endpoint or file.
+        what: String,
+        /// What is wrong with it.
+        #[source]
+        source: lifeboat_etcd::VerifyError,
+    },
+    /// The operation does not apply to this snapshot, or an option is
+    /// invalid (an etcd restore of a file-tree snapshot, a bad time).
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 /// Result alias for the facade.
@@ -106,5 +124,16 @@ impl From<lifeboat_index::Error> for Error {
 impl From<lifeboat_store::Error> for Error {
     fn from(e: lifeboat_store::Error) -> Error {
         Error::Store(e)
+    }
+}
+
+impl From<lifeboat_etcd::Error> for Error {
+    fn from(e: lifeboat_etcd::Error) -> Error {
+        match e {
+            lifeboat_etcd::Error::Verify { path, source } => {
+                Error::EtcdVerify { what: path, source }
+            }
+            e => Error::Etcd(e),
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! This crate is the library to embed: a [`Repository`] with typed options
 //! and typed reports for every operation (init and open, key slots, backup,
 //! restore, snapshots, diff and stats, copy, forget and prune, check and repair, index
-//! maintenance), and one [`Error`] to match on. It prints nothing, reads no
+//! maintenance, etcd snapshots), and one [`Error`] to match on. It prints nothing, reads no
 //! terminal and never exits the process. The engine lives in
 //! `lifeboat-core`, retention in `lifeboat-prune`, verification in
 //! `lifeboat-check`, the index in `lifeboat-index`, storage in
@@ -96,10 +96,16 @@
 //! ```
 
 mod error;
+mod etcd;
 mod location;
 mod repository;
 
 pub use error::{Error, Result};
+pub use etcd::{
+    EtcdBackupOptions, EtcdBackupReport, EtcdEndpoint, EtcdError, EtcdRestoreReport,
+    EtcdServerStatus, EtcdSource, EtcdVerifyError, etcd_snapshot_name,
+};
+pub use lifeboat_etcd::{SnapshotFacts as EtcdSnapshotFacts, meta_keys as etcd_meta_keys};
 pub use location::{open_location, open_location_with};
 pub use repository::{PackTotals, Repository};
 
@@ -115,8 +121,8 @@ pub use lifeboat_core::{
     SnapshotList, Stats, Warning, WarningKind, parse_changed_ranges,
 };
 pub use lifeboat_format::{
-    Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary, Timestamp, Tree,
-    layout,
+    Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind,
+    Timestamp, Tree, layout,
 };
 pub use lifeboat_index::{
     CompactOptions, CompactReport, IndexProgress, RebuildOptions, RebuildReport, UnreadablePack,

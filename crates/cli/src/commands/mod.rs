@@ -7,6 +7,7 @@ pub mod completions;
 pub mod copy;
 pub mod diff;
 pub mod dump;
+pub mod etcd;
 pub mod forget;
 pub mod index;
 pub mod init;

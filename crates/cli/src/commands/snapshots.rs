@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use lifeboat::{Id, Snapshot};
+use lifeboat::{Id, Snapshot, SourceKind, etcd_meta_keys};
 
 use crate::args::{Global, SnapshotFilterArgs};
 use crate::output::{print_json, snapshot_json};
@@ -27,14 +27,27 @@ pub fn run(g: &Global, a: &SnapshotsArgs) -> Result<u8> {
         let v: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
         print_json(&v);
     } else {
+        // etcd snapshots add a column: the store revision they hold.
+        let etcd = snaps.iter().any(|(_, s)| s.source == SourceKind::Etcd);
+        let rev_head = if etcd {
+            format!("{:<10} ", "Revision")
+        } else {
+            String::new()
+        };
         println!(
-            "{:<10} {:<26} {:<16} {:<16} Paths",
+            "{:<10} {:<26} {:<16} {:<16} {rev_head}Paths",
             "ID", "Time", "Host", "Tags"
         );
         for (id, s) in &snaps {
             let time = s.time.get(..19).unwrap_or(&s.time).replace('T', " ");
+            let rev = if etcd {
+                let r = s.source_meta.get(etcd_meta_keys::REVISION);
+                format!("{:<10} ", r.map(String::as_str).unwrap_or(""))
+            } else {
+                String::new()
+            };
             println!(
-                "{:<10} {:<26} {:<16} {:<16} {}{}",
+                "{:<10} {:<26} {:<16} {:<16} {rev}{}{}",
                 id.short(),
                 time,
                 s.hostname,

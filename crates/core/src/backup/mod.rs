@@ -79,7 +79,26 @@ pub enum BackupSource<'a> {
         /// The open file.
         file: fs::File,
     },
+    /// A stream of another kind (an etcd snapshot), stored as one file
+    /// named `filename`. `meta` gives the snapshot's `source_meta` once the
+    /// stream has been read to its end; a read error, or an error from
+    /// `meta`, fails the backup and no snapshot is written.
+    Stream {
+        /// Name of the file in the snapshot.
+        filename: String,
+        /// The stream.
+        reader: &'a mut (dyn Read + Send),
+        /// The source kind to record.
+        kind: SourceKind,
+        /// The source facts, asked for after the stream's end.
+        meta: StreamMeta<'a>,
+    },
 }
+
+/// What [`BackupSource::Stream`] records as `source_meta`, known only once
+/// the stream has been read.
+pub type StreamMeta<'a> =
+    Box<dyn FnOnce() -> std::io::Result<BTreeMap<String, String>> + Send + 'a>;
 
 /// Backup settings.
 #[derive(Debug, Clone, Default)]
@@ -265,6 +284,24 @@ impl Repository {
                     source_meta = b.meta;
                     (b.tree, b.paths, SourceKind::Block)
                 }
+                BackupSource::Stream {
+                    filename,
+                    reader,
+                    kind,
+                    meta,
+                } => {
+                    let tree = pool.install(|| -> Result<Id> {
+                        let node = archiver.stream_node(
+                            &filename,
+                            &filename,
+                            StdinInput::Reader(reader),
+                            0o600,
+                        )?;
+                        archiver.save_tree(vec![node])
+                    })?;
+                    source_meta = meta().map_err(|e| Error::io(&filename, e))?;
+                    (tree, vec![format!("/{filename}")], kind)
+                }
             };
             archiver.content.check_stop()?;
             Ok((tree, paths, kind))
@@ -335,6 +372,21 @@ impl Archiver<'_, '_> {
     /// Save standard input as the one file `filename` of a root tree;
     /// returns the tree's id.
     fn stdin(&self, filename: &str, input: StdinInput<'_>) -> Result<Id> {
+        let node = self.stream_node(filename, "<stdin>", input, 0o644)?;
+        self.save_tree(vec![node])
+    }
+
+    /// Read standard input or another stream to its end and make its file
+    /// node, `filename` with `mode`; read errors name the stream `source`.
+    /// A read error is fatal: a stream cannot be skipped as an entry of a
+    /// tree can.
+    fn stream_node(
+        &self,
+        filename: &str,
+        source: &str,
+        input: StdinInput<'_>,
+        mode: u32,
+    ) -> Result<Node> {
         if filename.is_empty() || filename.contains('/') || filename == "." || filename == ".." {
             return Err(Error::InvalidArgument(format!(
                 "invalid stdin file name {filename:?}"
@@ -350,9 +402,9 @@ impl Archiver<'_, '_> {
                 }
             }
         };
-        let (parts, len) = content.map_err(|e| Error::io("<stdin>", e))?;
+        let (parts, len) = content.map_err(|e| Error::io(source, e))?;
         let mut node = Node::new(filename.as_bytes().to_vec(), NodeKind::File);
-        node.mode = 0o644;
+        node.mode = mode;
         node.uid = nix::unistd::getuid().as_raw();
         node.gid = nix::unistd::getgid().as_raw();
         let now = jiff::Timestamp::now();
@@ -368,6 +420,6 @@ impl Archiver<'_, '_> {
         self.files.fetch_add(1, Ordering::Relaxed);
         // Holes skipped in a regular file are content too.
         self.bytes_total.fetch_add(len, Ordering::Relaxed);
-        self.save_tree(vec![node])
+        Ok(node)
     }
 }

@@ -248,7 +248,9 @@ fn etcd_backup_restores_into_a_new_member_with_every_key() {
     let snap = &snaps[0];
     assert_eq!(snap["source"], "etcd");
     assert_eq!(snap["hostname"], "node-1");
-    assert_eq!(snap["paths"], serde_json::json!([format!("/{name}")]));
+    // The path leaves out the time, so that forget groups one node's
+    // snapshots together.
+    assert_eq!(snap["paths"], serde_json::json!(["/etcd-snapshot-node-1"]));
     assert_eq!(
         snap["tags"],
         serde_json::json!(["etcd-snapshot", "nightly"])
@@ -404,6 +406,13 @@ fn etcd_backups_with_five_percent_churn_add_little() {
     // pages (the meta pages, the tree's right edge). Measured: see
     // docs/etcd.md; the bound leaves room for chunk boundaries.
     assert!(added < db / 4, "second backup added {added} of {db} bytes");
+
+    // One node's snapshots are one group: `forget --keep-last 1` keeps
+    // only the second.
+    repo.run(["forget", "--keep-last", "1"]).ok("forget");
+    let left = repo.snapshots();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], second["snapshot_id"], "{left:?}");
 }
 
 /// How the proxy corrupts the server-to-client stream.

@@ -76,6 +76,13 @@ pub fn etcd_snapshot_name(name: &str, node: &str, unix: i64) -> String {
     format!("{name}-{node}-{unix}")
 }
 
+/// `/<name>-<node>`: the path recorded for every etcd snapshot of one
+/// node and name, so that `forget` groups them together (the file in each
+/// snapshot carries the full, unique name).
+pub fn etcd_snapshot_path(name: &str, node: &str) -> String {
+    format!("/{name}-{node}")
+}
+
 impl Repository {
     /// Back up an etcd snapshot as one file named per
     /// [`etcd_snapshot_name`]. The snapshot is verified as it streams into
@@ -100,6 +107,7 @@ impl Repository {
         let meta_name = name.clone();
         let source = BackupSource::Stream {
             filename: name.clone(),
+            path: etcd_snapshot_path(&opts.name, &opts.node),
             reader: &mut reader,
             kind: SourceKind::Etcd,
             meta: Box::new(move || match facts_at_end.get() {

@@ -103,7 +103,7 @@ mod repository;
 pub use error::{Error, Result};
 pub use etcd::{
     EtcdBackupOptions, EtcdBackupReport, EtcdEndpoint, EtcdError, EtcdRestoreReport,
-    EtcdServerStatus, EtcdSource, EtcdVerifyError, etcd_snapshot_name,
+    EtcdServerStatus, EtcdSource, EtcdVerifyError, etcd_snapshot_name, etcd_snapshot_path,
 };
 pub use lifeboat_etcd::{SnapshotFacts as EtcdSnapshotFacts, meta_keys as etcd_meta_keys};
 pub use location::{open_location, open_location_with};

@@ -86,6 +86,10 @@ pub enum BackupSource<'a> {
     Stream {
         /// Name of the file in the snapshot.
         filename: String,
+        /// The path recorded in the snapshot's `paths`, which `forget`
+        /// groups by: the same for every snapshot of one source (say
+        /// `/etcd-snapshot-node1`), while `filename` may differ each time.
+        path: String,
         /// The stream.
         reader: &'a mut (dyn Read + Send),
         /// The source kind to record.
@@ -286,6 +290,7 @@ impl Repository {
                 }
                 BackupSource::Stream {
                     filename,
+                    path,
                     reader,
                     kind,
                     meta,
@@ -300,7 +305,7 @@ impl Repository {
                         archiver.save_tree(vec![node])
                     })?;
                     source_meta = meta().map_err(|e| Error::io(&filename, e))?;
-                    (tree, vec![format!("/{filename}")], kind)
+                    (tree, vec![path], kind)
                 }
             };
             archiver.content.check_stop()?;

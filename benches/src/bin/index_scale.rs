@@ -317,6 +317,24 @@ fn prunable(repo: &str, unused_every: u64) -> Result<()> {
     Ok(())
 }
 
+/// Peak RSS of listing `data/` alone (a prune lists it whole).
+fn list_data(repo: &str) -> Result<()> {
+    let backend = lifeboat_store::Location::parse(repo)?.open(false)?;
+    let before = peak_rss_kib();
+    let t = Instant::now();
+    let objects = backend.list(&Folder::Data.prefix())?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "objects": objects.len(),
+            "seconds": t.elapsed().as_secs_f64(),
+            "peak_rss_kib_before": before,
+            "peak_rss_kib": peak_rss_kib(),
+        })
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
@@ -327,6 +345,7 @@ fn main() -> Result<()> {
     {
         ["gen", repo, blobs] => gen_repo(repo, blobs.parse().context("BLOBS")?),
         ["open", repo] => open_repo(repo),
+        ["list", repo] => list_data(repo),
         ["prunable", repo, every] => prunable(repo, every.parse().context("UNUSED_EVERY")?),
         _ => bail!(
             "usage: index_scale gen REPO BLOBS | index_scale open REPO | \

@@ -340,7 +340,10 @@ fn main() -> Result<()> {
     let med: Vec<(Tool, Measure)> = measures.iter().map(|(t, v)| (*t, median(v))).collect();
     let get = |t: Tool| med.iter().find(|(x, _)| *x == t).map(|(_, m)| *m);
     let mib = |b: &serde_json::Value| b.as_u64().unwrap_or(0) as f64 / (1 << 20) as f64;
-    println!("| tool | forget --prune (median of {}) | peak RSS | repository before | after |", b.runs);
+    println!(
+        "| tool | forget --prune (median of {}) | peak RSS | repository before | after |",
+        b.runs
+    );
     println!("|---|---|---|---|---|");
     for (t, m) in &med {
         println!(

@@ -259,7 +259,7 @@ fn prunable(repo: &str, unused_every: u64) -> Result<()> {
             std::fs::File::create(&path).with_context(|| path.display().to_string())?;
             placeholders += 1;
             let n = i * PACKS_PER_SEGMENT + k as u64;
-            if p.blob_type == BlobType::Tree || n % unused_every == 0 {
+            if p.blob_type == BlobType::Tree || n.is_multiple_of(unused_every) {
                 continue;
             }
             let mut f = Node::new(format!("p{n}"), NodeKind::File);

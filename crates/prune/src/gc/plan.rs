@@ -267,7 +267,7 @@ pub(crate) fn pack_usage(
     }
     // A pack listed by several segments counts once, as the first lists it
     // (the sort is stable).
-    packs.sort_by(|a, b| a.id.cmp(&b.id));
+    packs.sort_by_key(|u| u.id);
     packs.dedup_by(|later, first| later.id == first.id);
     Ok(PackTable(packs))
 }

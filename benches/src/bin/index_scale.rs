@@ -4,6 +4,7 @@
 //! ```text
 //! index_scale gen REPO BLOBS   # init REPO and write index segments for BLOBS random blobs
 //! index_scale open REPO        # open it (builds or refreshes the local table); time and peak RSS
+//! index_scale prunable REPO UNUSED_EVERY   # make a `gen` repository prunable (below)
 //! ```
 //!
 //! `gen` writes real encrypted index segments through `write_segment`, 64
@@ -12,6 +13,16 @@
 //! never match new data) but `check` would report them missing. The
 //! password is taken from `LIFEBOAT_PASSWORD`; key derivation is cheap. The
 //! measurement procedure and results are in docs/index.md.
+//!
+//! `prunable` turns a `gen` repository into one that `prune` plans over in
+//! full: it writes one snapshot whose real trees (in real packs, indexed)
+//! reference every blob of every fake data pack except each
+//! `UNUSED_EVERY`-th pack and the fake tree packs, and an empty placeholder
+//! object in `data/` for every fake pack, so that the listing finds them.
+//! A prune then walks all used blobs, computes the usage of every pack,
+//! deletes (or marks) the unused placeholders and rewrites every index
+//! segment; no pack needs repacking (each is wholly used or unused), so the
+//! placeholders are never read. Results in docs/benchmarks.md ("Prune").
 
 use lifeboat_core::internals::RepositoryInternals as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +30,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use lifeboat_core::{InitOptions, Repository};
-use lifeboat_format::{BlobFlags, BlobType, Id, IndexEntry, IndexPack, IndexSegment, KdfParams};
+use lifeboat_format::layout::{Folder, object_path};
+use lifeboat_format::{
+    BlobFlags, BlobType, ContentPart, Id, IndexEntry, IndexPack, IndexSegment, KdfParams, Node,
+    NodeKind, PackBuilder, Snapshot, SourceKind, Tree, seal_blob,
+};
 
 const BLOBS_PER_PACK: u64 = 16;
 const PACKS_PER_SEGMENT: u64 = 64;
@@ -172,6 +187,154 @@ fn open_repo(repo: &str) -> Result<()> {
     Ok(())
 }
 
+/// Tree blobs packed into real packs, as a backup would write them.
+struct TreePacks<'a> {
+    repo: &'a Repository,
+    open: Option<PackBuilder>,
+    written: Vec<IndexPack>,
+}
+
+impl TreePacks<'_> {
+    fn add(&mut self, tree: &Tree) -> Result<Id> {
+        let plain = tree.encode()?;
+        let blob = seal_blob(
+            self.repo.master_key(),
+            BlobType::Tree,
+            &plain,
+            self.repo.config().compression_level,
+        )?;
+        let pack_size = self.repo.config().pack_size as usize;
+        let b = self
+            .open
+            .get_or_insert_with(|| PackBuilder::new(BlobType::Tree, pack_size + (1 << 20)));
+        b.add(&blob)?;
+        if b.len() >= pack_size {
+            self.flush()?;
+        }
+        Ok(blob.id)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let Some(b) = self.open.take().filter(|b| !b.is_empty()) else {
+            return Ok(());
+        };
+        let (bytes, id, entries) = b.finish(self.repo.master_key())?;
+        let size = bytes.len() as u64;
+        self.repo
+            .backend()
+            .put(&object_path(Folder::Data, &id), bytes.into())?;
+        self.written.push(IndexPack {
+            id,
+            blob_type: BlobType::Tree,
+            size,
+            blobs: entries.iter().map(IndexEntry::from).collect(),
+        });
+        Ok(())
+    }
+}
+
+fn prunable(repo: &str, unused_every: u64) -> Result<()> {
+    let root = std::path::PathBuf::from(repo);
+    let backend = lifeboat_store::Location::parse(repo)?.open(false)?;
+    let t = Instant::now();
+    let r = Repository::open(backend, password()?.as_bytes())?;
+    let blobs = r.index().len() as u64;
+    let seed = splitmix(r.config().id.0[0] as u64 ^ 0x1dc0);
+    let segments = blobs.div_ceil(BLOBS_PER_PACK * PACKS_PER_SEGMENT);
+    let mut trees = TreePacks {
+        repo: &r,
+        open: None,
+        written: Vec::new(),
+    };
+    let (mut used_packs, mut used_blobs, mut placeholders) = (0u64, 0u64, 0u64);
+    let mut dirs = Vec::new();
+    for i in 0..segments {
+        let seg = segment(seed, i, blobs);
+        let mut files = Vec::new();
+        for (k, p) in seg.packs.iter().enumerate() {
+            let path = root.join(object_path(Folder::Data, &p.id));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::File::create(&path).with_context(|| path.display().to_string())?;
+            placeholders += 1;
+            let n = i * PACKS_PER_SEGMENT + k as u64;
+            if p.blob_type == BlobType::Tree || n.is_multiple_of(unused_every) {
+                continue;
+            }
+            let mut f = Node::new(format!("p{n}"), NodeKind::File);
+            f.content = p
+                .blobs
+                .iter()
+                .map(|b| ContentPart::Blob {
+                    id: b.id,
+                    len: b.raw_len,
+                })
+                .collect();
+            f.size = p.blobs.iter().map(|b| u64::from(b.raw_len)).sum();
+            files.push(f);
+            used_packs += 1;
+            used_blobs += p.blobs.len() as u64;
+        }
+        let mut d = Node::new(format!("s{i:07}"), NodeKind::Dir);
+        d.subtree = Some(trees.add(&Tree::new(files))?);
+        dirs.push(d);
+    }
+    let root_tree = trees.add(&Tree::new(dirs))?;
+    trees.flush()?;
+    let mut seg = IndexSegment::new();
+    seg.packs = std::mem::take(&mut trees.written);
+    lifeboat_index::write_segment(r.backend(), r.master_key(), &seg)?;
+    let snap = Snapshot {
+        version: 1,
+        time: "2026-01-01T00:00:00Z".into(),
+        tree: root_tree,
+        paths: vec!["/synthetic".into()],
+        hostname: "index-scale".into(),
+        username: String::new(),
+        tags: Vec::new(),
+        source: SourceKind::Fs,
+        source_meta: Default::default(),
+        parent: None,
+        excludes: Vec::new(),
+        incomplete: Vec::new(),
+        summary: None,
+        program: "index_scale".into(),
+    };
+    let sid = r.save_snapshot(&snap)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "snapshot": sid.to_string(),
+            "fake_packs": placeholders,
+            "used_packs": used_packs,
+            "used_blobs": used_blobs,
+            "tree_packs": seg.packs.len(),
+            "tree_pack_bytes": seg.packs.iter().map(|p| p.size).sum::<u64>(),
+            "seconds": t.elapsed().as_secs_f64(),
+        })
+    );
+    Ok(())
+}
+
+/// Peak RSS of listing `data/` alone (a prune lists it whole).
+fn list_data(repo: &str) -> Result<()> {
+    let backend = lifeboat_store::Location::parse(repo)?.open(false)?;
+    let before = peak_rss_kib();
+    let t = Instant::now();
+    let objects = backend.list(&Folder::Data.prefix())?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "objects": objects.len(),
+            "seconds": t.elapsed().as_secs_f64(),
+            "peak_rss_kib_before": before,
+            "peak_rss_kib": peak_rss_kib(),
+        })
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
@@ -182,6 +345,11 @@ fn main() -> Result<()> {
     {
         ["gen", repo, blobs] => gen_repo(repo, blobs.parse().context("BLOBS")?),
         ["open", repo] => open_repo(repo),
-        _ => bail!("usage: index_scale gen REPO BLOBS | index_scale open REPO"),
+        ["list", repo] => list_data(repo),
+        ["prunable", repo, every] => prunable(repo, every.parse().context("UNUSED_EVERY")?),
+        _ => bail!(
+            "usage: index_scale gen REPO BLOBS | index_scale open REPO | \
+             index_scale prunable REPO UNUSED_EVERY"
+        ),
     }
 }

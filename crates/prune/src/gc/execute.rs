@@ -164,10 +164,36 @@ fn repack(
     Ok(w.written)
 }
 
+/// Index segments being written: each is stored once it lists
+/// [`SEGMENT_BLOBS`] blobs, so memory holds one segment, not the index.
+struct SegmentWriter<'a> {
+    backend: &'a Arc<dyn Backend>,
+    key: &'a MasterKey,
+    cur: IndexSegment,
+    blobs: usize,
+}
+
+impl SegmentWriter<'_> {
+    fn push(&mut self, p: IndexPack, lock: &mut HeldLock, done: &mut Executed) -> Result<()> {
+        self.blobs += p.blobs.len();
+        self.cur.packs.push(p);
+        if self.blobs >= SEGMENT_BLOBS {
+            lock.ensure()?;
+            let full = std::mem::replace(&mut self.cur, IndexSegment::new());
+            done.segments_written
+                .push(write_segment(self.backend, self.key, &full)?);
+            self.blobs = 0;
+        }
+        Ok(())
+    }
+}
+
 /// Write segments listing `new_packs` and every pack of the live segments
 /// that name a pack in `removed`, except those; the last one supersedes
 /// those segments (and the still-listed segments they superseded). Then
-/// delete the superseded segments.
+/// delete the superseded segments. The segments are read and the new ones
+/// written as they fill, so a prune that touches every segment of a large
+/// index holds one segment at a time, not all the packs they list.
 fn rewrite_index(
     backend: &Arc<dyn Backend>,
     key: &MasterKey,
@@ -184,8 +210,17 @@ fn rewrite_index(
         .collect();
     let mut affected = Vec::new();
     let mut again = HashSet::new();
-    let mut kept: Vec<IndexPack> = Vec::new();
     let mut kept_ids = HashSet::new();
+    let any_new = !new_packs.is_empty();
+    let mut w = SegmentWriter {
+        backend,
+        key,
+        cur: IndexSegment::new(),
+        blobs: 0,
+    };
+    for p in new_packs {
+        w.push(p, lock, done)?;
+    }
     if !removed.is_empty() {
         for seg_id in index.segments() {
             let seg = read_segment(backend, key, seg_id)?;
@@ -201,34 +236,22 @@ fn rewrite_index(
             );
             for p in seg.packs {
                 if !removed.contains(&p.id) && kept_ids.insert(p.id) {
-                    kept.push(p);
+                    w.push(p, lock, done)?;
                 }
             }
         }
     }
-    if affected.is_empty() && new_packs.is_empty() {
+    if affected.is_empty() && !any_new {
         return Ok(());
     }
     let mut sup: Vec<Id> = affected.iter().chain(&again).copied().collect();
     sup.sort_unstable();
     sup.dedup();
-    let mut cur = IndexSegment::new();
-    let mut blobs = 0;
-    for p in new_packs.into_iter().chain(kept) {
-        blobs += p.blobs.len();
-        cur.packs.push(p);
-        if blobs >= SEGMENT_BLOBS {
-            lock.ensure()?;
-            let full = std::mem::replace(&mut cur, IndexSegment::new());
-            done.segments_written
-                .push(write_segment(backend, key, &full)?);
-            blobs = 0;
-        }
-    }
-    cur.supersedes = sup.clone();
+    let mut last = w.cur;
+    last.supersedes = sup.clone();
     lock.ensure()?;
     done.segments_written
-        .push(write_segment(backend, key, &cur)?);
+        .push(write_segment(backend, key, &last)?);
     for id in sup {
         backend.delete(&layout::object_path(Folder::Index, &id))?;
         done.segments_deleted.push(id);

@@ -84,6 +84,8 @@ fn run(
     let snapshots = snapshots.len() as u64;
     let usage = pack_usage(backend, key, &index, &used)?;
     let mut plan = decide(repo, opts, now, &usage, &current_marks, missing > 0)?;
+    // Not needed to carry the plan out (64 bytes a pack).
+    drop(usage);
     plan.snapshots = snapshots;
     plan.missing_blobs = missing;
     plan.used_blobs = used.len();

@@ -267,7 +267,7 @@ fn etcd_backup_restores_into_a_new_member_with_every_key() {
     assert!(
         table
             .lines()
-            .any(|l| l.contains(&revision.to_string()) && l.contains(&name)),
+            .any(|l| l.contains(&revision.to_string()) && l.contains("/etcd-snapshot-node-1")),
         "{table}"
     );
 

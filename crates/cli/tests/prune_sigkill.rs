@@ -23,6 +23,18 @@ use lifeboat_format::layout::Folder;
 
 /// Kill points.
 const KILLS: usize = 20;
+/// The kinds of write a whole prune makes (`<op> <folder>`), each of
+/// which the reference run must make and some trial must be killed at.
+const WRITE_KINDS: [&str; 8] = [
+    "create locks",
+    "put data",
+    "put index",
+    "delete index",
+    "put marks",
+    "delete marks",
+    "delete data",
+    "delete locks",
+];
 /// Trials run at once.
 const WORKERS: usize = 4;
 /// Bytes per source file: below the chunker's minimum, so one blob each,
@@ -257,19 +269,9 @@ fn prune_killed_by_sigkill_at_20_points_leaves_a_sound_repository_and_a_rerun_co
     .ok("the reference prune");
     let requests = read_trace(&trace);
     let kinds: BTreeSet<String> = requests.iter().map(Request::kind).collect();
-    for want in [
-        "create locks",
-        "get data",
-        "put data",
-        "put index",
-        "delete index",
-        "put marks",
-        "delete marks",
-        "delete data",
-        "delete locks",
-    ] {
+    for want in WRITE_KINDS.iter().chain(&["get data"]) {
         assert!(
-            kinds.contains(want),
+            kinds.contains(*want),
             "the reference prune made no {want:?}: {kinds:?}"
         );
     }
@@ -307,16 +309,7 @@ fn prune_killed_by_sigkill_at_20_points_leaves_a_sound_repository_and_a_rerun_co
             .flat_map(|h| h.join().expect("a trial failed (its message is above)"))
             .collect()
     });
-    for want in [
-        "create locks",
-        "put data",
-        "put index",
-        "delete index",
-        "put marks",
-        "delete marks",
-        "delete data",
-        "delete locks",
-    ] {
+    for want in WRITE_KINDS {
         assert!(
             killed_kinds.contains(want),
             "no kill at a {want:?}: {killed_kinds:?}"

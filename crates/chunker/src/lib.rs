@@ -179,20 +179,21 @@ impl Chunker {
 
     /// Chunk a reader, giving owned chunks; boundaries equal [`Chunker::chunks`]
     /// on the whole input. It reads [`STREAM_READ`] bytes at a time (or the
-    /// average chunk size, if larger) and holds at most that plus one
-    /// maximum chunk: usually a few MiB, not two maximum chunks.
+    /// average chunk size, if larger) and holds two buffers of at most that
+    /// plus one maximum chunk (the batch being given and the next one).
     pub fn stream<R: Read>(&self, reader: R) -> StreamChunker<'_, R> {
         self.stream_with_step(reader, STREAM_READ.max(self.avg))
     }
 
     fn stream_with_step<R: Read>(&self, reader: R, step: usize) -> StreamChunker<'_, R> {
         StreamChunker {
-            chunker: self,
-            reader,
-            buf: Vec::with_capacity(step + self.avg),
-            step,
-            start: 0,
-            eof: false,
+            batches: self.batches(reader, step),
+            buf: Vec::new(),
+            spare: Vec::new(),
+            cuts: Vec::new(),
+            next: 0,
+            tail_start: 0,
+            started: false,
             failed: false,
         }
     }
@@ -201,63 +202,50 @@ impl Chunker {
 /// Bytes a [`StreamChunker`] reads at a time.
 pub const STREAM_READ: usize = 4 << 20;
 
-/// Iterator of chunks from a [`Read`]; see [`Chunker::stream`].
+/// Iterator of chunks from a [`Read`]; see [`Chunker::stream`]. It is
+/// [`StreamBatches`] with each chunk copied out of the batch.
 #[derive(Debug)]
 pub struct StreamChunker<'c, R> {
-    chunker: &'c Chunker,
-    reader: R,
+    batches: StreamBatches<'c, R>,
+    /// The current batch, and the buffer the next one is read into.
     buf: Vec<u8>,
-    step: usize,
-    start: usize,
-    eof: bool,
+    spare: Vec<u8>,
+    cuts: Vec<(usize, usize)>,
+    /// The next chunk of `cuts` to give.
+    next: usize,
+    /// Where the current batch's undecided tail begins.
+    tail_start: usize,
+    started: bool,
     failed: bool,
-}
-
-impl<R: Read> StreamChunker<'_, R> {
-    /// Move the undecided tail to the front and read up to `step` bytes
-    /// after it. The tail is less than a maximum chunk, so the buffer stays
-    /// under `max + step`; usually it is part of one average chunk.
-    fn fill(&mut self) -> io::Result<()> {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        // Read into the spare capacity without zeroing it first (zeroing
-        // the window on every fill cost a memset per file, which dominated
-        // backups of many small files). `read_to_end` on a `Take` retries
-        // on `Interrupted`, keeps what it read before an error, and stops
-        // at the limit or at end of input.
-        let want = self.buf.len() + self.step;
-        let result = (&mut self.reader)
-            .take(self.step as u64)
-            .read_to_end(&mut self.buf);
-        if result.is_ok() && self.buf.len() < want {
-            self.eof = true;
-        }
-        result.map(|_| ())
-    }
 }
 
 impl<R: Read> Iterator for StreamChunker<'_, R> {
     type Item = Result<Vec<u8>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
         loop {
-            let avail = &self.buf[self.start..];
-            if let Some(n) = self.chunker.next_cut(avail, self.eof) {
-                let chunk = avail[..n].to_vec();
-                self.start += n;
-                return Some(Ok(chunk));
+            if let Some(&(o, l)) = self.cuts.get(self.next) {
+                self.next += 1;
+                return Some(Ok(self.buf[o..o + l].to_vec()));
             }
-            if self.eof {
+            if self.failed || (self.started && self.batches.is_done()) {
                 return None;
             }
-            if let Err(e) = self.fill() {
-                self.failed = true;
-                return Some(Err(e.into()));
+            let tail = &self.buf[self.tail_start..];
+            match self
+                .batches
+                .next_batch(tail, &mut self.spare, &mut self.cuts)
+            {
+                Ok(tail_start) => {
+                    std::mem::swap(&mut self.buf, &mut self.spare);
+                    self.tail_start = tail_start;
+                    self.next = 0;
+                    self.started = true;
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use lifeboat_core::Repository;
 use lifeboat_core::internals::RepositoryInternals as _;
@@ -48,13 +48,31 @@ fn fmt_err(what: String) -> impl FnOnce(lifeboat_format::Error) -> Error {
     move |e| Error::Format { what, source: e }
 }
 
-/// Packs being written by a repack, one per blob type.
+/// Packs a repack stores at once. Each store waits on its own durability
+/// (a local store fsyncs the pack, renames it and fsyncs the folder; S3
+/// uploads it), so writing several at once overlaps those waits with each
+/// other and with the reading and copying of the next packs. Memory in
+/// flight: this many packs, one queued and the one being filled.
+const PACK_WRITERS: usize = 3;
+
+/// Objects deleted at once at the end of a prune: deletions wait on the
+/// store (a journal commit, a round trip), not on the CPU.
+const DELETERS: usize = 8;
+
+/// Deletions between two checks that the lock is still held.
+const DELETE_BATCH: usize = 256;
+
+/// A finished pack on its way to the store: (order, path, bytes, entry).
+type PackOut = (usize, String, bytes::Bytes, IndexPack);
+
+/// Packs being written by a repack, one per blob type. Finished packs go
+/// to the writer threads through `out`.
 struct Repacker<'a> {
-    backend: &'a Arc<dyn Backend>,
     key: &'a MasterKey,
     pack_size: usize,
     open: [Option<PackBuilder>; 2],
-    written: Vec<IndexPack>,
+    out: crossbeam_channel::Sender<PackOut>,
+    sent: usize,
 }
 
 impl Repacker<'_> {
@@ -68,6 +86,9 @@ impl Repacker<'_> {
         Ok(())
     }
 
+    /// Finish the open pack of type `t` and hand it to a writer. Fails
+    /// with [`Error::WritersStopped`] when every writer has stopped (one
+    /// failed); the caller then reports the writer's error.
     fn flush(&mut self, t: BlobType) -> Result<()> {
         let Some(b) = self.open[t as usize].take() else {
             return Ok(());
@@ -78,17 +99,37 @@ impl Repacker<'_> {
         let (bytes, id, entries) = b
             .finish(self.key)
             .map_err(fmt_err("repacked pack".into()))?;
-        let size = bytes.len() as u64;
-        self.backend
-            .put(&layout::object_path(Folder::Data, &id), bytes.into())?;
-        self.written.push(IndexPack {
+        let pack = IndexPack {
             id,
             blob_type: t,
-            size,
+            size: bytes.len() as u64,
             blobs: entries.iter().map(IndexEntry::from).collect(),
-        });
+        };
+        let path = layout::object_path(Folder::Data, &id);
+        self.out
+            .send((self.sent, path, bytes.into(), pack))
+            .map_err(|_| Error::WritersStopped)?;
+        self.sent += 1;
         Ok(())
     }
+}
+
+/// Store the packs that arrive on `rx` until it closes or a store fails;
+/// on failure, set `failed` so that the repack stops early.
+fn write_packs(
+    backend: &Arc<dyn Backend>,
+    rx: crossbeam_channel::Receiver<PackOut>,
+    failed: &AtomicBool,
+) -> Result<Vec<(usize, IndexPack)>> {
+    let mut written = Vec::new();
+    for (n, path, bytes, pack) in rx {
+        if let Err(e) = backend.put(&path, bytes) {
+            failed.store(true, Ordering::Relaxed);
+            return Err(e.into());
+        }
+        written.push((n, pack));
+    }
+    Ok(written)
 }
 
 /// Copy the used blobs of the plan's repack packs into new packs. A blob
@@ -104,17 +145,77 @@ fn repack(
     progress: &PruneProgress,
     done: &mut Executed,
 ) -> Result<Vec<IndexPack>> {
+    if plan.repack.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = repo.backend();
+    let failed = AtomicBool::new(false);
+    let (tx, rx) = crossbeam_channel::bounded::<PackOut>(1);
+    let (copied, mut written) = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..PACK_WRITERS)
+            .map(|_| {
+                let rx = rx.clone();
+                let failed = &failed;
+                s.spawn(move || write_packs(backend, rx, failed))
+            })
+            .collect();
+        drop(rx);
+        let mut w = Repacker {
+            key: repo.master_key(),
+            pack_size: repo.config().pack_size as usize,
+            open: [None, None],
+            out: tx,
+            sent: 0,
+        };
+        let copied = copy_used(repo, opts, plan, used, lock, progress, &mut w, &failed);
+        drop(w);
+        // Every writer is joined before the index names any new pack: a
+        // pack is durable before a segment lists it.
+        let mut written = Vec::new();
+        let mut first_err = None;
+        for h in writers {
+            match h.join() {
+                Ok(Ok(v)) => written.extend(v),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        // A writer's own error says more than the copier's "writers stopped".
+        match (copied, first_err) {
+            (_, Some(e)) | (Err(e), None) => Err(e),
+            (Ok(n), None) => Ok((n, written)),
+        }
+    })?;
+    done.blobs_repacked += copied;
+    written.sort_unstable_by_key(|(n, _)| *n);
+    let written: Vec<IndexPack> = written.into_iter().map(|(_, p)| p).collect();
+    done.packs_written = written.iter().map(|p| p.id).collect();
+    Ok(written)
+}
+
+/// Copy the used blobs of the plan's repack packs into `w`, one pack after
+/// another; returns the number of blobs copied.
+#[allow(clippy::too_many_arguments)]
+fn copy_used(
+    repo: &Repository,
+    opts: &PruneOptions,
+    plan: &PrunePlan,
+    used: &UsedBlobs<'_>,
+    lock: &mut HeldLock,
+    progress: &PruneProgress,
+    w: &mut Repacker<'_>,
+    failed: &AtomicBool,
+) -> Result<u64> {
     let (backend, key) = (repo.backend(), repo.master_key());
     let level = repo.config().compression_level;
-    let mut w = Repacker {
-        backend,
-        key,
-        pack_size: repo.config().pack_size as usize,
-        open: [None, None],
-        written: Vec::new(),
-    };
     let mut copied = HashSet::new();
+    let mut n = 0;
     for p in &plan.repack {
+        if failed.load(Ordering::Relaxed) {
+            return Err(Error::WritersStopped);
+        }
         lock.ensure()?;
         let path = layout::object_path(Folder::Data, &p.id);
         let bytes = backend.get(&path)?;
@@ -154,14 +255,13 @@ fn repack(
                 }
             };
             w.add(&blob)?;
-            done.blobs_repacked += 1;
+            n += 1;
         }
         progress.packs_repacked.fetch_add(1, Ordering::Relaxed);
     }
     w.flush(BlobType::Data)?;
     w.flush(BlobType::Tree)?;
-    done.packs_written = w.written.iter().map(|p| p.id).collect();
-    Ok(w.written)
+    Ok(n)
 }
 
 /// Index segments being written: each is stored once it lists
@@ -321,12 +421,64 @@ pub(crate) fn execute(
         lock.ensure()?;
         done.marks_written = marks::write(backend, key, plan.started, objects, &plan.marks_listed)?;
     }
-    for (path, size) in delete {
+    for batch in delete.chunks(DELETE_BATCH) {
         lock.ensure()?;
-        backend.delete(&path)?;
-        done.deleted += 1;
-        done.bytes_deleted += size;
-        progress.objects_deleted.fetch_add(1, Ordering::Relaxed);
+        let (n, bytes) = delete_all(backend, batch, progress)?;
+        done.deleted += n;
+        done.bytes_deleted += bytes;
     }
     Ok(done)
+}
+
+/// Delete `objects` with up to [`DELETERS`] at once; returns how many were
+/// deleted and their bytes, or the first error (the others then stop
+/// taking new objects).
+fn delete_all(
+    backend: &Arc<dyn Backend>,
+    objects: &[(String, u64)],
+    progress: &PruneProgress,
+) -> Result<(u64, u64)> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let threads = DELETERS.min(objects.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<(u64, u64)> {
+                    let (mut n, mut bytes) = (0, 0);
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((path, size)) = objects.get(i) else {
+                            break;
+                        };
+                        if let Err(e) = backend.delete(path) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e.into());
+                        }
+                        n += 1;
+                        bytes += size;
+                        progress.objects_deleted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((n, bytes))
+                })
+            })
+            .collect();
+        let (mut n, mut bytes, mut first_err) = (0, 0, None);
+        for h in handles {
+            match h.join() {
+                Ok(Ok((a, b))) => {
+                    n += a;
+                    bytes += b;
+                }
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok((n, bytes)),
+        }
+    })
 }

@@ -56,6 +56,10 @@ pub enum Error {
         /// When it expires.
         expires: u64,
     },
+    /// Every thread storing repacked packs stopped; the error of the one
+    /// that failed is reported instead where there is one.
+    #[error("the threads storing repacked packs stopped")]
+    WritersStopped,
     /// This prune's lock expired or was taken over; it stopped before
     /// changing anything more.
     #[error("the prune lock {path} expired or was taken over; stopped")]

@@ -195,8 +195,35 @@ fn repack(
     Ok(written)
 }
 
+/// A pack to repack, read and checked: its path, bytes and header entries.
+type FetchedPack = (String, bytes::Bytes, Vec<lifeboat_format::PackHeaderEntry>);
+
+/// Read pack `id` whole, check that its content matches its name, and
+/// decode its header.
+fn fetch_pack(backend: &Arc<dyn Backend>, key: &MasterKey, id: &Id) -> Result<FetchedPack> {
+    let path = layout::object_path(Folder::Data, id);
+    let bytes = backend.get(&path)?;
+    // The pack's name is its hash: equal, every byte is as written.
+    if Id::of_object(&bytes) != *id {
+        return Err(Error::Format {
+            what: path,
+            source: lifeboat_format::Error::Malformed {
+                what: "pack",
+                reason: "content does not match its name".into(),
+            },
+        });
+    }
+    let hlen = parse_pack_trailer(&bytes).map_err(fmt_err(path.clone()))? as usize;
+    let end = bytes.len() - lifeboat_format::PACK_TRAILER_LEN;
+    let header = bytes.get(end.saturating_sub(hlen)..end).unwrap_or_default();
+    let entries =
+        decode_pack_header(key, header, bytes.len() as u64).map_err(fmt_err(path.clone()))?;
+    Ok((path, bytes, entries))
+}
+
 /// Copy the used blobs of the plan's repack packs into `w`, one pack after
-/// another; returns the number of blobs copied.
+/// another; returns the number of blobs copied. A second thread reads and
+/// checks the next pack while this one's blobs are copied.
 #[allow(clippy::too_many_arguments)]
 fn copy_used(
     repo: &Repository,
@@ -212,53 +239,54 @@ fn copy_used(
     let level = repo.config().compression_level;
     let mut copied = HashSet::new();
     let mut n = 0;
-    for p in &plan.repack {
-        if failed.load(Ordering::Relaxed) {
-            return Err(Error::WritersStopped);
-        }
-        lock.ensure()?;
-        let path = layout::object_path(Folder::Data, &p.id);
-        let bytes = backend.get(&path)?;
-        // The pack's name is its hash: equal, every byte is as written.
-        if Id::of_object(&bytes) != p.id {
-            return Err(Error::Format {
-                what: path,
-                source: lifeboat_format::Error::Malformed {
-                    what: "pack",
-                    reason: "content does not match its name".into(),
-                },
-            });
-        }
-        let hlen = parse_pack_trailer(&bytes).map_err(fmt_err(path.clone()))? as usize;
-        let end = bytes.len() - lifeboat_format::PACK_TRAILER_LEN;
-        let header = bytes.get(end.saturating_sub(hlen)..end).unwrap_or_default();
-        let entries =
-            decode_pack_header(key, header, bytes.len() as u64).map_err(fmt_err(path.clone()))?;
-        for e in entries {
-            if !used.contains(&e.id) || !copied.insert(e.id) {
-                continue;
-            }
-            let start = e.offset as usize;
-            let stored = &bytes[start..start + e.stored_len as usize];
-            let blob = if opts.repack_uncompressed && level != 0 && !e.flags.compressed() {
-                let plain = open_blob(key, e.blob_type, &e.id, e.flags, e.raw_len, stored)
-                    .map_err(fmt_err(format!("blob {} in {path}", e.id)))?;
-                seal_blob_with_id(key, e.blob_type, e.id, &plain, level)
-                    .map_err(fmt_err("sealing a blob".into()))?
-            } else {
-                SealedBlob {
-                    id: e.id,
-                    blob_type: e.blob_type,
-                    flags: e.flags,
-                    raw_len: e.raw_len,
-                    bytes: stored.to_vec(),
+    let (tx, rx) = crossbeam_channel::bounded::<Result<FetchedPack>>(1);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for p in &plan.repack {
+                if failed.load(Ordering::Relaxed) {
+                    break;
                 }
-            };
-            w.add(&blob)?;
-            n += 1;
+                let r = fetch_pack(backend, key, &p.id);
+                let stop = r.is_err();
+                // A closed channel: the copier stopped.
+                if tx.send(r).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        for fetched in rx {
+            if failed.load(Ordering::Relaxed) {
+                return Err(Error::WritersStopped);
+            }
+            let (path, bytes, entries) = fetched?;
+            lock.ensure()?;
+            for e in entries {
+                if !used.contains(&e.id) || !copied.insert(e.id) {
+                    continue;
+                }
+                let start = e.offset as usize;
+                let stored = &bytes[start..start + e.stored_len as usize];
+                let blob = if opts.repack_uncompressed && level != 0 && !e.flags.compressed() {
+                    let plain = open_blob(key, e.blob_type, &e.id, e.flags, e.raw_len, stored)
+                        .map_err(fmt_err(format!("blob {} in {path}", e.id)))?;
+                    seal_blob_with_id(key, e.blob_type, e.id, &plain, level)
+                        .map_err(fmt_err("sealing a blob".into()))?
+                } else {
+                    SealedBlob {
+                        id: e.id,
+                        blob_type: e.blob_type,
+                        flags: e.flags,
+                        raw_len: e.raw_len,
+                        bytes: stored.to_vec(),
+                    }
+                };
+                w.add(&blob)?;
+                n += 1;
+            }
+            progress.packs_repacked.fetch_add(1, Ordering::Relaxed);
         }
-        progress.packs_repacked.fetch_add(1, Ordering::Relaxed);
-    }
+        Ok::<(), Error>(())
+    })?;
     w.flush(BlobType::Data)?;
     w.flush(BlobType::Tree)?;
     Ok(n)

@@ -13,6 +13,7 @@ use lifeboat_format::{
 };
 use lifeboat_index::{Index, UsedBlobs};
 use lifeboat_store::Backend;
+use rayon::prelude::*;
 
 use super::marks::Marks;
 use super::options::{Error, MaxUnused, PruneOptions, PruneProgress, Result};
@@ -173,9 +174,14 @@ fn read_tree(backend: &Arc<dyn Backend>, key: &MasterKey, index: &Index, id: &Id
     Tree::decode(&plain).map_err(fmt)
 }
 
+/// Trees read and decoded at once while marking: enough to keep every
+/// core busy, few enough that memory holds only this many trees.
+const TREE_BATCH: usize = 16;
+
 /// Mark every blob reachable from every snapshot. Each tree is read once
-/// however many snapshots share it; memory is the bitset plus the stack of
-/// trees not yet read.
+/// however many snapshots share it; memory is the bitset, the stack of
+/// trees not yet read, and one batch of [`TREE_BATCH`] trees, which are
+/// read and decoded in parallel.
 pub(crate) fn mark_used(
     repo: &Repository,
     snapshots: &[(Id, Snapshot)],
@@ -186,27 +192,46 @@ pub(crate) fn mark_used(
     progress
         .snapshots_total
         .store(snapshots.len() as u64, Ordering::Relaxed);
+    let (backend, key) = (repo.backend(), repo.master_key());
     let mut missing = 0u64;
+    let mut batch = Vec::with_capacity(TREE_BATCH);
     for (_, snap) in snapshots {
         let mut stack = vec![snap.tree];
-        while let Some(t) = stack.pop() {
-            match used.insert(&t) {
-                Some(true) => {}
-                Some(false) => continue,
-                None => return Err(Error::TreeNotIndexed { tree: t }),
-            }
-            let tree = read_tree(repo.backend(), repo.master_key(), index, &t)?;
-            progress.trees_done.fetch_add(1, Ordering::Relaxed);
-            for n in tree.nodes {
-                for part in &n.content {
-                    if let ContentPart::Blob { id, .. } = part
-                        && used.insert(id).is_none()
-                    {
-                        missing += 1;
-                    }
+        while !stack.is_empty() {
+            batch.clear();
+            while batch.len() < TREE_BATCH {
+                let Some(t) = stack.pop() else { break };
+                match used.insert(&t) {
+                    Some(true) => batch.push(t),
+                    Some(false) => {}
+                    None => return Err(Error::TreeNotIndexed { tree: t }),
                 }
-                if let Some(sub) = n.subtree {
-                    stack.push(sub);
+            }
+            let trees: Vec<Result<Tree>> = if batch.len() == 1 {
+                batch
+                    .iter()
+                    .map(|t| read_tree(backend, key, index, t))
+                    .collect()
+            } else {
+                batch
+                    .par_iter()
+                    .map(|t| read_tree(backend, key, index, t))
+                    .collect()
+            };
+            for tree in trees {
+                let tree = tree?;
+                progress.trees_done.fetch_add(1, Ordering::Relaxed);
+                for n in tree.nodes {
+                    for part in &n.content {
+                        if let ContentPart::Blob { id, .. } = part
+                            && used.insert(id).is_none()
+                        {
+                            missing += 1;
+                        }
+                    }
+                    if let Some(sub) = n.subtree {
+                        stack.push(sub);
+                    }
                 }
             }
         }

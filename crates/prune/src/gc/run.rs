@@ -2,6 +2,7 @@
 
 use lifeboat_core::internals::RepositoryInternals as _;
 use lifeboat_core::{Repository, WarningKind};
+use lifeboat_format::{Id, Snapshot};
 use lifeboat_index::UsedBlobs;
 
 use super::execute::{Executed, execute};
@@ -76,6 +77,27 @@ fn run(
     // headers of packs no segment lists.
     repo.set_index_fallback(false);
     repo.reload_index()?;
+    // Every used blob is looked up, most more than once: through the
+    // table's memory map, not a `pread` each.
+    repo.with_mapped_index_releasing(MAPPED_RELEASE_EVERY, || {
+        plan_and_execute(repo, opts, progress, lock, now, &current_marks, snapshots)
+    })
+}
+
+/// Index lookups between dropping the mapped table's pages: at most 8 MiB
+/// of the table stays resident however large the index.
+const MAPPED_RELEASE_EVERY: u64 = 2048;
+
+fn plan_and_execute(
+    repo: &Repository,
+    opts: &PruneOptions,
+    progress: &PruneProgress,
+    lock: Option<&mut HeldLock>,
+    now: u64,
+    current_marks: &marks::Marks,
+    snapshots: Vec<(Id, Snapshot)>,
+) -> Result<PruneReport> {
+    let (backend, key) = (repo.backend(), repo.master_key());
     let index = repo.index();
     let mut used = UsedBlobs::new(&index);
     let missing = mark_used(repo, &snapshots, &index, &mut used, progress)?;
@@ -83,7 +105,7 @@ fn run(
     // would look unused: keep every such pack this run.
     let snapshots = snapshots.len() as u64;
     let usage = pack_usage(backend, key, &index, &used)?;
-    let mut plan = decide(repo, opts, now, &usage, &current_marks, missing > 0)?;
+    let mut plan = decide(repo, opts, now, &usage, current_marks, missing > 0)?;
     // Not needed to carry the plan out (64 bytes a pack).
     drop(usage);
     plan.snapshots = snapshots;

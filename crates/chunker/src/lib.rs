@@ -1,19 +1,34 @@
 //! Chunking for Lifeboat.
 //!
 //! Owns how a byte stream is cut into chunks: content-defined chunking with
-//! FastCDC v2020 over a gear table keyed with the repository's seed (so chunk
-//! boundaries do not reveal content to someone without the key), fixed-size
-//! chunking for block images, and zero-chunk detection. It does not hash,
-//! compress, encrypt or store anything.
+//! FastCDC v2020 over a secret gear table, fixed-size chunking for block
+//! images, and zero-chunk detection. It does not hash, compress, encrypt or
+//! store anything.
+//!
+//! Two gear tables exist ([`GearTable`]): the *keyed* table of new
+//! repositories, all 256 entries derived from the repository key by BLAKE3,
+//! and the *seeded* table of repositories made before it, FastCDC's public
+//! table with a 64-bit seed XORed in. Chunk boundaries still show chunk sizes
+//! to whoever sees the stored blobs; `docs/security.md` says what that
+//! reveals.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
-use fastcdc::v2020::{FastCDC, Normalization};
+use fastcdc::v2020::{Normalization, cut_gear, get_gear_with_seed, select_masks};
+use zeroize::Zeroize;
 
 /// Chunk size limits accepted by the chunker.
 pub const MIN_CHUNK: usize = fastcdc::v2020::MINIMUM_MIN;
 /// Largest maximum chunk size FastCDC accepts.
 pub const MAX_CHUNK: usize = fastcdc::v2020::MAXIMUM_MAX;
+
+/// BLAKE3 `derive_key` context that turns the repository's chunking secret
+/// into the chunker key (see [`GearTable::keyed`]).
+pub const CHUNKER_KEY_CONTEXT: &str = "lifeboat 2026-12-02 chunker gear table key v1";
+
+/// Input hashed under the chunker key to give the keyed gear table.
+pub const GEAR_TABLE_INPUT: &[u8] = b"gear table";
 
 /// Errors from configuring the chunker or reading its source.
 #[derive(Debug, thiserror::Error)]
@@ -36,23 +51,114 @@ pub enum Error {
     Io(#[from] io::Error),
 }
 
-/// Content-defined chunker settings: sizes and the keyed seed.
+/// The gear table of the FastCDC hash: one 64-bit value per byte value,
+/// added into the rolling hash for each byte. Who knows the table can
+/// compute every chunk boundary, so it is secret and zeroized on drop; its
+/// `Debug` form does not show it.
+#[derive(Clone)]
+pub struct GearTable {
+    gear: [u64; 256],
+    /// `gear[b] << 1`, for the crate's two-bytes-per-step loop.
+    gear_ls: [u64; 256],
+}
+
+impl std::fmt::Debug for GearTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GearTable(<redacted>)")
+    }
+}
+
+impl Drop for GearTable {
+    fn drop(&mut self) {
+        self.gear.zeroize();
+        self.gear_ls.zeroize();
+    }
+}
+
+impl GearTable {
+    /// FastCDC's public table with `seed` XORed into every entry (seed 0:
+    /// the public table itself), as `fastcdc::v2020::FastCDC::with_level_and_seed`
+    /// builds it. Repositories made before keyed tables chunk with this.
+    pub fn seeded(seed: u64) -> GearTable {
+        let (public, _) = get_gear_with_seed(seed);
+        let mut gear = [0u64; 256];
+        for (g, p) in gear.iter_mut().zip(public.iter()) {
+            *g = *p;
+        }
+        GearTable::from_entries(gear)
+    }
+
+    /// The keyed table: all 256 entries from `secret` (the repository's
+    /// chunking secret) by a PRF. The chunker key is BLAKE3 `derive_key`
+    /// with [`CHUNKER_KEY_CONTEXT`] over `secret`; entry `b` is bytes
+    /// `8b..8b+8`, little-endian, of the BLAKE3 keyed-hash extended output
+    /// of [`GEAR_TABLE_INPUT`] under that key (2048 bytes in all).
+    pub fn keyed(secret: &[u8]) -> GearTable {
+        let mut key = blake3::derive_key(CHUNKER_KEY_CONTEXT, secret);
+        let mut bytes = [0u8; 8 * 256];
+        blake3::Hasher::new_keyed(&key)
+            .update(GEAR_TABLE_INPUT)
+            .finalize_xof()
+            .fill(&mut bytes);
+        key.zeroize();
+        let mut gear = [0u64; 256];
+        for (g, b) in gear.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(b);
+            *g = u64::from_le_bytes(word);
+            word.zeroize();
+        }
+        bytes.zeroize();
+        let table = GearTable::from_entries(gear);
+        gear.zeroize();
+        table
+    }
+
+    fn from_entries(gear: [u64; 256]) -> GearTable {
+        let mut gear_ls = [0u64; 256];
+        for (l, g) in gear_ls.iter_mut().zip(gear.iter()) {
+            *l = g << 1;
+        }
+        GearTable { gear, gear_ls }
+    }
+
+    /// The 256 entries, for test vectors.
+    pub fn entries(&self) -> &[u64; 256] {
+        &self.gear
+    }
+}
+
+/// Content-defined chunker settings: sizes and the gear table. Cheap to
+/// clone (the table is shared).
 #[derive(Debug, Clone)]
 pub struct Chunker {
     min: usize,
     avg: usize,
     max: usize,
-    seed: u64,
-    template: FastCDC<'static>,
+    mask_s: u64,
+    mask_l: u64,
+    table: Arc<GearTable>,
     /// Length of the chunk that starts a run of at least `max` zero bytes:
-    /// a function of the sizes and seed only, so a zero run is cut without
+    /// a function of the sizes and table only, so a zero run is cut without
     /// hashing it (see [`Chunker::next_cut`]).
     zero_cut: usize,
 }
 
 impl Chunker {
-    /// A chunker with the given sizes (bytes, even) and gear seed.
+    /// A chunker with the given sizes (bytes, even) over the seeded table
+    /// [`GearTable::seeded`]`(seed)`: the chunker of repositories made
+    /// before keyed tables.
     pub fn new(min: usize, avg: usize, max: usize, seed: u64) -> Result<Chunker, Error> {
+        Chunker::with_table(min, avg, max, GearTable::seeded(seed))
+    }
+
+    /// A chunker with the given sizes (bytes, even) over `table`.
+    pub fn with_table(
+        min: usize,
+        avg: usize,
+        max: usize,
+        table: GearTable,
+    ) -> Result<Chunker, Error> {
         let bad = |reason| Error::InvalidSizes {
             min,
             avg,
@@ -74,19 +180,20 @@ impl Chunker {
         if min % 2 != 0 || avg % 2 != 0 || max % 2 != 0 {
             return Err(bad("sizes must be even"));
         }
-        let template =
-            FastCDC::with_level_and_seed(&[], min, avg, max, Normalization::Level1, seed);
-        // Untouched zeroed pages: the scan reads the shared zero page.
-        let zeros = vec![0u8; max];
-        let (_, zero_cut) = template.clone().rechunk(&zeros).cut(0, max);
-        Ok(Chunker {
+        let (mask_s, mask_l) = select_masks(avg, Normalization::Level1);
+        let mut c = Chunker {
             min,
             avg,
             max,
-            seed,
-            template,
-            zero_cut,
-        })
+            mask_s,
+            mask_l,
+            table: Arc::new(table),
+            zero_cut: max,
+        };
+        // Untouched zeroed pages: the scan reads the shared zero page.
+        let zeros = vec![0u8; max];
+        c.zero_cut = c.hashed_cut(&zeros);
+        Ok(c)
     }
 
     /// Largest chunk this chunker emits.
@@ -102,11 +209,6 @@ impl Chunker {
     /// Target average chunk size.
     pub fn avg_size(&self) -> usize {
         self.avg
-    }
-
-    /// The gear seed.
-    pub fn seed(&self) -> u64 {
-        self.seed
     }
 
     /// Length of the first chunk of `data`. When `eof` is false and `data`
@@ -125,8 +227,25 @@ impl Chunker {
                 return self.zero_cut;
             }
         }
-        let mut c = self.template.clone();
-        let (_, end) = c.rechunk(data).cut(0, data.len());
+        self.hashed_cut(data)
+    }
+
+    /// FastCDC's cut over this chunker's table, through the crate's own
+    /// scan loop (`fastcdc::v2020::cut_gear`).
+    fn hashed_cut(&self, data: &[u8]) -> usize {
+        let t = &*self.table;
+        let (_, end) = cut_gear(
+            data,
+            self.min,
+            self.avg,
+            self.max,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &t.gear,
+            &t.gear_ls,
+        );
         end
     }
 
@@ -332,6 +451,7 @@ pub fn is_zero(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fastcdc::v2020::FastCDC;
 
     fn data(n: usize) -> Vec<u8> {
         let mut x = 0x1234_5678_9abc_def0u64;
@@ -390,18 +510,140 @@ mod tests {
         }
     }
 
-    /// Boundaries from FastCDC itself, without the zero-run shortcut.
-    fn reference(c: &Chunker, d: &[u8]) -> Vec<(usize, usize)> {
+    /// Boundaries from the fastcdc crate itself (its own iterator and
+    /// seeded table), without the zero-run shortcut.
+    fn reference(c: &Chunker, seed: u64, d: &[u8]) -> Vec<(usize, usize)> {
         FastCDC::with_level_and_seed(
             d,
             c.min_size(),
             c.avg_size(),
             c.max_size(),
             Normalization::Level1,
-            c.seed(),
+            seed,
         )
         .map(|ch| (ch.offset, ch.length))
         .collect()
+    }
+
+    /// Boundaries from repeated hashed cuts, without the zero-run shortcut
+    /// (for tables the crate cannot build).
+    fn hashed(c: &Chunker, d: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < d.len() {
+            let n = c.hashed_cut(&d[pos..]);
+            out.push((pos, n));
+            pos += n;
+        }
+        out
+    }
+
+    /// Random data, zero runs of several lengths, and short pieces.
+    fn mixed(n: usize) -> Vec<u8> {
+        let mut d = data(n);
+        d.extend(std::iter::repeat_n(0u8, 70_001));
+        d.extend(data(n / 3));
+        d.extend(std::iter::repeat_n(0u8, 1023));
+        d.push(1);
+        d.extend(b"lifeboat ".repeat(n / 9));
+        d
+    }
+
+    #[test]
+    fn own_loop_is_pinned_to_the_crate_on_its_tables() {
+        // The crate's default (public) table, and seeded ones, at several
+        // sizes: our cuts must be the crate's.
+        let d = mixed(700_000);
+        for (min, avg, max) in [(64, 256, 1024), (4096, 16384, 65536), (2048, 8192, 1 << 20)] {
+            let c = Chunker::with_table(min, avg, max, GearTable::seeded(0)).unwrap();
+            let crate_cuts: Vec<_> = FastCDC::new(&d, min, avg, max)
+                .map(|ch| (ch.offset, ch.length))
+                .collect();
+            assert!(crate_cuts.len() > 10);
+            assert_eq!(
+                c.chunks(&d).collect::<Vec<_>>(),
+                crate_cuts,
+                "{min}/{avg}/{max}"
+            );
+            for seed in [1u64, 0xdead_beef, u64::MAX] {
+                let c = Chunker::new(min, avg, max, seed).unwrap();
+                assert_eq!(
+                    c.chunks(&d).collect::<Vec<_>>(),
+                    reference(&c, seed, &d),
+                    "{min}/{avg}/{max} seed {seed}"
+                );
+            }
+        }
+        // The public table is FastCDC's (GEAR[0], GEAR[255] of docs/format.md).
+        let t = GearTable::seeded(0);
+        assert_eq!(t.entries()[0], 0x3b5d_3c7d_207e_37dc);
+        assert_eq!(t.entries()[255], 0xaabd_2b2a_4515_04e1);
+        assert_eq!(GearTable::seeded(5).entries()[0], 0x3b5d_3c7d_207e_37dc ^ 5);
+    }
+
+    #[test]
+    fn keyed_table_depends_on_the_whole_secret_and_cuts_alike_everywhere() {
+        let a = GearTable::keyed(b"secret one");
+        let b = GearTable::keyed(b"secret one");
+        let c = GearTable::keyed(b"secret two");
+        assert_eq!(a.entries(), b.entries());
+        assert_ne!(a.entries(), c.entries());
+        // Every entry differs between the two keys, and none is the public one.
+        let public = GearTable::seeded(0);
+        for i in 0..256 {
+            assert_ne!(a.entries()[i], c.entries()[i], "entry {i}");
+            assert_ne!(a.entries()[i], public.entries()[i], "entry {i}");
+        }
+        // Not a seeded table: the XOR with the public table is not constant.
+        let x0 = a.entries()[0] ^ public.entries()[0];
+        assert!((1..256).any(|i| a.entries()[i] ^ public.entries()[i] != x0));
+        // Shifted twin.
+        for i in 0..256 {
+            assert_eq!(a.gear_ls[i], a.gear[i] << 1);
+        }
+        assert_eq!(format!("{a:?}"), "GearTable(<redacted>)");
+
+        let d = mixed(1_500_000);
+        let ka = Chunker::with_table(4096, 16384, 65536, a).unwrap();
+        let kc = Chunker::with_table(4096, 16384, 65536, c).unwrap();
+        let cuts = ka.chunks(&d).collect::<Vec<_>>();
+        assert_eq!(cuts, hashed(&ka, &d), "zero-run shortcut");
+        assert_ne!(cuts, kc.chunks(&d).collect::<Vec<_>>());
+        let seeded = Chunker::new(4096, 16384, 65536, 7).unwrap();
+        assert_ne!(cuts, seeded.chunks(&d).collect::<Vec<_>>());
+        // Sizes within bounds and an average near the target on random data.
+        let r = data(4_000_000);
+        let rc: Vec<_> = ka.chunks(&r).collect();
+        for &(_, l) in &rc[..rc.len() - 1] {
+            assert!((4096..=65536).contains(&l));
+        }
+        let mean = r.len() / rc.len();
+        assert!((12_000..=28_000).contains(&mean), "mean chunk {mean}");
+        // Streaming gives the same boundaries.
+        for step in [1000, 20_000, 70_000] {
+            let streamed: Vec<usize> = ka
+                .stream_with_step(&d[..], step)
+                .map(|r| r.unwrap().len())
+                .collect();
+            let whole: Vec<usize> = cuts.iter().map(|&(_, l)| l).collect();
+            assert_eq!(streamed, whole, "step {step}");
+        }
+    }
+
+    #[test]
+    fn keyed_zero_runs_cut_where_the_hash_cuts() {
+        let mut early = 0;
+        for k in 0..300u32 {
+            let c = Chunker::with_table(64, 256, 1024, GearTable::keyed(&k.to_le_bytes())).unwrap();
+            if c.zero_cut < c.max_size() {
+                early += 1;
+            }
+            let mut d = data(3000);
+            d.extend(std::iter::repeat_n(0u8, 5000 + k as usize));
+            d.extend(data(700));
+            assert_eq!(c.chunks(&d).collect::<Vec<_>>(), hashed(&c, &d), "key {k}");
+        }
+        assert!(early > 0, "some key cuts inside a zero run");
     }
 
     #[test]
@@ -421,7 +663,7 @@ mod tests {
             d.push(1);
             d.extend(std::iter::repeat_n(0u8, 4096));
             let got: Vec<_> = c.chunks(&d).collect();
-            assert_eq!(got, reference(&c, &d), "seed {seed}");
+            assert_eq!(got, reference(&c, seed, &d), "seed {seed}");
             let mut parts = Vec::new();
             let mut stream = c.batches(&d[..], 700);
             let (mut buf, mut next, mut cuts) = (Vec::new(), Vec::new(), Vec::new());
@@ -443,7 +685,7 @@ mod tests {
         assert!(early > 0, "some seed cuts inside a zero run");
         let c = Chunker::new(4096, 16384, 65536, 3).unwrap();
         let z = vec![0u8; 1 << 20];
-        assert_eq!(c.chunks(&z).collect::<Vec<_>>(), reference(&c, &z));
+        assert_eq!(c.chunks(&z).collect::<Vec<_>>(), reference(&c, 3, &z));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Blob ids are keyed hashes, so two repositories give one chunk the same id
 //! only if they share the id key. `copy` therefore requires it: the target is
 //! made with [`init_with_params_from`] (`lifeboat init --from-repo SRC
-//! --copy-params`), which takes the id key, chunker seed and chunk sizes of
+//! --copy-params`), which takes the id key, chunker seed, gear table and chunk sizes of
 //! the source but a fresh data key. Then a copy moves blobs by id: whatever
 //! the target already has is neither read nor sent again, and trees are
 //! copied as they are. Every blob is decrypted and verified from the source
@@ -67,6 +67,7 @@ pub fn init_with_params_from(
         .map_err(|e| Error::format("combining the source's id key with a new data key", e))?;
     let mut opts = opts.clone();
     opts.chunker = source.config.chunker;
+    opts.chunker_gear = source.config.chunker_gear;
     Repository::init_with_key(backend, password, &opts, key)
 }
 

@@ -1,10 +1,10 @@
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-use lifeboat_chunker::Chunker;
+use lifeboat_chunker::{Chunker, GearTable};
 use lifeboat_format::layout::{self, Folder, object_path};
 use lifeboat_format::{
-    BlobType, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot, MasterKey, Snapshot,
-    Tree, open_blob,
+    BlobType, ChunkerGear, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot,
+    MasterKey, Snapshot, Tree, open_blob,
 };
 use lifeboat_index::{Index, IndexOptions};
 use lifeboat_store::Backend;
@@ -24,6 +24,9 @@ pub struct InitOptions {
     pub pack_size: u32,
     /// Chunk sizes.
     pub chunker: ChunkerParams,
+    /// The chunker's gear table: [`ChunkerGear::Keyed`] unless a repository
+    /// must chunk like an older one.
+    pub chunker_gear: ChunkerGear,
 }
 
 impl Default for InitOptions {
@@ -36,6 +39,7 @@ impl Default for InitOptions {
             compression_level: 1,
             pack_size: 16 << 20,
             chunker: ChunkerParams::default(),
+            chunker_gear: ChunkerGear::Keyed,
         }
     }
 }
@@ -92,6 +96,27 @@ pub(crate) fn username() -> String {
         .unwrap_or_default()
 }
 
+/// The chunker `config` and `key` call for. The keyed table is derived
+/// from the master key's id key and chunker seed (its bytes 32..72), which
+/// a `copy --copy-params` target shares with its source, so both chunk
+/// alike; the data key plays no part.
+pub(crate) fn chunker_for(config: &Config, key: &MasterKey) -> Result<Chunker> {
+    let table = match config.chunker_gear {
+        ChunkerGear::Seeded => GearTable::seeded(key.chunker_seed()),
+        ChunkerGear::Keyed => {
+            let bytes = key.to_bytes();
+            GearTable::keyed(&bytes[32..])
+        }
+    };
+    Chunker::with_table(
+        config.chunker.min_size as usize,
+        config.chunker.avg_size as usize,
+        config.chunker.max_size as usize,
+        table,
+    )
+    .map_err(Error::InvalidChunkerParams)
+}
+
 impl Repository {
     /// Create a repository in an empty store, protected by `password`.
     /// Refuses if a repository (a `config` object) is already there.
@@ -139,6 +164,7 @@ impl Repository {
             version: FORMAT_VERSION,
             id: Id::random().map_err(|e| Error::format("generating the repository id", e))?,
             chunker: opts.chunker,
+            chunker_gear: opts.chunker_gear,
             compression_level: opts.compression_level,
             pack_size: opts.pack_size,
             created: now_rfc3339(),
@@ -249,13 +275,7 @@ impl Repository {
         key_id: Id,
         index: Index,
     ) -> Result<Repository> {
-        let chunker = Chunker::new(
-            config.chunker.min_size as usize,
-            config.chunker.avg_size as usize,
-            config.chunker.max_size as usize,
-            key.chunker_seed(),
-        )
-        .map_err(Error::InvalidChunkerParams)?;
+        let chunker = chunker_for(&config, &key)?;
         Ok(Repository {
             backend,
             key,
@@ -265,6 +285,11 @@ impl Repository {
             chunker,
             warnings: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The chunker this repository cuts new data with.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
     }
 
     fn push_warnings(&self, more: impl IntoIterator<Item = Warning>) {

@@ -29,6 +29,29 @@ impl Default for ChunkerParams {
     }
 }
 
+/// Which gear table the content-defined chunker hashes with (see
+/// `docs/format.md`, section 15, and `lifeboat_chunker::GearTable`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChunkerGear {
+    /// FastCDC's public table with the master key's 64-bit `chunker_seed`
+    /// XORed in: repositories made before keyed tables. A config without
+    /// `chunker_gear` means this.
+    #[default]
+    Seeded,
+    /// All 256 entries derived from the master key by BLAKE3: what new
+    /// repositories use.
+    Keyed,
+}
+
+impl ChunkerGear {
+    /// Whether this is [`ChunkerGear::Seeded`] (left out when encoding, so
+    /// that old configs encode as they did).
+    pub fn is_seeded(&self) -> bool {
+        *self == ChunkerGear::Seeded
+    }
+}
+
 /// Repository-wide settings, stored encrypted in `config`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -38,6 +61,10 @@ pub struct Config {
     pub id: Id,
     /// Chunk sizes.
     pub chunker: ChunkerParams,
+    /// The chunker's gear table; absent in configs written before keyed
+    /// tables, which means [`ChunkerGear::Seeded`].
+    #[serde(default, skip_serializing_if = "ChunkerGear::is_seeded")]
+    pub chunker_gear: ChunkerGear,
     /// zstd level for blobs and metadata (0 = no compression).
     pub compression_level: i32,
     /// Target size of a pack in bytes.
@@ -111,6 +138,7 @@ mod tests {
             version: FORMAT_VERSION,
             id: Id([1; 32]),
             chunker: ChunkerParams::default(),
+            chunker_gear: ChunkerGear::Keyed,
             compression_level: 3,
             pack_size: 16 << 20,
             created: "2026-01-01T00:00:00Z".into(),
@@ -135,5 +163,22 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = b'X';
         assert!(Config::peek_version(&bad).is_err());
+    }
+
+    #[test]
+    fn chunker_gear_defaults_to_seeded_and_old_configs_encode_as_before() {
+        // A config as written before keyed gear tables: no `chunker_gear`.
+        let old = r#"{"version":1,"id":"0101010101010101010101010101010101010101010101010101010101010101","chunker":{"min_size":524288,"avg_size":1048576,"max_size":8388608},"compression_level":3,"pack_size":16777216,"created":"2026-01-01T00:00:00Z"}"#;
+        let cfg: Config = serde_json::from_str(old).unwrap();
+        assert_eq!(cfg.chunker_gear, ChunkerGear::Seeded);
+        assert_eq!(serde_json::to_string(&cfg).unwrap(), old);
+        let mut new = cfg.clone();
+        new.chunker_gear = ChunkerGear::Keyed;
+        let json = serde_json::to_string(&new).unwrap();
+        assert!(json.contains(r#""chunker_gear":"keyed""#), "{json}");
+        assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), new);
+        // An unknown table is refused, not read as another.
+        let odd = json.replace(r#""keyed""#, r#""other""#);
+        assert!(serde_json::from_str::<Config>(&odd).is_err());
     }
 }

@@ -27,7 +27,7 @@ mod tree;
 pub use blob::{
     BlobFlags, BlobType, SealedBlob, open_blob, open_blob_in_place, seal_blob, seal_blob_with_id,
 };
-pub use config::{CONFIG_MAGIC, ChunkerParams, Config, FORMAT_VERSION};
+pub use config::{CONFIG_MAGIC, ChunkerGear, ChunkerParams, Config, FORMAT_VERSION};
 pub use crypto::{MASTER_KEY_LEN, MasterKey};
 pub use error::{Error, Result};
 pub use id::{Id, ParseIdError};

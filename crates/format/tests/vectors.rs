@@ -23,10 +23,10 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use lifeboat_chunker::Chunker;
 use lifeboat_format::{
-    BlobFlags, BlobType, ChunkerParams, Config, ContentPart, Error, FORMAT_VERSION, Id, IndexEntry,
-    IndexPack, IndexSegment, KdfParams, KeySlot, MarkedObject, MasterKey, Node, NodeKind,
-    PACK_MAGIC, PACK_TRAILER_LEN, PackBuilder, PackHeaderEntry, PruneLock, PruneMarks, Snapshot,
-    SnapshotSummary, SourceKind, Timestamp, Tree, Xattr, decode_pack_header, open_blob,
+    BlobFlags, BlobType, ChunkerGear, ChunkerParams, Config, ContentPart, Error, FORMAT_VERSION,
+    Id, IndexEntry, IndexPack, IndexSegment, KdfParams, KeySlot, MarkedObject, MasterKey, Node,
+    NodeKind, PACK_MAGIC, PACK_TRAILER_LEN, PackBuilder, PackHeaderEntry, PruneLock, PruneMarks,
+    Snapshot, SnapshotSummary, SourceKind, Timestamp, Tree, Xattr, decode_pack_header, open_blob,
     parse_pack_trailer, seal_blob,
 };
 use serde_json::{Value, json};
@@ -1149,6 +1149,8 @@ fn generate() {
         version: FORMAT_VERSION,
         id: Id(*blake3::hash(b"lifeboat vector repository").as_bytes()),
         chunker: ChunkerParams::default(),
+        // The vector is a config as written before keyed gear tables.
+        chunker_gear: ChunkerGear::Seeded,
         compression_level: 3,
         pack_size: 16 << 20,
         created: "2026-01-01T00:00:00Z".into(),

@@ -338,20 +338,13 @@ impl Repository {
     /// check and restore. Mapped pages are dropped every 16k lookups, so at
     /// most 64 MiB of a huge table stays resident.
     pub fn with_mapped_index<T>(&self, f: impl FnOnce() -> T) -> T {
-        self.with_mapped_index_releasing(16 << 10, f)
-    }
-
-    /// [`with_mapped_index`](Self::with_mapped_index), dropping the mapped
-    /// pages every `release_every` lookups: at most that many 4 KiB pages
-    /// of the table stay resident.
-    pub fn with_mapped_index_releasing<T>(&self, release_every: u64, f: impl FnOnce() -> T) -> T {
         let set = |mode, every| {
             let mut idx = self.index.write().unwrap_or_else(|p| p.into_inner());
             let before = idx.lookups();
             idx.set_lookups(mode, every);
             before
         };
-        let before = set(lifeboat_index::Lookups::Mapped, release_every);
+        let before = set(lifeboat_index::Lookups::Mapped, 16 << 10);
         let out = f();
         set(before.0, before.1);
         out

@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 
 /// Most data an input expands to.
-pub const MAX_DATA: usize = 1 << 20;
+pub const MAX_DATA: usize = 256 << 10;
 
 /// A decoded `chunker` input.
 #[derive(Debug, Clone)]

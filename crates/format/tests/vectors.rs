@@ -1150,6 +1150,7 @@ fn generate() {
         id: Id(*blake3::hash(b"lifeboat vector repository").as_bytes()),
         chunker: ChunkerParams::default(),
         compression_level: 3,
+        compression: None,
         pack_size: 16 << 20,
         created: "2026-01-01T00:00:00Z".into(),
     };

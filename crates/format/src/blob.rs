@@ -225,11 +225,14 @@ impl<'de> serde::Deserialize<'de> for Compression {
 /// Blobs shorter than this are compressed without a probe: compressing
 /// them costs little more than probing would.
 pub const PROBE_MIN_LEN: usize = 64 * 1024;
-/// Pieces of the probe's sample, spread evenly over the blob, so that a
-/// compressible part of an eighth of the blob or more is seen.
-const PROBE_PIECES: usize = 8;
+/// Pieces of the probe's sample, spread evenly over the blob. Many small
+/// pieces rather than a few large ones: in a block image, compressible 4 KiB
+/// blocks lie scattered between compressed files, and 8 pieces of 2 KiB
+/// all missed them in 1% of an ext4 image's chunks that would have shrunk
+/// by half (docs/benchmarks.md, "Compression modes").
+const PROBE_PIECES: usize = 32;
 /// Bytes per piece: the sample is 16 KiB, 1.6% of an average 1 MiB chunk.
-const PROBE_PIECE_LEN: usize = 2048;
+const PROBE_PIECE_LEN: usize = 512;
 
 thread_local! {
     /// zstd level 1 context for the probe's sample.
@@ -241,18 +244,18 @@ thread_local! {
 /// save 6%), so zstd need not be tried on it.
 const PROBE_LOW_ENTROPY: f64 = 7.5;
 
-/// Whether `data` is worth compressing, judged from a sample: 8 pieces of
-/// 2 KiB spread over it. First the sample's byte histogram: a sample with an
-/// order-0 entropy below 7.5 bits per byte (text, code, tables, most
-/// binaries) is worth compressing. Otherwise the sample is compressed at
-/// zstd level 1, and the blob is worth compressing only if the sample
-/// shrinks by 1/64 or more (a compressed blob is kept only when it saves
-/// 1/32; the whole blob at the writer's level compresses at least as well
-/// as a short sample at level 1). Already compressed or encrypted data
-/// (media, archives, zstd or gzip files, random bytes) is thus stored raw
-/// for the cost of one histogram and 16 KiB of compression, instead of
-/// compressing the whole blob. Blobs shorter than [`PROBE_MIN_LEN`] are
-/// always worth trying.
+/// Whether `data` is worth compressing, judged from a sample: 32 pieces of
+/// 512 bytes spread over it. First the sample's byte histogram: a sample
+/// with an order-0 entropy below 7.5 bits per byte (text, code, tables,
+/// most binaries) is worth compressing. Otherwise zstd level 1 is tried on
+/// the whole sample, which must shrink by 1/64 (a compressed blob is kept
+/// only when it saves 1/32, and the whole blob at the writer's level
+/// compresses at least as well as a short sample at level 1), then on each
+/// piece alone, one of which must shrink by 1/8. Already compressed or
+/// encrypted data (media, archives, zstd or gzip files, random bytes) is
+/// thus stored raw for the cost of one histogram and 32 KiB of compression
+/// at level 1, instead of compressing the whole blob. Blobs shorter than
+/// [`PROBE_MIN_LEN`] are always worth trying.
 pub fn worth_compressing(data: &[u8]) -> Result<bool> {
     if data.len() < PROBE_MIN_LEN {
         return Ok(true);
@@ -267,6 +270,10 @@ pub fn worth_compressing(data: &[u8]) -> Result<bool> {
         return Ok(true);
     }
     let mut out = [0u8; PROBE_PIECES * PROBE_PIECE_LEN + 1024];
+    let mut compressed_len = |comp: &mut zstd::bulk::Compressor<'static>, input: &[u8]| {
+        comp.compress_to_buffer(input, &mut out[..])
+            .map_err(|e| Error::Compression(e.to_string()))
+    };
     PROBE.with(|p| {
         let mut p = p.borrow_mut();
         if p.is_none() {
@@ -277,10 +284,18 @@ pub fn worth_compressing(data: &[u8]) -> Result<bool> {
         let Some(comp) = p.as_mut() else {
             return Err(Error::Compression("no probe compressor".into()));
         };
-        let n = comp
-            .compress_to_buffer(&sample[..], &mut out[..])
-            .map_err(|e| Error::Compression(e.to_string()))?;
-        Ok(n + sample.len() / 64 < sample.len())
+        // Repeats across the sample (random bytes that recur)...
+        if compressed_len(comp, &sample[..])? + sample.len() / 64 < sample.len() {
+            return Ok(true);
+        }
+        // ...or one piece that shrinks by an eighth (text or zeros between
+        // compressed data).
+        for piece in sample.chunks_exact(PROBE_PIECE_LEN) {
+            if compressed_len(comp, piece)? + PROBE_PIECE_LEN / 8 < PROBE_PIECE_LEN {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     })
 }
 
@@ -620,6 +635,15 @@ mod tests {
             mixed[at * q..(at + 1) * q].copy_from_slice(&text(q));
             assert!(worth_compressing(&mixed).unwrap(), "quarter {at}");
         }
+        // Text in scattered 4 KiB blocks, a tenth of them, as in a block
+        // image of small files.
+        let mut image = noise(1 << 20);
+        for (i, block) in image.chunks_exact_mut(4096).enumerate() {
+            if i % 10 == 3 {
+                block.copy_from_slice(&text(4096));
+            }
+        }
+        assert!(worth_compressing(&image).unwrap());
         // Zeros are compressible.
         assert!(worth_compressing(&vec![0u8; 1 << 20]).unwrap());
         // Random bytes that repeat: a flat histogram, but zstd's look at

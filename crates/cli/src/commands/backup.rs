@@ -64,7 +64,8 @@ pub struct BackupArgs {
     force: bool,
     /// Compression of this run's new data instead of the repository's:
     /// auto, fastest, better, max, off, or a zstd level (-7 to 22).
-    #[arg(long, value_name = "MODE", value_parser = |s: &str| s.parse::<Compression>())]
+    #[arg(long, value_name = "MODE", allow_negative_numbers = true,
+          value_parser = |s: &str| s.parse::<Compression>())]
     compression: Option<Compression>,
 }
 

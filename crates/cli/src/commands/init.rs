@@ -21,7 +21,7 @@ pub struct InitArgs {
     /// larger than restic's at the least CPU this build measured
     /// (docs/benchmarks.md, "Compression modes"); `backup --compression`
     /// overrides it for one run.
-    #[arg(long, default_value = "auto", value_name = "MODE",
+    #[arg(long, default_value = "auto", value_name = "MODE", allow_negative_numbers = true,
           value_parser = |s: &str| s.parse::<Compression>())]
     compression: Compression,
     /// Target pack size in MiB.

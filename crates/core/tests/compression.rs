@@ -2,6 +2,8 @@
 //! stores it and round trips; backups written at different levels into one
 //! repository are all read back by a fresh open (a reader needs no level).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

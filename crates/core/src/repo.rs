@@ -3,8 +3,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use lifeboat_chunker::{Chunker, GearTable};
 use lifeboat_format::layout::{self, Folder, object_path};
 use lifeboat_format::{
-    BlobType, ChunkerGear, ChunkerParams, Config, FORMAT_VERSION, Id, KdfParams, KeySlot,
-    MasterKey, Snapshot, Tree, open_blob,
+    BlobType, ChunkerGear, ChunkerParams, Compression, Config, FORMAT_VERSION, Id, KdfParams,
+    KeySlot, MasterKey, Snapshot, Tree, open_blob,
 };
 use lifeboat_index::{Index, IndexOptions};
 use lifeboat_store::Backend;
@@ -18,8 +18,8 @@ use crate::{Error, Result};
 pub struct InitOptions {
     /// argon2id costs for the first key slot.
     pub kdf: KdfParams,
-    /// zstd level (0 disables compression).
-    pub compression_level: i32,
+    /// How new data is compressed (stored in the config).
+    pub compression: Compression,
     /// Target pack size in bytes.
     pub pack_size: u32,
     /// Chunk sizes.
@@ -33,10 +33,8 @@ impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
             kdf: KdfParams::default(),
-            // Level 1: on the 2 GB real tree of docs/benchmarks.md, 3.5%
-            // larger than level 2 (about restic's size) for 9% less time
-            // for the whole backup; level 2 was 15% faster than level 3.
-            compression_level: 1,
+            // docs/benchmarks.md, "Compression modes".
+            compression: Compression::Auto,
             pack_size: 16 << 20,
             chunker: ChunkerParams::default(),
             chunker_gear: ChunkerGear::Keyed,
@@ -165,7 +163,8 @@ impl Repository {
             id: Id::random().map_err(|e| Error::format("generating the repository id", e))?,
             chunker: opts.chunker,
             chunker_gear: opts.chunker_gear,
-            compression_level: opts.compression_level,
+            compression_level: opts.compression.level(),
+            compression: Some(opts.compression),
             pack_size: opts.pack_size,
             created: now_rfc3339(),
         };

@@ -19,7 +19,8 @@ use std::sync::{Condvar, Mutex};
 use crossbeam_channel::{Receiver, Sender};
 use lifeboat_format::layout::{Folder, object_path};
 use lifeboat_format::{
-    BlobType, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, SealedBlob, seal_blob_with_id,
+    BlobType, Compression, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder, SealedBlob,
+    seal_blob_in_mode,
 };
 use lifeboat_index::write_segment;
 use lifeboat_store::StagedObject;
@@ -105,6 +106,9 @@ pub(crate) struct BlobSaver<'r> {
     pub stats: SaverStats,
     /// Which packs a concurrent prune has marked; what this run relies on.
     pub guard: PruneGuard,
+    /// How new blobs are compressed: the repository's mode unless the run
+    /// overrides it.
+    pub compression: Compression,
 }
 
 impl<'r> BlobSaver<'r> {
@@ -131,6 +135,7 @@ impl<'r> BlobSaver<'r> {
             fail: &crate::failpoint::NONE,
             stats: SaverStats::default(),
             guard: PruneGuard::default(),
+            compression: repo.config.compression(),
         };
         (saver, rx)
     }
@@ -225,14 +230,8 @@ impl<'r> BlobSaver<'r> {
             return Ok(false);
         }
         fail_point!(self.fail, Seal)?;
-        let sealed = seal_blob_with_id(
-            &self.repo.key,
-            blob_type,
-            id,
-            data,
-            self.repo.config.compression_level,
-        )
-        .map_err(|e| Error::format("sealing a blob", e))?;
+        let sealed = seal_blob_in_mode(&self.repo.key, blob_type, id, data, self.compression)
+            .map_err(|e| Error::format("sealing a blob", e))?;
         let counter = match blob_type {
             BlobType::Data => &self.stats.data_blobs,
             BlobType::Tree => &self.stats.tree_blobs,

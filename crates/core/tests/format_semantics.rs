@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use lifeboat_core::format::layout::{self, Folder};
 use lifeboat_core::format::{
-    ChunkerParams, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, Tree,
+    ChunkerParams, Compression, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, Tree,
 };
 use lifeboat_core::store::{Backend, ObjectStoreBackend};
 use lifeboat_core::{
@@ -131,11 +131,12 @@ fn noise(len: usize, mut s: u64) -> Vec<u8> {
 }
 
 #[test]
-fn init_writes_compression_level_1_and_a_reader_needs_no_level() {
+fn init_writes_compression_auto_and_a_reader_needs_no_level() {
     let f = fixture(InitOptions::default());
-    assert_eq!(f.repo.config().compression_level, 1);
+    assert_eq!(f.repo.config().compression, Some(Compression::Auto));
+    assert_eq!(f.repo.config().compression_level, Compression::AUTO_LEVEL);
     assert_eq!(f.repo.config().pack_size, 16 << 20);
-    // A snapshot written at level 1 opens; nothing on the read side asks for the level.
+    // A snapshot written in mode auto opens; nothing on the read side asks for the level.
     fs::write(f.src().join("a"), "x".repeat(10_000)).unwrap();
     let (id, _) = f.backup(vec![f.src()]);
     let backend: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::local(&f.repo_dir).unwrap());

@@ -85,20 +85,266 @@ fn blob_aad(
     aad
 }
 
+/// How new blobs are compressed: a named mode or a zstd level. Only
+/// writers look at it; a reader needs no level (every compressed blob is a
+/// self-describing zstd frame), so a repository may hold blobs written in
+/// any mode. Whatever the mode, a blob of [`PROBE_MIN_LEN`] bytes or more is
+/// first probed ([`worth_compressing`]) and stored raw, without being
+/// compressed, when a small sample of it does not compress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Compression {
+    /// The level this build measured to keep repositories no larger than
+    /// restic's at the least CPU ([`Compression::AUTO_LEVEL`];
+    /// `docs/benchmarks.md`, "Compression modes"). Stored by name, so a
+    /// later build may choose another level for the same repository.
+    #[default]
+    Auto,
+    /// zstd level 1.
+    Fastest,
+    /// zstd level [`Compression::BETTER_LEVEL`]: smaller, slower.
+    Better,
+    /// zstd level [`Compression::MAX_LEVEL`]: smallest, many times slower.
+    Max,
+    /// No compression.
+    Off,
+    /// A zstd level, `-7..=22` except 0 (parsed as [`Compression::Off`]).
+    Level(i32),
+}
+
+/// A `--compression` value that is neither a mode nor a zstd level.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown compression {0:?}: expected auto, fastest, better, max, off or a zstd level from -7 to 22"
+)]
+pub struct ParseCompressionError(pub String);
+
+impl Compression {
+    /// The zstd level of [`Compression::Auto`] in this build, used with
+    /// match tables of 2^[`Compression::AUTO_TABLE_LOG`] entries.
+    pub const AUTO_LEVEL: i32 = 3;
+    /// log2 of the hash and chain table sizes of [`Compression::Auto`]:
+    /// level 3 has 2^17 and 2^16, which cost a third more time on real
+    /// trees for 1% of size; tables of 2^15 fit in a core's L2 cache.
+    pub const AUTO_TABLE_LOG: u32 = 15;
+    /// The level of [`Compression::Better`].
+    pub const BETTER_LEVEL: i32 = 6;
+    /// The level of [`Compression::Max`].
+    pub const MAX_LEVEL: i32 = 19;
+    /// Lowest accepted zstd level (the fastest of zstd's negative levels used).
+    pub const MIN_LEVEL: i32 = -7;
+
+    /// The mode that an old configuration's bare `compression_level` means.
+    pub fn from_level(level: i32) -> Compression {
+        if level == 0 {
+            Compression::Off
+        } else {
+            Compression::Level(level)
+        }
+    }
+
+    /// zstd settings for this mode.
+    fn zstd(self) -> ZstdParams {
+        ZstdParams {
+            level: self.level(),
+            table_log: match self {
+                Compression::Auto => Some(Self::AUTO_TABLE_LOG),
+                _ => None,
+            },
+        }
+    }
+
+    /// The zstd level to write with; 0 means no compression. For
+    /// [`Compression::Auto`], the level without its smaller tables: what
+    /// writers that take a bare level (and older builds) use.
+    pub fn level(self) -> i32 {
+        match self {
+            Compression::Auto => Self::AUTO_LEVEL,
+            Compression::Fastest => 1,
+            Compression::Better => Self::BETTER_LEVEL,
+            Compression::Max => Self::MAX_LEVEL,
+            Compression::Off => 0,
+            Compression::Level(l) => l,
+        }
+    }
+}
+
+/// zstd settings: a level, and maybe smaller match tables than its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ZstdParams {
+    level: i32,
+    table_log: Option<u32>,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::Auto => f.write_str("auto"),
+            Compression::Fastest => f.write_str("fastest"),
+            Compression::Better => f.write_str("better"),
+            Compression::Max => f.write_str("max"),
+            Compression::Off => f.write_str("off"),
+            Compression::Level(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = ParseCompressionError;
+
+    fn from_str(s: &str) -> std::result::Result<Compression, ParseCompressionError> {
+        let bad = || ParseCompressionError(s.to_string());
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Compression::Auto),
+            "fastest" => Ok(Compression::Fastest),
+            "better" => Ok(Compression::Better),
+            "max" => Ok(Compression::Max),
+            "off" | "none" => Ok(Compression::Off),
+            n => match n.parse::<i32>() {
+                Ok(l) if (Self::MIN_LEVEL..=zstd::zstd_safe::max_c_level()).contains(&l) => {
+                    Ok(Compression::from_level(l))
+                }
+                _ => Err(bad()),
+            },
+        }
+    }
+}
+
+impl serde::Serialize for Compression {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Compression {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Blobs shorter than this are compressed without a probe: compressing
+/// them costs little more than probing would.
+pub const PROBE_MIN_LEN: usize = 64 * 1024;
+/// Pieces of the probe's sample, spread evenly over the blob. Many small
+/// pieces rather than a few large ones: in a block image, compressible 4 KiB
+/// blocks lie scattered between compressed files, and 8 pieces of 2 KiB
+/// all missed them in 1% of an ext4 image's chunks that would have shrunk
+/// by half (docs/benchmarks.md, "Compression modes").
+const PROBE_PIECES: usize = 32;
+/// Bytes per piece: the sample is 16 KiB, 1.6% of an average 1 MiB chunk.
+const PROBE_PIECE_LEN: usize = 512;
+
+thread_local! {
+    /// zstd level 1 context for the probe's sample.
+    static PROBE: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Below this many bits per byte of order-0 entropy, a sample is
+/// compressible by Huffman coding alone by more than 1/32 (7.5 bits would
+/// save 6%), so zstd need not be tried on it.
+const PROBE_LOW_ENTROPY: f64 = 7.5;
+
+/// Whether `data` is worth compressing, judged from a sample: 32 pieces of
+/// 512 bytes spread over it. First the sample's byte histogram: a sample
+/// with an order-0 entropy below 7.5 bits per byte (text, code, tables,
+/// most binaries) is worth compressing. Otherwise zstd level 1 is tried on
+/// the whole sample, which must shrink by 1/64 (a compressed blob is kept
+/// only when it saves 1/32, and the whole blob at the writer's level
+/// compresses at least as well as a short sample at level 1), then on each
+/// piece alone, one of which must shrink by 1/8. Already compressed or
+/// encrypted data (media, archives, zstd or gzip files, random bytes) is
+/// thus stored raw for the cost of one histogram and 32 KiB of compression
+/// at level 1, instead of compressing the whole blob. Blobs shorter than
+/// [`PROBE_MIN_LEN`] are always worth trying.
+pub fn worth_compressing(data: &[u8]) -> Result<bool> {
+    if data.len() < PROBE_MIN_LEN {
+        return Ok(true);
+    }
+    let mut sample = [0u8; PROBE_PIECES * PROBE_PIECE_LEN];
+    let stride = (data.len() - PROBE_PIECE_LEN) / (PROBE_PIECES - 1);
+    for (i, piece) in sample.chunks_exact_mut(PROBE_PIECE_LEN).enumerate() {
+        let at = i * stride;
+        piece.copy_from_slice(&data[at..at + PROBE_PIECE_LEN]);
+    }
+    if entropy_bits_per_byte(&sample) < PROBE_LOW_ENTROPY {
+        return Ok(true);
+    }
+    let mut out = [0u8; PROBE_PIECES * PROBE_PIECE_LEN + 1024];
+    let mut compressed_len = |comp: &mut zstd::bulk::Compressor<'static>, input: &[u8]| {
+        comp.compress_to_buffer(input, &mut out[..])
+            .map_err(|e| Error::Compression(e.to_string()))
+    };
+    PROBE.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.is_none() {
+            *p = Some(
+                zstd::bulk::Compressor::new(1).map_err(|e| Error::Compression(e.to_string()))?,
+            );
+        }
+        let Some(comp) = p.as_mut() else {
+            return Err(Error::Compression("no probe compressor".into()));
+        };
+        // Repeats across the sample (random bytes that recur)...
+        if compressed_len(comp, &sample[..])? + sample.len() / 64 < sample.len() {
+            return Ok(true);
+        }
+        // ...or one piece that shrinks by an eighth (text or zeros between
+        // compressed data).
+        for piece in sample.chunks_exact(PROBE_PIECE_LEN) {
+            if compressed_len(comp, piece)? + PROBE_PIECE_LEN / 8 < PROBE_PIECE_LEN {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+}
+
+/// Order-0 (byte histogram) entropy of `data`, in bits per byte.
+fn entropy_bits_per_byte(data: &[u8]) -> f64 {
+    // Four histograms, so that runs of one byte do not serialise the
+    // increments on one counter.
+    let mut counts = [[0u32; 256]; 4];
+    let mut quads = data.chunks_exact(4);
+    for q in &mut quads {
+        counts[0][usize::from(q[0])] += 1;
+        counts[1][usize::from(q[1])] += 1;
+        counts[2][usize::from(q[2])] += 1;
+        counts[3][usize::from(q[3])] += 1;
+    }
+    for &b in quads.remainder() {
+        counts[0][usize::from(b)] += 1;
+    }
+    let n = data.len() as f64;
+    (0..256)
+        .map(|i| counts[0][i] + counts[1][i] + counts[2][i] + counts[3][i])
+        .filter(|&c| c > 0)
+        .map(|c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
 thread_local! {
     /// Compressed output, reused from blob to blob.
     static COMPRESSED: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<(ZstdParams, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
 }
 
 /// Compress `data` into `out` (replacing what it held).
-fn compress_into(level: i32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+fn compress_into(params: ZstdParams, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
-        if c.as_ref().map(|(l, _)| *l) != Some(level) {
-            let comp = zstd::bulk::Compressor::new(level)
-                .map_err(|e| Error::Compression(e.to_string()))?;
-            *c = Some((level, comp));
+        if c.as_ref().map(|(p, _)| *p) != Some(params) {
+            let zerr = |e: std::io::Error| Error::Compression(e.to_string());
+            let mut comp = zstd::bulk::Compressor::new(params.level).map_err(zerr)?;
+            if let Some(log) = params.table_log {
+                use zstd::zstd_safe::CParameter;
+                comp.set_parameter(CParameter::HashLog(log)).map_err(zerr)?;
+                comp.set_parameter(CParameter::ChainLog(log))
+                    .map_err(zerr)?;
+            }
+            *c = Some((params, comp));
         }
         out.clear();
         out.reserve(zstd::zstd_safe::compress_bound(data.len()));
@@ -146,8 +392,9 @@ fn decompress_into(frame: &[u8], capacity: usize, out: &mut Vec<u8>) -> Result<(
     })
 }
 
-/// Hash, compress (at `level`; 0 = never) and encrypt a blob. Compression is
-/// kept only when it saves at least 1/32 of the plaintext.
+/// Hash, compress (at `level`; 0 = never) and encrypt a blob. A blob whose
+/// sample does not compress is not compressed ([`worth_compressing`]);
+/// compression is kept only when it saves at least 1/32 of the plaintext.
 pub fn seal_blob(
     key: &MasterKey,
     blob_type: BlobType,
@@ -166,6 +413,24 @@ pub fn seal_blob_with_id(
     plaintext: &[u8],
     level: i32,
 ) -> Result<SealedBlob> {
+    seal_blob_in_mode(
+        key,
+        blob_type,
+        id,
+        plaintext,
+        Compression::from_level(level),
+    )
+}
+
+/// [`seal_blob_with_id`] in a [`Compression`] mode rather than at a level.
+pub fn seal_blob_in_mode(
+    key: &MasterKey,
+    blob_type: BlobType,
+    id: Id,
+    plaintext: &[u8],
+    mode: Compression,
+) -> Result<SealedBlob> {
+    let params = mode.zstd();
     let raw_len = u32::try_from(plaintext.len())
         .ok()
         .filter(|l| *l <= MAX_BLOB_LEN)
@@ -174,10 +439,11 @@ pub fn seal_blob_with_id(
     // This thread's buffer, taken (not borrowed) so that a nested call
     // cannot find it in use; put back for the next blob.
     let mut scratch = COMPRESSED.take();
-    let compressed = level != 0 && !plaintext.is_empty() && {
-        compress_into(level, plaintext, &mut scratch)?;
-        scratch.len() + plaintext.len() / 32 < plaintext.len()
-    };
+    let compressed =
+        params.level != 0 && !plaintext.is_empty() && worth_compressing(plaintext)? && {
+            compress_into(params, plaintext, &mut scratch)?;
+            scratch.len() + plaintext.len() / 32 < plaintext.len()
+        };
     if compressed {
         flags.0 |= BlobFlags::COMPRESSED;
     }
@@ -317,6 +583,170 @@ mod tests {
             }
             assert!(open(s.bytes[..10].to_vec()).is_err());
         }
+    }
+
+    fn text(len: usize) -> Vec<u8> {
+        let mut noise = vec![0u8; len / 4];
+        crate::random::fill_random(&mut noise).unwrap();
+        let words = [
+            "pack ", "blob ", "index ", "tree\n", "zstd ", "probe ", "level ",
+        ];
+        let mut out = Vec::with_capacity(len + 8);
+        for b in noise.iter().cycle() {
+            if out.len() >= len {
+                break;
+            }
+            out.extend_from_slice(words[*b as usize % words.len()].as_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut n = vec![0u8; len];
+        crate::random::fill_random(&mut n).unwrap();
+        n
+    }
+
+    #[test]
+    fn entropy_of_known_histograms() {
+        assert_eq!(entropy_bits_per_byte(&[7u8; 1000]), 0.0);
+        let two: Vec<u8> = (0..1000).map(|i| (i % 2) as u8).collect();
+        assert!((entropy_bits_per_byte(&two) - 1.0).abs() < 1e-9);
+        let all: Vec<u8> = (0..4096).map(|i| (i % 256) as u8).collect();
+        assert!((entropy_bits_per_byte(&all) - 8.0).abs() < 1e-9);
+        assert!(entropy_bits_per_byte(&noise(16384)) > PROBE_LOW_ENTROPY);
+        assert!(entropy_bits_per_byte(&text(16384)) < PROBE_LOW_ENTROPY);
+    }
+
+    #[test]
+    fn the_probe_skips_random_data_and_keeps_text() {
+        assert!(!worth_compressing(&noise(1 << 20)).unwrap());
+        assert!(!worth_compressing(&noise(PROBE_MIN_LEN)).unwrap());
+        assert!(worth_compressing(&text(1 << 20)).unwrap());
+        assert!(worth_compressing(&text(PROBE_MIN_LEN)).unwrap());
+        // Below the threshold every blob is worth trying.
+        assert!(worth_compressing(&noise(PROBE_MIN_LEN - 1)).unwrap());
+        // A blob with a compressible quarter is compressed, wherever the
+        // quarter lies.
+        for at in 0..4 {
+            let mut mixed = noise(1 << 20);
+            let q = mixed.len() / 4;
+            mixed[at * q..(at + 1) * q].copy_from_slice(&text(q));
+            assert!(worth_compressing(&mixed).unwrap(), "quarter {at}");
+        }
+        // Text in scattered 4 KiB blocks, a tenth of them, as in a block
+        // image of small files.
+        let mut image = noise(1 << 20);
+        for (i, block) in image.chunks_exact_mut(4096).enumerate() {
+            if i % 10 == 3 {
+                block.copy_from_slice(&text(4096));
+            }
+        }
+        assert!(worth_compressing(&image).unwrap());
+        // Zeros are compressible.
+        assert!(worth_compressing(&vec![0u8; 1 << 20]).unwrap());
+        // Random bytes that repeat: a flat histogram, but zstd's look at
+        // the sample finds the repeats.
+        let repeated = noise(8192).repeat(32);
+        assert!(entropy_bits_per_byte(&repeated) > PROBE_LOW_ENTROPY);
+        assert!(worth_compressing(&repeated).unwrap());
+    }
+
+    #[test]
+    fn sealing_follows_the_probe_at_every_level() {
+        let k = MasterKey::generate().unwrap();
+        let (text, noise) = (text(300_000), noise(300_000));
+        for mode in [
+            Compression::Fastest,
+            Compression::Auto,
+            Compression::Better,
+            Compression::Max,
+            Compression::Level(-7),
+            Compression::Level(22),
+        ] {
+            let seal = |p: &[u8]| seal_blob_in_mode(&k, BlobType::Data, k.blob_id(p), p, mode);
+            let s = seal(&noise).unwrap();
+            assert!(!s.flags.compressed(), "{mode}");
+            assert_eq!(s.bytes.len(), noise.len() + crate::ENVELOPE_OVERHEAD);
+            let t = seal(&text).unwrap();
+            assert!(t.flags.compressed(), "{mode}");
+            for (s, plain) in [(&s, &noise), (&t, &text)] {
+                let back = open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes);
+                assert_eq!(back.unwrap(), *plain, "{mode}");
+            }
+        }
+        let off = seal_blob(&k, BlobType::Data, &text, Compression::Off.level()).unwrap();
+        assert!(!off.flags.compressed());
+        // Auto's smaller tables give frames any decoder reads, no larger
+        // than level 1's.
+        let auto = seal_blob_in_mode(
+            &k,
+            BlobType::Data,
+            k.blob_id(&text),
+            &text,
+            Compression::Auto,
+        );
+        let fastest = seal_blob(&k, BlobType::Data, &text, 1).unwrap();
+        assert!(auto.unwrap().bytes.len() <= fastest.bytes.len());
+    }
+
+    #[test]
+    fn modes_parse_print_and_map_to_levels() {
+        for (s, mode, level) in [
+            ("auto", Compression::Auto, Compression::AUTO_LEVEL),
+            ("fastest", Compression::Fastest, 1),
+            ("better", Compression::Better, Compression::BETTER_LEVEL),
+            ("max", Compression::Max, Compression::MAX_LEVEL),
+            ("off", Compression::Off, 0),
+            ("5", Compression::Level(5), 5),
+            ("-7", Compression::Level(-7), -7),
+            ("22", Compression::Level(22), 22),
+        ] {
+            let parsed: Compression = s.parse().unwrap();
+            assert_eq!(parsed, mode);
+            assert_eq!(parsed.level(), level);
+            assert_eq!(parsed.to_string(), s);
+            let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(serde_json::from_str::<Compression>(&json).unwrap(), mode);
+        }
+        assert_eq!("0".parse::<Compression>().unwrap(), Compression::Off);
+        assert_eq!(" MAX ".parse::<Compression>().unwrap(), Compression::Max);
+        for bad in ["", "23", "-8", "fast", "1.0", "level3"] {
+            let e = bad.parse::<Compression>().unwrap_err();
+            assert!(e.to_string().contains("auto, fastest"), "{bad}: {e}");
+        }
+        assert!(serde_json::from_str::<Compression>("\"huge\"").is_err());
+        assert_eq!(Compression::default(), Compression::Auto);
+    }
+
+    #[test]
+    fn a_config_without_a_mode_keeps_its_level() {
+        let old = r#"{"version":1,"id":"0101010101010101010101010101010101010101010101010101010101010101",
+            "chunker":{"min_size":524288,"avg_size":1048576,"max_size":8388608},
+            "compression_level":3,"pack_size":16777216,"created":"2026-01-01T00:00:00Z"}"#;
+        let cfg: crate::Config = serde_json::from_str(old).unwrap();
+        assert_eq!(cfg.compression, None);
+        assert_eq!(cfg.compression(), Compression::Level(3));
+        let off: crate::Config = serde_json::from_str(
+            &old.replace("\"compression_level\":3", "\"compression_level\":0"),
+        )
+        .unwrap();
+        assert_eq!(off.compression(), Compression::Off);
+        // Written back unchanged: no mode appears.
+        assert!(
+            !serde_json::to_string(&cfg)
+                .unwrap()
+                .contains("\"compression\"")
+        );
+        let new = crate::Config {
+            compression: Some(Compression::Auto),
+            ..cfg
+        };
+        let json = serde_json::to_string(&new).unwrap();
+        assert!(json.contains("\"compression\":\"auto\""), "{json}");
+        let back: crate::Config = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.compression(), Compression::Auto);
     }
 
     #[test]

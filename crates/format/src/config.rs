@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::object::{ObjectKind, open_object_aad, seal_object_aad};
-use crate::{Error, Id, MasterKey, Result};
+use crate::{Compression, Error, Id, MasterKey, Result};
 
 /// Magic bytes that start the `config` object.
 pub const CONFIG_MAGIC: &[u8; 8] = b"LIFEBOAT";
@@ -65,8 +65,14 @@ pub struct Config {
     /// tables, which means [`ChunkerGear::Seeded`].
     #[serde(default, skip_serializing_if = "ChunkerGear::is_seeded")]
     pub chunker_gear: ChunkerGear,
-    /// zstd level for blobs and metadata (0 = no compression).
+    /// zstd level for blobs and metadata (0 = no compression). With
+    /// `compression` set, the level that mode had when it was stored.
     pub compression_level: i32,
+    /// The compression mode (`"auto"`, `"fastest"`, `"better"`, `"max"`,
+    /// `"off"` or a level), which writers follow; absent in repositories
+    /// made before modes existed, which keep `compression_level`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
     /// Target size of a pack in bytes.
     pub pack_size: u32,
     /// When the repository was created (RFC 3339).
@@ -74,6 +80,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// How writers compress: the stored mode, or for an older repository
+    /// its `compression_level`.
+    pub fn compression(&self) -> Compression {
+        self.compression
+            .unwrap_or(Compression::from_level(self.compression_level))
+    }
+
     /// Read the version from the plaintext prefix, without any key.
     pub fn peek_version(stored: &[u8]) -> Result<u32> {
         if stored.len() < 12 {
@@ -140,6 +153,7 @@ mod tests {
             chunker: ChunkerParams::default(),
             chunker_gear: ChunkerGear::Keyed,
             compression_level: 3,
+            compression: None,
             pack_size: 16 << 20,
             created: "2026-01-01T00:00:00Z".into(),
         }

@@ -25,7 +25,8 @@ mod snapshot;
 mod tree;
 
 pub use blob::{
-    BlobFlags, BlobType, SealedBlob, open_blob, open_blob_in_place, seal_blob, seal_blob_with_id,
+    BlobFlags, BlobType, Compression, PROBE_MIN_LEN, ParseCompressionError, SealedBlob, open_blob,
+    open_blob_in_place, seal_blob, seal_blob_in_mode, seal_blob_with_id, worth_compressing,
 };
 pub use config::{CONFIG_MAGIC, ChunkerGear, ChunkerParams, Config, FORMAT_VERSION};
 pub use crypto::{MASTER_KEY_LEN, MasterKey};

@@ -1152,6 +1152,7 @@ fn generate() {
         // The vector is a config as written before keyed gear tables.
         chunker_gear: ChunkerGear::Seeded,
         compression_level: 3,
+        compression: None,
         pack_size: 16 << 20,
         created: "2026-01-01T00:00:00Z".into(),
     };

@@ -121,8 +121,8 @@ pub use lifeboat_core::{
     SnapshotList, Stats, Warning, WarningKind, parse_changed_ranges,
 };
 pub use lifeboat_format::{
-    Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind,
-    Timestamp, Tree, layout,
+    Compression, Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary,
+    SourceKind, Timestamp, Tree, layout,
 };
 pub use lifeboat_index::{
     CompactOptions, CompactReport, IndexProgress, RebuildOptions, RebuildReport, UnreadablePack,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use lifeboat::Compression;
 use lifeboat::{
     BackupOptions, BackupSource, BlockChunking, DEFAULT_BLOCK_CHUNKING, META_CHUNKING, META_SIZE,
     Progress, SnapshotFilter, parse_changed_ranges,
@@ -61,6 +62,11 @@ pub struct BackupArgs {
     /// Read every file, trusting no parent snapshot.
     #[arg(long, conflicts_with = "parent")]
     force: bool,
+    /// Compression of this run's new data instead of the repository's:
+    /// auto, fastest, better, max, off, or a zstd level (-7 to 22).
+    #[arg(long, value_name = "MODE", allow_negative_numbers = true,
+          value_parser = |s: &str| s.parse::<Compression>())]
+    compression: Option<Compression>,
 }
 
 /// A `--time` as given, once it parses as an instant: a snapshot time that
@@ -147,6 +153,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
         threads: None,
         parent,
         force: a.force,
+        compression: a.compression,
         ..Default::default()
     };
     let progress = Arc::new(Progress::default());

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
+use lifeboat::Compression;
 use lifeboat::{InitOptions, Repository};
 use serde_json::json;
 
@@ -15,12 +16,14 @@ pub struct InitArgs {
     /// Key derivation costs.
     #[command(flatten)]
     kdf: KdfArgs,
-    /// zstd level for new data, 0 to disable compression. The default,
-    /// 1, makes repositories about 4% larger than restic's on real
-    /// trees and backs up 9% faster than level 2, which matches
-    /// restic's size (docs/benchmarks.md).
-    #[arg(long, default_value_t = 1)]
-    compression: i32,
+    /// Compression of new data: auto, fastest, better, max, off, or a zstd
+    /// level (-7 to 22; 0 is off). auto, the default, keeps repositories no
+    /// larger than restic's at the least CPU this build measured
+    /// (docs/benchmarks.md, "Compression modes"); `backup --compression`
+    /// overrides it for one run.
+    #[arg(long, default_value = "auto", value_name = "MODE", allow_negative_numbers = true,
+          value_parser = |s: &str| s.parse::<Compression>())]
+    compression: Compression,
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     pack_size: u32,
@@ -39,7 +42,7 @@ pub fn run(g: &Global, a: &InitArgs) -> Result<u8> {
     let pw = password::get_new(g, None, true)?;
     let opts = InitOptions {
         kdf: a.kdf.params(),
-        compression_level: a.compression,
+        compression: a.compression,
         pack_size: a.pack_size.saturating_mul(1 << 20),
         ..Default::default()
     };

@@ -124,6 +124,8 @@ pub struct BackupOptions {
     pub force: bool,
     /// Pack upload threads (default 2).
     pub upload_threads: Option<usize>,
+    /// Compression for this run instead of the repository's.
+    pub compression: Option<lifeboat_format::Compression>,
     /// Failure injection, for tests of the pipeline (feature `testing`).
     #[cfg(feature = "testing")]
     #[doc(hidden)]
@@ -184,6 +186,9 @@ impl Repository {
         let uploaders = opts.upload_threads.unwrap_or(DEFAULT_UPLOADERS).max(1);
         let (mut saver, rx) = BlobSaver::new(self, uploaders);
         saver.guard = PruneGuard::load(self)?;
+        if let Some(c) = opts.compression {
+            saver.compression = c;
+        }
         #[cfg(feature = "testing")]
         let saver = saver.with_fail_points(&opts.fail);
         let archiver = Archiver {

@@ -37,8 +37,8 @@ fi
 BIN=$LIFEBOAT_BIN
 # A binary without the testing feature ignores LIFEBOAT_FAULTS, and no
 # kill would ever happen: refuse it.
-if ! LIFEBOAT_FAULTS=no_such_fault=1 "$BIN" -r /nonexistent/crash-trials snapshots 2>&1 |
-    grep -q 'unknown key'; then
+probe=$(LIFEBOAT_FAULTS=no_such_fault=1 "$BIN" -r /nonexistent/crash-trials snapshots 2>&1 || true)
+if [[ $probe != *"unknown key"* ]]; then
     echo "crash-trials: $BIN does not read LIFEBOAT_FAULTS (built without the store's testing feature)" >&2
     exit 2
 fi
@@ -69,7 +69,7 @@ write_file() {
     kind=$REPLY
     rnd 3000000
     case $kind in
-        0) size=$((2000000 + REPLY)) ;;
+        0) size=$((1000000 + REPLY / 2)) ;;
         1 | 2) size=$((REPLY % 4096)) ;;
         *) size=$((4096 + REPLY % 400000)) ;;
     esac
@@ -122,7 +122,9 @@ restores_as() {
     return $rc
 }
 
-printf '%-5s %-6s %-10s %-40s %-6s %-5s %s\n' trial op seed "kill point (request/of, what)" check lost next
+# Kill point: r12/25 is the 12th of 25 requests, w3/9 the 3rd of 9 writes,
+# then the request it died at.
+printf '%-5s %-6s %-10s %-36s %-6s %-5s %s\n' trial op seed "kill point" check lost next
 FAILED=0
 KILLED=0
 CHECK_FAILS=0
@@ -163,11 +165,18 @@ for ((t = 1; t <= TRIALS; t++)); do
         cmd=(prune --instant-delete --max-unused 0)
     fi
 
+    # Count every request, or only writes (puts, creates, deletes).
+    rnd 2
+    if [ "$REPLY" = 0 ]; then kill_on=requests; else kill_on=writes; fi
     # The uninterrupted run, traced, then undone: how many requests it makes.
     cp -a "$T/repo" "$T/repo.before"
     cp -a "$T/cache" "$T/cache.before"
     LIFEBOAT_FAULTS="trace=$T/reference.trace" lb "${cmd[@]}" >>"$T/log" 2>&1
-    total=$(wc -l <"$T/reference.trace")
+    if [ "$kill_on" = requests ]; then
+        total=$(wc -l <"$T/reference.trace")
+    else
+        total=$(tail -n1 "$T/reference.trace" | cut -d' ' -f2)
+    fi
     rm -rf "$T/repo" "$T/cache"
     mv "$T/repo.before" "$T/repo"
     mv "$T/cache.before" "$T/cache"
@@ -175,15 +184,15 @@ for ((t = 1; t <= TRIALS; t++)); do
     rnd "$total"
     at=$((1 + REPLY))
     set +e
-    LIFEBOAT_FAULTS="kill_at=$at,trace=$T/kill.trace" lb "${cmd[@]}" >"$T/killed.out" 2>>"$T/log"
+    LIFEBOAT_FAULTS="kill_at=$at,kill_on=$kill_on,trace=$T/kill.trace" lb "${cmd[@]}" >"$T/killed.out" 2>>"$T/log"
     rc=$?
     set -e
     if [ "$rc" = 137 ]; then
         KILLED=$((KILLED + 1))
-        what=$(tail -n1 "$T/kill.trace" | awk '{print $3, $4}')
-        point="$at/$total $what"
+        what=$(tail -n1 "$T/kill.trace" | awk '{print $3, substr($4, 1, 16)}')
+        point="${kill_on:0:1}$at/$total $what"
     else
-        point="$at/$total not killed (exit $rc)"
+        point="${kill_on:0:1}$at/$total not killed (exit $rc)"
         fail="$fail not-killed"
     fi
 
@@ -226,7 +235,7 @@ for ((t = 1; t <= TRIALS; t++)); do
         fi
     fi
 
-    printf '%-5s %-6s %-10s %-40s %-6s %-5s %s\n' "$t" "$op" "$tseed" "$point" "$check" "$lost" "$next"
+    printf '%-5s %-6s %-10s %-36s %-6s %-5s %s\n' "$t" "$op" "$tseed" "$point" "$check" "$lost" "$next"
     if [ -n "$fail" ]; then
         FAILED=$((FAILED + 1))
         echo "  trial $t failed:$fail (kept: $T, log: $T/log)"

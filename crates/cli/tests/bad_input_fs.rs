@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{
-    PASSWORD, TestRepo, bin, clean_env, compare_trees, is_root, random_bytes,
-    restored_path, run,
+    PASSWORD, TestRepo, bin, clean_env, compare_trees, is_root, random_bytes, restored_path, run,
 };
 use lifeboat_format::layout::Folder;
 
@@ -106,7 +105,7 @@ fn a_file_changing_while_it_is_read_is_recorded_in_the_snapshot() {
     let src = repo.scratch("src");
     small_tree(&src);
     let busy = src.join("busy.db");
-    let len = 48u64 << 20;
+    let len = 24u64 << 20;
     fs::write(&busy, random_bytes(7, len as usize)).unwrap();
 
     // A writer that keeps changing the file, in place, for the whole backup.
@@ -118,7 +117,8 @@ fn a_file_changing_while_it_is_read_is_recorded_in_the_snapshot() {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                f.write_at(&n.to_le_bytes(), (n * 4099) % (len - 8)).unwrap();
+                f.write_at(&n.to_le_bytes(), (n * 4099) % (len - 8))
+                    .unwrap();
                 std::thread::sleep(std::time::Duration::from_micros(200));
             }
             n
@@ -159,7 +159,10 @@ fn a_file_changing_while_it_is_read_is_recorded_in_the_snapshot() {
     assert_eq!(fs::metadata(dst.join("busy.db")).unwrap().len(), len);
     for i in 0..10 {
         let f = format!("sub/f{i}");
-        assert_eq!(fs::read(dst.join(&f)).unwrap(), fs::read(src.join(&f)).unwrap());
+        assert_eq!(
+            fs::read(dst.join(&f)).unwrap(),
+            fs::read(src.join(&f)).unwrap()
+        );
     }
 
     // Once it is quiet, the next backup reads it again and is complete.
@@ -185,7 +188,11 @@ fn a_full_disk_on_restore_fails_clearly_and_leaves_no_short_file_as_root() {
         .args(["restore", "latest", "--target"])
         .arg(&target));
     let o = o.fails("restore onto a full disk", 1, &["No space left on device"]);
-    assert!(o.stderr.contains("big"), "the file is not named:\n{}", o.stderr);
+    assert!(
+        o.stderr.contains("big"),
+        "the file is not named:\n{}",
+        o.stderr
+    );
     // What is there under a final name is whole: no short `big`.
     let dst = restored_path(&target, &src);
     for (rel, size) in files(&dst) {

@@ -88,14 +88,17 @@ fn the_backup_after_a_crash_reports_unindexed_packs_and_leaves_them_to_prune() {
         summary["bytes_added"].as_u64().unwrap() >= 6 * 700_000,
         "{summary}"
     );
-    let o = repo.run(["backup", src.to_str().unwrap()]).ok("text output");
+    let o = repo
+        .run(["backup", src.to_str().unwrap()])
+        .ok("text output");
     assert!(
         o.stderr.contains("packs (") && o.stderr.contains("not reused"),
         "{}",
         o.stderr
     );
 
-    repo.run(["check", "--read-data"]).ok("check after the crash");
+    repo.run(["check", "--read-data"])
+        .ok("check after the crash");
     let target = repo.scratch("restore");
     repo.restore("latest", &target, &[]);
     compare_trees(&src, &restored_path(&target, &src));

@@ -1170,7 +1170,8 @@ mod tests {
         };
         let r = crate::RetryBackend::new(faulty, policy);
         for i in 0..100u64 {
-            r.put(&format!("r/{i}"), Bytes::from(pattern(i, 64))).unwrap();
+            r.put(&format!("r/{i}"), Bytes::from(pattern(i, 64)))
+                .unwrap();
         }
         for i in 0..100u64 {
             assert_eq!(r.get(&format!("r/{i}")).unwrap().as_ref(), pattern(i, 64));

@@ -48,11 +48,17 @@ mkdir -p "$WORK"
 PASSWORD="crash-trials-password"
 
 # Reproducible random numbers: a 64-bit LCG in this shell (no subshells,
-# whose draws would not advance it), seeded per trial.
+# whose draws would not advance it), seeded per trial, its output mixed
+# (MurmurHash3's finaliser) so that low bits do not follow the seed's.
 STATE=1
 rnd() { # rnd N: REPLY = a number in [0, N)
-    STATE=$(((STATE * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff))
-    REPLY=$(((STATE >> 24) % $1))
+    STATE=$((STATE * 6364136223846793005 + 1442695040888963407))
+    local z=$((STATE ^ ((STATE >> 33) & 0x7fffffff)))
+    z=$((z * -49064778989728563)) # 0xff51afd7ed558ccd
+    z=$((z ^ ((z >> 33) & 0x7fffffff)))
+    z=$((z * -4265267296055464877)) # 0xc4ceb9fe1a85ec53
+    z=$((z ^ ((z >> 33) & 0x7fffffff)))
+    REPLY=$(((z & 0x7fffffffffffffff) % $1))
 }
 
 # gen SEED BYTES: reproducible incompressible bytes.

@@ -205,6 +205,10 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
             "device_size": meta_u64(&report.snapshot.source_meta, META_SIZE),
             "chunking": report.snapshot.source_meta.get(META_CHUNKING),
             "parent": report.snapshot.parent.map(|p| p.to_hex()),
+            "unindexed_packs": {
+                "count": report.unindexed_packs, "bytes": report.unindexed_bytes,
+                "action": if report.unindexed_packs > 0 { "left_for_prune" } else { "none" },
+            },
         }));
     } else if !g.quiet {
         println!(
@@ -234,6 +238,16 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
             );
         }
         println!("snapshot {} saved", report.id.short());
+    }
+    if report.unindexed_packs > 0 && !g.quiet {
+        // On stderr, so that it shows beside --json too.
+        eprintln!(
+            "lifeboat: note: {} packs ({}) in no index segment, left by an interrupted \
+             backup (or one still running): not reused, their blobs were stored again \
+             where needed; `lifeboat prune` deletes them",
+            report.unindexed_packs,
+            bytes(report.unindexed_bytes)
+        );
     }
     if report.is_complete() {
         Ok(exit::OK)

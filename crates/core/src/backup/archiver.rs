@@ -82,6 +82,17 @@ impl Archiver<'_, '_> {
             NodeKind::File => match fs::File::open(path) {
                 Ok(f) => match self.content.file_content(f, md.len()) {
                     Ok(Ok((parts, len))) => {
+                        if let Some(what) = changed_while_read(path, &md) {
+                            // Kept as read, and said: the bytes may mix
+                            // the file's old and new content.
+                            self.record(
+                                path,
+                                format!(
+                                    "changed while read ({what}); the snapshot holds \
+                                     the bytes as read, which may mix old and new content"
+                                ),
+                            );
+                        }
                         node.content = parts;
                         node.size = len;
                         self.files.fetch_add(1, Ordering::Relaxed);
@@ -199,5 +210,24 @@ impl Archiver<'_, '_> {
                 Ok(Some(node))
             }
         }
+    }
+}
+
+/// What changed about the file at `path` since `before` was taken, if
+/// anything: its size, modification or change time. A file removed or
+/// replaced by another since was read whole from the old one: no change.
+fn changed_while_read(path: &Path, before: &fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let now = fs::symlink_metadata(path).ok()?;
+    if (now.dev(), now.ino()) != (before.dev(), before.ino()) {
+        None
+    } else if now.len() != before.len() {
+        Some("size")
+    } else if (now.mtime(), now.mtime_nsec()) != (before.mtime(), before.mtime_nsec()) {
+        Some("modification time")
+    } else if (now.ctime(), now.ctime_nsec()) != (before.ctime(), before.ctime_nsec()) {
+        Some("change time")
+    } else {
+        None
     }
 }

@@ -139,8 +139,18 @@ pub struct BackupReport {
     pub id: Id,
     /// The snapshot as written.
     pub snapshot: Snapshot,
-    /// Entries skipped because they could not be read.
+    /// Entries skipped because they could not be read, and files that
+    /// changed while they were read.
     pub errors: Vec<EntryError>,
+    /// Packs in `data/` that no index segment listed when the backup
+    /// started: uploaded by a backup that was killed before it indexed
+    /// them (or by one still running). The backup does not reuse them: a
+    /// blob found only there was stored again, so that no snapshot depends
+    /// on a pack a prune may take for a leftover; `lifeboat prune` deletes
+    /// them (docs/prune.md).
+    pub unindexed_packs: u64,
+    /// Their bytes.
+    pub unindexed_bytes: u64,
 }
 
 impl BackupReport {
@@ -177,6 +187,7 @@ impl Repository {
         let start = Instant::now();
         let start_time = now_rfc3339();
         let excludes = PathFilter::new(&opts.excludes)?;
+        let (unindexed_packs, unindexed_bytes) = self.unindexed_packs()?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads.unwrap_or(0))
             .stack_size(16 << 20)
@@ -368,7 +379,22 @@ impl Repository {
             id,
             snapshot,
             errors,
+            unindexed_packs,
+            unindexed_bytes,
         })
+    }
+
+    /// Count and bytes of the packs in `data/` that the index does not
+    /// list: one listing of `data/`.
+    fn unindexed_packs(&self) -> Result<(u64, u64)> {
+        use crate::repo::RepositoryInternals as _;
+        use lifeboat_format::layout::{Folder, id_of_path};
+        let listed = self.backend().list(&Folder::Data.prefix())?;
+        let index = self.index();
+        Ok(listed
+            .iter()
+            .filter(|o| id_of_path(&o.path).is_some_and(|id| index.pack_size(&id).is_none()))
+            .fold((0, 0), |(n, b), o| (n + 1, b + o.size)))
     }
 }
 

@@ -44,7 +44,21 @@ pub mod garage;
 ///   and no flushing;
 /// - `kill_on`: which requests `kill_at` counts: `requests` (every one, the
 ///   default) or `writes` (puts, creates and deletes only, which do not
-///   depend on what a cache or a parallel reader happened to fetch).
+///   depend on what a cache or a parallel reader happened to fetch);
+/// - `dropped`: fraction of requests that fail as a connection reset by
+///   the peer would ([`Error::Unavailable`] whose cause is an
+///   `io::Error` of kind `ConnectionReset`); on a write, half of them strike
+///   after the write landed, as when the connection drops before the answer;
+/// - `short_reads`: fraction of successful reads (`get`, `get_range`) whose
+///   reply is cut short to half its length, as a body cut off by a proxy
+///   that still said 200 would be;
+/// - `flip`: fraction of successful reads of at least one byte with one
+///   byte of the reply flipped (`^ 0x01` at a position that depends on the
+///   seed), as a bad disk, cable or memory might.
+///
+/// Faults are drawn in this order from one number per request:
+/// `permanent`, `transient`, `dropped` (their sum may not exceed 1); the
+/// read damage (`short_reads`, `flip`) is drawn independently of them.
 ///
 /// `kill_at`, `kill_on` and `trace` count every request, whatever `after`
 /// and `prefix` say.
@@ -78,6 +92,12 @@ pub struct FaultConfig {
     pub kill_at: Option<u64>,
     /// Which requests `kill_at` counts.
     pub kill_on: KillOn,
+    /// Fraction of requests failing as a dropped connection.
+    pub dropped: f64,
+    /// Fraction of successful reads cut short.
+    pub short_reads: f64,
+    /// Fraction of successful reads with one byte flipped.
+    pub flip: f64,
 }
 
 /// Which requests [`FaultConfig::kill_at`] counts.
@@ -137,6 +157,9 @@ impl FaultConfig {
                 "latency" => latency_rate = Some(rate()?),
                 "prefix" => c.prefix = Some(v.to_string()),
                 "lost_replies" => c.lost_replies = rate()?,
+                "dropped" => c.dropped = rate()?,
+                "short_reads" => c.short_reads = rate()?,
+                "flip" => c.flip = rate()?,
                 "stats" => c.stats_file = Some(PathBuf::from(v)),
                 "trace" => c.trace_file = Some(PathBuf::from(v)),
                 "kill_at" => match num()? {
@@ -153,8 +176,8 @@ impl FaultConfig {
                 _ => return Err(bad(spec, format!("unknown key {k:?}"))),
             }
         }
-        if c.transient + c.permanent > 1.0 {
-            return Err(bad(spec, "transient + permanent exceeds 1"));
+        if c.transient + c.permanent + c.dropped > 1.0 {
+            return Err(bad(spec, "transient + permanent + dropped exceeds 1"));
         }
         c.latency_rate = latency_rate.unwrap_or(if c.latency.is_zero() { 0.0 } else { 1.0 });
         Ok(c)
@@ -212,6 +235,9 @@ pub struct RequestStats {
     bytes_read: AtomicU64,
     transient: AtomicU64,
     permanent: AtomicU64,
+    dropped: AtomicU64,
+    short_reads: AtomicU64,
+    flipped: AtomicU64,
 }
 
 impl RequestStats {
@@ -260,6 +286,21 @@ impl RequestStats {
         self.permanent.load(Ordering::Relaxed)
     }
 
+    /// Dropped connections injected.
+    pub fn dropped_connections(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Reads cut short.
+    pub fn short_reads(&self) -> u64 {
+        self.short_reads.load(Ordering::Relaxed)
+    }
+
+    /// Reads with a byte flipped.
+    pub fn flipped_reads(&self) -> u64 {
+        self.flipped.load(Ordering::Relaxed)
+    }
+
     /// The counters as one line of JSON.
     pub fn to_json(&self) -> String {
         let mut s = String::from("{");
@@ -282,11 +323,15 @@ impl RequestStats {
         s.push_str(&f.join(","));
         let _ = write!(
             s,
-            "}},\"bytes_written\":{},\"bytes_read\":{},\"transient_faults\":{},\"permanent_faults\":{}}}",
+            "}},\"bytes_written\":{},\"bytes_read\":{},\"transient_faults\":{},\"permanent_faults\":{},\
+             \"dropped_connections\":{},\"short_reads\":{},\"flipped_reads\":{}}}",
             self.bytes_written.load(Ordering::Relaxed),
             self.bytes_read.load(Ordering::Relaxed),
             self.transient.load(Ordering::Relaxed),
             self.permanent.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+            self.short_reads.load(Ordering::Relaxed),
+            self.flipped.load(Ordering::Relaxed),
         );
         s
     }
@@ -327,6 +372,27 @@ enum Fate {
     Pass,
     Transient { after: bool },
     Permanent,
+    Dropped { after: bool },
+}
+
+/// What happens to a successful read's reply.
+#[derive(Clone, Copy)]
+enum ReadDamage {
+    None,
+    Short,
+    /// Flip the byte at this position modulo the reply's length.
+    Flip(u64),
+}
+
+/// The cause of a dropped connection [`FaultyBackend`] makes up.
+fn connection_reset(op: Op) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        format!(
+            "connection reset by peer during {} (injected by LIFEBOAT_FAULTS)",
+            op.name()
+        ),
+    )
 }
 
 impl FaultyBackend {
@@ -382,16 +448,16 @@ impl FaultyBackend {
         }
     }
 
-    fn decide(&self, op: Op, path: &str) -> Fate {
+    fn decide(&self, op: Op, path: &str) -> (Fate, ReadDamage) {
         self.stats.count(op, path);
         let n = self.total.fetch_add(1, Ordering::Relaxed);
         self.trace_and_kill(n + 1, op, path);
         if n < self.cfg.after {
-            return Fate::Pass;
+            return (Fate::Pass, ReadDamage::None);
         }
         if let Some(p) = &self.cfg.prefix {
             if !path.starts_with(p.as_str()) {
-                return Fate::Pass;
+                return (Fate::Pass, ReadDamage::None);
             }
         }
         let k = {
@@ -405,20 +471,59 @@ impl FaultyBackend {
         if u_latency < self.cfg.latency_rate && !self.cfg.latency.is_zero() {
             std::thread::sleep(self.cfg.latency);
         }
-        if u_fault < self.cfg.permanent {
+        let damage = if !matches!(op, Op::Get | Op::GetRange) {
+            ReadDamage::None
+        } else if unit(mix(h ^ 2)) < self.cfg.short_reads {
+            ReadDamage::Short
+        } else if unit(mix(h ^ 3)) < self.cfg.flip {
+            ReadDamage::Flip(mix(h ^ 4))
+        } else {
+            ReadDamage::None
+        };
+        let (permanent, transient) = (self.cfg.permanent, self.cfg.transient);
+        let fate = if u_fault < permanent {
             self.stats.permanent.fetch_add(1, Ordering::Relaxed);
             Fate::Permanent
-        } else if u_fault < self.cfg.permanent + self.cfg.transient {
+        } else if u_fault < permanent + transient {
             self.stats.transient.fetch_add(1, Ordering::Relaxed);
             Fate::Transient {
                 after: op.is_write() && u_after < self.cfg.lost_replies,
             }
+        } else if u_fault < permanent + transient + self.cfg.dropped {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            Fate::Dropped {
+                after: op.is_write() && u_after < 0.5,
+            }
         } else {
             Fate::Pass
+        };
+        (fate, damage)
+    }
+
+    /// Apply `damage` to a read's reply.
+    fn damage(&self, damage: ReadDamage, b: Bytes) -> Bytes {
+        match damage {
+            ReadDamage::Short if !b.is_empty() => {
+                self.stats.short_reads.fetch_add(1, Ordering::Relaxed);
+                b.slice(..b.len() / 2)
+            }
+            ReadDamage::Flip(at) if !b.is_empty() => {
+                self.stats.flipped.fetch_add(1, Ordering::Relaxed);
+                let mut v = b.to_vec();
+                let i = (at % v.len() as u64) as usize;
+                v[i] ^= 0x01;
+                Bytes::from(v)
+            }
+            _ => b,
         }
     }
 
-    fn call<T>(&self, op: Op, path: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    fn call<T>(
+        &self,
+        op: Op,
+        path: &str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, ReadDamage)> {
         let transient = || {
             Error::unavailable(
                 path,
@@ -428,7 +533,8 @@ impl FaultyBackend {
                 },
             )
         };
-        match self.decide(op, path) {
+        let (fate, damage) = self.decide(op, path);
+        let r = match fate {
             Fate::Pass => f(),
             Fate::Permanent => Err(Error::permission_denied(
                 path,
@@ -442,7 +548,21 @@ impl FaultyBackend {
                 f()?;
                 Err(transient())
             }
-        }
+            Fate::Dropped { after } => {
+                if after {
+                    f()?;
+                }
+                Err(Error::unavailable(path, connection_reset(op)))
+            }
+        };
+        r.map(|v| (v, damage))
+    }
+
+    /// [`call`](FaultyBackend::call) for a read, with its reply damaged
+    /// as the configuration says.
+    fn read(&self, op: Op, path: &str, f: impl FnOnce() -> Result<Bytes>) -> Result<Bytes> {
+        let (b, damage) = self.call(op, path, f)?;
+        Ok(self.damage(damage, b))
     }
 }
 
@@ -505,7 +625,7 @@ impl Backend for FaultyBackend {
     }
 
     fn get(&self, path: &str) -> Result<Bytes> {
-        let b = self.call(Op::Get, path, || self.inner.get(path))?;
+        let b = self.read(Op::Get, path, || self.inner.get(path))?;
         self.stats
             .bytes_read
             .fetch_add(b.len() as u64, Ordering::Relaxed);
@@ -513,7 +633,7 @@ impl Backend for FaultyBackend {
     }
 
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        let b = self.call(Op::GetRange, path, || self.inner.get_range(path, range))?;
+        let b = self.read(Op::GetRange, path, || self.inner.get_range(path, range))?;
         self.stats
             .bytes_read
             .fetch_add(b.len() as u64, Ordering::Relaxed);
@@ -526,14 +646,17 @@ impl Backend for FaultyBackend {
 
     fn head(&self, path: &str) -> Result<ObjectInfo> {
         self.call(Op::Head, path, || self.inner.head(path))
+            .map(|(h, _)| h)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.call(Op::List, prefix, || self.inner.list(prefix))
+            .map(|(l, _)| l)
     }
 
     fn delete(&self, path: &str) -> Result<()> {
         self.call(Op::Delete, path, || self.inner.delete(path))
+            .map(|(d, _)| d)
     }
 
     fn location(&self) -> String {
@@ -961,6 +1084,99 @@ mod tests {
         assert_eq!(a, run());
         let n = a.iter().filter(|x| **x).count();
         assert!((300..500).contains(&n), "{n} of 2000 failed at rate 0.2");
+    }
+
+    #[test]
+    fn read_damage_and_dropped_connection_specs_parse() {
+        let c = FaultConfig::parse("dropped=0.1,short_reads=0.2,flip=0.3").unwrap();
+        assert_eq!((c.dropped, c.short_reads, c.flip), (0.1, 0.2, 0.3));
+        for bad in ["dropped=2", "flip=-0.1", "transient=0.5,dropped=0.6"] {
+            assert!(FaultConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn memory_with(spec: &str, objects: usize) -> FaultyBackend {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        for i in 0..objects {
+            mem.put(&format!("d/{i}"), Bytes::from(pattern(i as u64, 100)))
+                .unwrap();
+        }
+        FaultyBackend::new(mem, FaultConfig::parse(spec).unwrap())
+    }
+
+    #[test]
+    fn flipped_reads_differ_in_exactly_one_bit() {
+        let f = memory_with("seed=3,flip=1", 50);
+        for i in 0..50 {
+            let want = pattern(i as u64, 100);
+            let got = f.get(&format!("d/{i}")).unwrap();
+            assert_eq!(got.len(), want.len());
+            let bits: u32 = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
+            assert_eq!(bits, 1, "object {i}");
+            let r = f.get_range(&format!("d/{i}"), 10..20).unwrap();
+            assert_ne!(r.as_ref(), &want[10..20]);
+        }
+        assert_eq!(f.stats().flipped_reads(), 100);
+        // Writes and listings are left alone.
+        f.put("d/new", Bytes::from_static(b"abc")).unwrap();
+        assert_eq!(f.list("d/").unwrap().len(), 51);
+    }
+
+    #[test]
+    fn short_reads_return_half_and_only_at_the_rate() {
+        let f = memory_with("seed=4,short_reads=0.5", 400);
+        let mut short = 0;
+        for i in 0..400 {
+            let want = pattern(i as u64, 100);
+            let got = f.get(&format!("d/{i}")).unwrap();
+            if got.len() == 50 {
+                assert_eq!(got.as_ref(), &want[..50]);
+                short += 1;
+            } else {
+                assert_eq!(got.as_ref(), want.as_slice());
+            }
+        }
+        assert!((150..250).contains(&short), "{short} of 400 short");
+        assert_eq!(f.stats().short_reads(), short);
+    }
+
+    #[test]
+    fn dropped_connections_are_transient_and_retried_to_success() {
+        let f = memory_with("seed=5,dropped=1", 1);
+        let e = f.get("d/0").unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let cause = std::error::Error::source(&e)
+            .and_then(|c| c.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind);
+        assert_eq!(cause, Some(std::io::ErrorKind::ConnectionReset), "{e}");
+        // About half the dropped writes landed anyway.
+        for i in 0..200 {
+            assert!(f.put(&format!("w/{i}"), Bytes::from_static(b"x")).is_err());
+        }
+        let landed = f.inner.list("w/").unwrap().len();
+        assert!((60..140).contains(&landed), "{landed} of 200 landed");
+
+        // Through the retry layer, a third of requests dropped: every write
+        // and read succeeds and reads back what was written.
+        let faulty: Arc<dyn Backend> = Arc::new(memory_with("seed=6,dropped=0.3", 0));
+        let policy = crate::RetryPolicy {
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            ..Default::default()
+        };
+        let r = crate::RetryBackend::new(faulty, policy);
+        for i in 0..100u64 {
+            r.put(&format!("r/{i}"), Bytes::from(pattern(i, 64)))
+                .unwrap();
+        }
+        for i in 0..100u64 {
+            assert_eq!(r.get(&format!("r/{i}")).unwrap().as_ref(), pattern(i, 64));
+        }
+        assert!(r.retries() > 20, "only {} retries", r.retries());
     }
 
     #[test]

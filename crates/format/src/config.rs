@@ -44,6 +44,15 @@ pub struct Config {
     pub pack_size: u32,
     /// When the repository was created (RFC 3339).
     pub created: String,
+    /// No-delete mode for every client (`init --append-only`): nothing is
+    /// deleted or overwritten, whatever the key (docs/security.md). Absent
+    /// in older configs, which read as `false`, and left out when `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub append_only: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Config {
@@ -114,6 +123,7 @@ mod tests {
             compression_level: 3,
             pack_size: 16 << 20,
             created: "2026-01-01T00:00:00Z".into(),
+            append_only: false,
         }
     }
 
@@ -135,5 +145,23 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = b'X';
         assert!(Config::peek_version(&bad).is_err());
+    }
+
+    #[test]
+    fn append_only_is_optional_in_the_json() {
+        let k = MasterKey::generate().unwrap();
+        let old = cfg().encode(&k).unwrap();
+        let plain =
+            crate::object::open_object_aad(&k, ObjectKind::Config, &old[..12], &old[12..]).unwrap();
+        assert!(!String::from_utf8_lossy(&plain).contains("append_only"));
+        let on = Config {
+            append_only: true,
+            ..cfg()
+        };
+        assert!(
+            Config::decode(&k, &on.encode(&k).unwrap())
+                .unwrap()
+                .append_only
+        );
     }
 }

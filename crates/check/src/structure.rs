@@ -6,7 +6,7 @@ use lifeboat_core::internals::RepositoryInternals as _;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use lifeboat_format::layout::{Folder, id_of_path};
-use lifeboat_format::{Id, IndexSegment, KeySlot, MASTER_KEY_LEN};
+use lifeboat_format::{Id, IndexSegment, KeySlot};
 
 use crate::error::Result;
 use crate::report::Category;
@@ -31,14 +31,7 @@ pub(crate) fn check_keys(st: &mut State<'_>) -> Result<()> {
         } else {
             match KeySlot::from_json(&bytes) {
                 Err(e) => Some(format!("not a valid key slot: {e}")),
-                Ok(s) if s.version != 1 || s.kdf != "argon2id" => Some(format!(
-                    "unknown slot version {} or kdf {:?}",
-                    s.version, s.kdf
-                )),
-                Ok(s) if s.wrapped_key.len() != MASTER_KEY_LEN + 40 || s.salt.is_empty() => {
-                    Some("wrapped key or salt has the wrong length".to_string())
-                }
-                Ok(_) => None,
+                Ok(s) => s.check_shape().err().map(|e| e.to_string()),
             }
         };
         if let Some(p) = problem {

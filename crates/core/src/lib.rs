@@ -70,7 +70,7 @@ pub use error::{BlobDamage, Error, Result};
 pub use failpoint::{FailPoints, Stage};
 pub use filter::{PathFilter, SnapshotFilter};
 pub use progress::Progress;
-pub use repo::{InitOptions, KeyInfo, Repository};
+pub use repo::{InitOptions, KeyInfo, NoDeleteReason, Repository, RotateReport};
 pub use restore::{RestoreOptions, RestoreReport};
 pub use restore_block::{BlockRestoreOptions, BlockRestoreReport};
 pub use restore_target::{Overwrite, RESTORE_TEMP_PREFIX};

@@ -4,10 +4,10 @@ use lifeboat_chunker::{Chunker, GearTable};
 use lifeboat_format::layout::{self, Folder, object_path};
 use lifeboat_format::{
     BlobType, ChunkerGear, ChunkerParams, Compression, Config, FORMAT_VERSION, Id, KdfParams,
-    KeySlot, MasterKey, Snapshot, Tree, open_blob,
+    KeySlot, MasterKey, SlotKind, Snapshot, Tree, open_blob,
 };
 use lifeboat_index::{Index, IndexOptions};
-use lifeboat_store::Backend;
+use lifeboat_store::{Backend, NoDeleteBackend};
 
 use crate::damage::{Listing, SnapshotList, Warning, WarningKind};
 use crate::error::BlobDamage;
@@ -27,6 +27,9 @@ pub struct InitOptions {
     /// The chunker's gear table: [`ChunkerGear::Keyed`] unless a repository
     /// must chunk like an older one.
     pub chunker_gear: ChunkerGear,
+    /// Put every client of the repository in no-delete mode (the config's
+    /// `append_only`; docs/security.md).
+    pub append_only: bool,
 }
 
 impl Default for InitOptions {
@@ -38,6 +41,7 @@ impl Default for InitOptions {
             pack_size: 16 << 20,
             chunker: ChunkerParams::default(),
             chunker_gear: ChunkerGear::Keyed,
+            append_only: false,
         }
     }
 }
@@ -55,6 +59,43 @@ pub struct KeyInfo {
     pub hostname: String,
     /// User who made it.
     pub username: String,
+    /// What it allows.
+    pub kind: SlotKind,
+    /// Slot format version: 1 (made before key rotation existed; cannot
+    /// receive a rotated key without its password) or 2.
+    pub version: u32,
+    /// How many rotations it received after it was made.
+    pub grants: usize,
+}
+
+/// Why a repository is in no-delete mode (see [`Repository::no_delete`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub enum NoDeleteReason {
+    /// The config's `append_only` option is set (`init --append-only`).
+    RepositoryOption,
+    /// It was opened with an append-only key.
+    AppendOnlyKey,
+}
+
+impl std::fmt::Display for NoDeleteReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoDeleteReason::RepositoryOption => {
+                "the repository is append-only (created with `init --append-only`)"
+            }
+            NoDeleteReason::AppendOnlyKey => "the repository was opened with an append-only key",
+        })
+    }
+}
+
+/// What [`Repository::rotate_key`] did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RotateReport {
+    /// Each key slot rewritten: (old id, new id).
+    pub slots: Vec<(Id, Id)>,
+    /// Data keys the repository now keeps only to read old data.
+    pub retired_keys: usize,
 }
 
 /// An open repository. Cheap to share between threads.
@@ -63,6 +104,8 @@ pub struct Repository {
     pub(crate) key: MasterKey,
     pub(crate) config: Config,
     key_id: Id,
+    slot_kind: SlotKind,
+    no_delete: Option<NoDeleteReason>,
     pub(crate) index: RwLock<Index>,
     pub(crate) chunker: Chunker,
     /// Warnings not yet taken (see [`Repository::take_warnings`]).
@@ -167,6 +210,7 @@ impl Repository {
             compression: Some(opts.compression),
             pack_size: opts.pack_size,
             created: now_rfc3339(),
+            append_only: opts.append_only,
         };
         let slot = KeySlot::create(
             &key,
@@ -193,7 +237,7 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         }
-        Repository::assemble(backend, key, config, key_id, Index::new())
+        Repository::assemble(backend, key, config, (key_id, SlotKind::Full), Index::new())
     }
 
     /// Open an existing repository with `password`: checks the format
@@ -248,7 +292,7 @@ impl Repository {
             ));
         }
         let (opened, mut warnings) = open_key_slots(&backend, password)?;
-        let (key, key_id) = opened;
+        let (key, key_id, slot_kind) = opened;
         let config =
             Config::decode(&key, &cfg_bytes).map_err(|e| Error::corrupt(layout::CONFIG, e))?;
         let index = match load_index {
@@ -262,7 +306,7 @@ impl Repository {
                 Index::open(&backend, &key, &opts)?
             }
         };
-        let repo = Repository::assemble(backend, key, config, key_id, index)?;
+        let repo = Repository::assemble(backend, key, config, (key_id, slot_kind), index)?;
         repo.push_warnings(warnings.drain(..));
         Ok(repo)
     }
@@ -271,15 +315,23 @@ impl Repository {
         backend: Arc<dyn Backend>,
         key: MasterKey,
         config: Config,
-        key_id: Id,
+        (key_id, slot_kind): (Id, SlotKind),
         index: Index,
     ) -> Result<Repository> {
+        let no_delete = no_delete_reason(&config, slot_kind);
+        // Every write and delete of this handle goes through the wrapper.
+        let backend = match no_delete {
+            Some(_) => Arc::new(NoDeleteBackend::new(backend)) as Arc<dyn Backend>,
+            None => backend,
+        };
         let chunker = chunker_for(&config, &key)?;
         Ok(Repository {
             backend,
             key,
             config,
             key_id,
+            slot_kind,
+            no_delete,
             index: RwLock::new(index),
             chunker,
             warnings: Mutex::new(Vec::new()),
@@ -391,17 +443,57 @@ impl Repository {
                 created: slot.created,
                 hostname: slot.hostname,
                 username: slot.username,
+                kind: slot.kind,
+                version: slot.version,
+                grants: slot.grants.len(),
             });
         }
         Ok(Listing::new(out, skipped))
     }
 
+    /// Why this handle may not delete or overwrite anything, if it may
+    /// not: [`forget`, `prune`, `key remove`, ...] refuse, and its store
+    /// refuses deletes ([`lifeboat_store::NoDeleteBackend`]).
+    pub fn no_delete(&self) -> Option<NoDeleteReason> {
+        self.no_delete
+    }
+
+    /// The kind of the key slot that opened the repository.
+    pub fn slot_kind(&self) -> SlotKind {
+        self.slot_kind
+    }
+
+    /// [`Error::InvalidArgument`] naming `operation` if the repository is
+    /// in no-delete mode: for operations that delete or overwrite, to
+    /// refuse before they change anything.
+    pub fn require_delete(&self, operation: &str) -> Result<()> {
+        match self.no_delete {
+            None => Ok(()),
+            Some(why) => Err(Error::InvalidArgument(format!(
+                "{operation} deletes or replaces objects, which is refused: {why}; \
+                 run it with a full key on a repository without the append-only option"
+            ))),
+        }
+    }
+
     /// Add a key slot for another password.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
-        let slot = KeySlot::create(
+        self.add_key_of_kind(password, kdf, SlotKind::Full)
+    }
+
+    /// Add a key slot of `kind` for another password. A handle opened with
+    /// an append-only key can add only append-only keys.
+    pub fn add_key_of_kind(&self, password: &[u8], kdf: KdfParams, kind: SlotKind) -> Result<Id> {
+        if self.slot_kind == SlotKind::AppendOnly && kind == SlotKind::Full {
+            return Err(Error::InvalidArgument(
+                "an append-only key can add only append-only keys".into(),
+            ));
+        }
+        let slot = KeySlot::create_of_kind(
             &self.key,
             password,
             kdf,
+            kind,
             now_rfc3339(),
             hostname(),
             username(),
@@ -417,6 +509,7 @@ impl Repository {
     /// Remove a key slot given by id or unique prefix. The slot in use
     /// cannot be removed.
     pub fn remove_key(&self, spec: &str) -> Result<Id> {
+        self.require_delete("key remove")?;
         let keys = self.keys()?.items;
         let matches: Vec<&KeyInfo> = keys
             .iter()
@@ -438,14 +531,116 @@ impl Repository {
         Ok(k.id)
     }
 
-    /// Replace the password of the slot in use: add a new slot, then remove
-    /// the old one. Returns the new slot's id.
+    /// Replace the password of the slot in use: add a new slot (of the same
+    /// kind), then remove the old one. Returns the new slot's id.
     pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<Id> {
-        let new_id = self.add_key(new_password, kdf)?;
+        self.require_delete("key passwd")?;
+        let new_id = self.add_key_of_kind(new_password, kdf, self.slot_kind)?;
         let old = self.key_id;
         self.key_id = new_id;
         self.backend.delete(&object_path(Folder::Keys, &old))?;
         Ok(new_id)
+    }
+
+    /// Rotate the master key: a new data key seals everything written from
+    /// now on, the current one joins the retired keys that still open old
+    /// data, and every key slot gets the new keyring. `password` must open
+    /// the slot in use (it rewrites that slot if it is a version-1 slot).
+    ///
+    /// Version-2 slots receive the keyring as a grant sealed to their
+    /// public key, without their passwords; a version-1 slot other than the
+    /// one in use cannot, so the rotation is refused (before anything is
+    /// written) while one is there: change its password (`key passwd`,
+    /// which rewrites it as version 2) or remove it first. Blob ids and
+    /// chunk boundaries do not change, so deduplication goes on.
+    ///
+    /// New slots are written before the old ones are deleted, so a crash
+    /// leaves both (the same slot before and after, sharing a public key);
+    /// a later rotation refuses until the older of each pair is removed.
+    /// This handle keeps sealing with the key it was opened with (still
+    /// readable after the rotation): open the repository again to use the
+    /// new one.
+    pub fn rotate_key(&self, password: &[u8]) -> Result<RotateReport> {
+        self.require_delete("key rotate")?;
+        let mut slots = Vec::new();
+        for obj in self.backend.list(&Folder::Keys.prefix())? {
+            let Some(id) = layout::id_of_path(&obj.path) else {
+                continue;
+            };
+            let bytes = match self.backend.get(&obj.path) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let slot =
+                KeySlot::from_json(&bytes).map_err(|e| Error::corrupt(obj.path.clone(), e))?;
+            slots.push((id, slot));
+        }
+        let stuck: Vec<String> = slots
+            .iter()
+            .filter(|(id, s)| !s.takes_grants() && *id != self.key_id)
+            .map(|(id, _)| id.short())
+            .collect();
+        if !stuck.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "key slot(s) {} predate key rotation (version 1) and cannot receive the new \
+                 key without their password: open the repository with each one and run \
+                 `lifeboat key passwd` (which rewrites it), or remove it, then rotate again",
+                stuck.join(", ")
+            )));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (id, s) in slots.iter().filter(|(_, s)| s.takes_grants()) {
+            if let Some(other) = seen.insert(s.public_key.clone(), *id) {
+                return Err(Error::InvalidArgument(format!(
+                    "key slots {} and {} are one slot before and after an interrupted \
+                     rotation: remove the one with fewer grants (`lifeboat key list`), \
+                     then rotate again",
+                    other.short(),
+                    id.short()
+                )));
+            }
+        }
+        let next = self
+            .key
+            .rotated()
+            .map_err(|e| Error::format("generating the new data key", e))?;
+        let mut written = Vec::new();
+        for (id, slot) in &slots {
+            let new_slot = if slot.takes_grants() {
+                slot.with_grant(&next)
+                    .map_err(|e| Error::format("sealing the new keyring to a key slot", e))?
+            } else {
+                // The slot in use, version 1: rewritten with the password.
+                match slot.open(password) {
+                    Ok(_) => {}
+                    Err(lifeboat_format::Error::WrongPassword) => return Err(Error::WrongPassword),
+                    Err(e) => return Err(Error::corrupt(object_path(Folder::Keys, id), e)),
+                }
+                KeySlot::create_of_kind(
+                    &next,
+                    password,
+                    slot.params,
+                    slot.kind,
+                    slot.created.clone(),
+                    slot.hostname.clone(),
+                    slot.username.clone(),
+                )
+                .map_err(Error::InvalidKdf)?
+            };
+            let bytes = new_slot.to_json();
+            let new_id = Id::of_object(&bytes);
+            self.backend
+                .create(&object_path(Folder::Keys, &new_id), bytes.into())?;
+            written.push((*id, new_id));
+        }
+        for (old, _) in &written {
+            self.backend.delete(&object_path(Folder::Keys, old))?;
+        }
+        Ok(RotateReport {
+            slots: written,
+            retired_keys: next.retired_count(),
+        })
     }
 
     // ---- snapshots ----------------------------------------------------------
@@ -674,7 +869,7 @@ impl RepositoryInternals for Repository {
 fn open_key_slots(
     backend: &Arc<dyn Backend>,
     password: &[u8],
-) -> Result<((MasterKey, Id), Vec<Warning>)> {
+) -> Result<((MasterKey, Id, SlotKind), Vec<Warning>)> {
     let mut warnings = Vec::new();
     let mut store_err = None;
     let mut refused = None;
@@ -705,7 +900,7 @@ fn open_key_slots(
             }
         };
         match slot.open(password) {
-            Ok(k) => return Ok(((k, Id::of_object(&bytes)), warnings)),
+            Ok(k) => return Ok(((k, Id::of_object(&bytes), slot.kind), warnings)),
             Err(lifeboat_format::Error::WrongPassword) => {}
             Err(source @ lifeboat_format::Error::KdfOutOfBounds { .. }) => {
                 warnings.push(Warning::new(
@@ -726,4 +921,16 @@ fn open_key_slots(
         }
     }
     Err(store_err.or(refused).unwrap_or(Error::WrongPassword))
+}
+
+/// Whether a handle with `config`, opened through a slot of `kind`, is in
+/// no-delete mode, and why.
+fn no_delete_reason(config: &Config, kind: SlotKind) -> Option<NoDeleteReason> {
+    if config.append_only {
+        Some(NoDeleteReason::RepositoryOption)
+    } else if kind == SlotKind::AppendOnly {
+        Some(NoDeleteReason::AppendOnlyKey)
+    } else {
+        None
+    }
 }

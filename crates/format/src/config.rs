@@ -77,6 +77,15 @@ pub struct Config {
     pub pack_size: u32,
     /// When the repository was created (RFC 3339).
     pub created: String,
+    /// No-delete mode for every client (`init --append-only`): nothing is
+    /// deleted or overwritten, whatever the key (docs/security.md). Absent
+    /// in older configs, which read as `false`, and left out when `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub append_only: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Config {
@@ -156,6 +165,7 @@ mod tests {
             compression: None,
             pack_size: 16 << 20,
             created: "2026-01-01T00:00:00Z".into(),
+            append_only: false,
         }
     }
 
@@ -194,5 +204,23 @@ mod tests {
         // An unknown table is refused, not read as another.
         let odd = json.replace(r#""keyed""#, r#""other""#);
         assert!(serde_json::from_str::<Config>(&odd).is_err());
+    }
+
+    #[test]
+    fn append_only_is_optional_in_the_json() {
+        let k = MasterKey::generate().unwrap();
+        let old = cfg().encode(&k).unwrap();
+        let plain =
+            crate::object::open_object_aad(&k, ObjectKind::Config, &old[..12], &old[12..]).unwrap();
+        assert!(!String::from_utf8_lossy(&plain).contains("append_only"));
+        let on = Config {
+            append_only: true,
+            ..cfg()
+        };
+        assert!(
+            Config::decode(&k, &on.encode(&k).unwrap())
+                .unwrap()
+                .append_only
+        );
     }
 }

@@ -8,14 +8,17 @@ use crate::{ENVELOPE_OVERHEAD, Error, Id, NONCE_LEN, Result, TAG_LEN};
 /// Length of an encoded master key: data key, id key, chunker seed.
 pub const MASTER_KEY_LEN: usize = 32 + 32 + 8;
 
-/// The repository's master key. Everything in a repository is encrypted
-/// under `data_key`; blob ids are keyed with `id_key`; chunk boundaries
-/// depend on `chunker_seed`. Zeroized on drop and never printed.
+/// The repository's master key. Everything new is encrypted under
+/// `data_key`; blob ids are keyed with `id_key`; chunk boundaries depend on
+/// `chunker_seed`. After `key rotate` it also holds the data keys it
+/// replaced (`retired`, newest first), which still open what they sealed
+/// (docs/format.md, "Keyring"). Zeroized on drop and never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey {
     data_key: [u8; 32],
     id_key: [u8; 32],
     chunker_seed: u64,
+    retired: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -52,10 +55,39 @@ impl MasterKey {
             data_key,
             id_key,
             chunker_seed: u64::from_le_bytes(seed),
+            retired: Vec::new(),
         })
     }
 
-    /// The 72-byte form. The caller must zeroize the result.
+    /// The same key with a new random data key for everything sealed from
+    /// now on; the current data key joins the retired ones, so what it
+    /// sealed stays readable. The id key and chunker seed stay, so blob ids
+    /// and chunk boundaries (and deduplication) do not change.
+    pub fn rotated(&self) -> Result<MasterKey> {
+        let mut next = self.clone();
+        fill_random(&mut next.data_key)?;
+        next.retired.insert(0, self.data_key);
+        Ok(next)
+    }
+
+    /// Number of retired data keys (see [`MasterKey::rotated`]).
+    pub fn retired_count(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// Retired data keys, newest first (keyring encoding).
+    pub(crate) fn retired(&self) -> &[[u8; 32]] {
+        &self.retired
+    }
+
+    /// Replace the retired data keys (keyring decoding).
+    pub(crate) fn set_retired(&mut self, retired: Vec<[u8; 32]>) {
+        self.retired.zeroize();
+        self.retired = retired;
+    }
+
+    /// The 72-byte form of the current key (without retired data keys).
+    /// The caller must zeroize the result.
     pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let mut v = zeroize::Zeroizing::new(Vec::with_capacity(MASTER_KEY_LEN));
         v.extend_from_slice(&self.data_key);
@@ -84,9 +116,21 @@ impl MasterKey {
         Ok(out)
     }
 
-    /// Decrypt an envelope made by [`MasterKey::seal`] with the same `aad`.
+    /// Decrypt an envelope made by [`MasterKey::seal`] with the same `aad`,
+    /// under the current data key or, failing that, each retired one (trial
+    /// decryption: a wrong key fails on the tag before anything is
+    /// decrypted, so each costs one Poly1305 pass).
     pub fn open(&self, aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec<u8>> {
-        open_with(&self.data_key, aad, sealed, what)
+        let first = open_with(&self.data_key, aad, sealed, what);
+        if first.is_ok() || self.retired.is_empty() {
+            return first;
+        }
+        for k in &self.retired {
+            if let Ok(plain) = open_with(k, aad, sealed, what) {
+                return Ok(plain);
+            }
+        }
+        first
     }
 
     /// [`MasterKey::open`] without a copy: decrypts `sealed` where it lies
@@ -97,8 +141,33 @@ impl MasterKey {
         sealed: &'a mut [u8],
         what: &str,
     ) -> Result<&'a [u8]> {
-        open_in_place(&self.data_key, aad, sealed, what)
+        // A failed tag check leaves `sealed` as it was (chacha20poly1305
+        // decrypts only after the tag matches), so each key may try it.
+        let mut result = decrypt_envelope_in_place(&self.data_key, aad, sealed, what);
+        if result.is_err() {
+            for k in &self.retired {
+                if decrypt_envelope_in_place(k, aad, sealed, what).is_ok() {
+                    result = Ok(());
+                    break;
+                }
+            }
+        }
+        result?;
+        Ok(&sealed[NONCE_LEN..sealed.len() - TAG_LEN])
     }
+}
+
+/// Decrypts the envelope `sealed` (nonce, ciphertext, tag) where it lies;
+/// on an error it is left unchanged.
+fn decrypt_envelope_in_place(
+    key: &[u8; 32],
+    aad: &[u8],
+    sealed: &mut [u8],
+    what: &str,
+) -> Result<()> {
+    let (nonce, tag) = envelope(sealed, what)?;
+    let tag_at = sealed.len() - TAG_LEN;
+    decrypt(key, aad, &nonce, &mut sealed[NONCE_LEN..tag_at], &tag, what)
 }
 
 /// Encrypts `buf[NONCE_LEN..]` in place under the nonce in `buf[..NONCE_LEN]`
@@ -121,22 +190,6 @@ pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -
     let (nonce, tag) = envelope(sealed, what)?;
     let mut plain = sealed[NONCE_LEN..sealed.len() - TAG_LEN].to_vec();
     decrypt(key, aad, &nonce, &mut plain, &tag, what)?;
-    Ok(plain)
-}
-
-/// Decrypts `sealed` (nonce, ciphertext, tag) where it lies and returns
-/// the plaintext, a part of it: no copy. What `sealed` held is lost
-/// either way.
-pub(crate) fn open_in_place<'a>(
-    key: &[u8; 32],
-    aad: &[u8],
-    sealed: &'a mut [u8],
-    what: &str,
-) -> Result<&'a [u8]> {
-    let (nonce, tag) = envelope(sealed, what)?;
-    let tag_at = sealed.len() - TAG_LEN;
-    let plain = &mut sealed[NONCE_LEN..tag_at];
-    decrypt(key, aad, &nonce, plain, &tag, what)?;
     Ok(plain)
 }
 

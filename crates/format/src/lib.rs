@@ -15,6 +15,7 @@ mod crypto;
 mod error;
 mod id;
 mod index;
+mod keyring;
 mod keyslot;
 pub mod layout;
 mod object;
@@ -33,7 +34,10 @@ pub use crypto::{MASTER_KEY_LEN, MasterKey};
 pub use error::{Error, Result};
 pub use id::{Id, ParseIdError};
 pub use index::{IndexEntry, IndexPack, IndexSegment};
-pub use keyslot::{KdfParams, KeySlot};
+pub use keyring::{
+    Grant, KEYRING_MAGIC, KEYRING_VERSION, MAX_RETIRED_KEYS, decode_keyring, encode_keyring,
+};
+pub use keyslot::{KEY_SLOT_VERSION, KdfParams, KeySlot, SlotKind};
 pub use object::{ObjectKind, open_object, seal_object};
 pub use pack::{
     PACK_MAGIC, PACK_TRAILER_LEN, PackBuilder, PackHeaderEntry, decode_pack_header,

@@ -536,11 +536,15 @@ fn keyslot_opens_with_password_only() {
     let wrong = v["wrong_password"].as_str().unwrap().as_bytes();
     assert!(matches!(slot.open(wrong), Err(Error::WrongPassword)));
 
+    // Version 2 (§5.1) needs a public key; version 3 does not exist.
     let mut v2 = slot.clone();
     v2.version = 2;
+    assert!(matches!(v2.open(password), Err(Error::Malformed { .. })));
+    let mut v3 = slot.clone();
+    v3.version = 3;
     assert!(matches!(
-        v2.open(password),
-        Err(Error::UnsupportedVersion { found: 2, .. })
+        v3.open(password),
+        Err(Error::UnsupportedVersion { found: 3, .. })
     ));
 }
 
@@ -1155,6 +1159,7 @@ fn generate() {
         compression: None,
         pack_size: 16 << 20,
         created: "2026-01-01T00:00:00Z".into(),
+        append_only: false,
     };
     let stored = cfg.encode(&key).unwrap();
     save(

@@ -117,12 +117,12 @@ pub use lifeboat_core::{
     BackupOptions, BackupReport, BackupSource, BlockChunking, BlockRestoreOptions,
     BlockRestoreReport, ByteRange, Change, CopyReport, DEFAULT_BLOCK_CHUNKING, DiffEntry,
     EntryError, InitOptions, KeyInfo, Listing, MAX_FIXED_CHUNK, META_CHANGED_RANGES, META_CHUNKING,
-    META_SIZE, MIN_FIXED_CHUNK, Overwrite, Progress, RestoreOptions, RestoreReport, SnapshotFilter,
-    SnapshotList, Stats, Warning, WarningKind, parse_changed_ranges,
+    META_SIZE, MIN_FIXED_CHUNK, NoDeleteReason, Overwrite, Progress, RestoreOptions, RestoreReport,
+    RotateReport, SnapshotFilter, SnapshotList, Stats, Warning, WarningKind, parse_changed_ranges,
 };
 pub use lifeboat_format::{
-    Compression, Config, ContentPart, Id, KdfParams, Node, NodeKind, Snapshot, SnapshotSummary,
-    SourceKind, Timestamp, Tree, layout,
+    Compression, Config, ContentPart, Id, KdfParams, Node, NodeKind, SlotKind, Snapshot,
+    SnapshotSummary, SourceKind, Timestamp, Tree, layout,
 };
 pub use lifeboat_index::{
     CompactOptions, CompactReport, IndexProgress, RebuildOptions, RebuildReport, UnreadablePack,

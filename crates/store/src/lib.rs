@@ -26,6 +26,7 @@ use bytes::Bytes;
 mod cache;
 mod cloud;
 mod local;
+mod nodelete;
 mod object;
 mod redact;
 mod retry;
@@ -38,6 +39,7 @@ pub mod testing;
 
 pub use cache::{CacheStats, CachedBackend, cache_dir_for, default_cache_root};
 pub use local::STAGING_DIR;
+pub use nodelete::{NoDeleteBackend, NoDeleteRefusal, RefusedOperation};
 pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions};
 pub use redact::RedactedCause;
 pub use retry::{RetryBackend, RetryPolicy};

@@ -110,6 +110,9 @@ pub fn run(g: &Global, a: &ForgetArgs) -> Result<u8> {
         );
     }
     let repo = open::repository(g)?;
+    if !a.dry_run {
+        repo.core().require_delete("forget")?;
+    }
     // Named snapshots bypass the filter (docs/forget.md, "Explicit snapshots").
     let mut ids: Vec<Id> = Vec::with_capacity(a.snapshots.len());
     for spec in &a.snapshots {

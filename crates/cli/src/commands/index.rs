@@ -42,6 +42,7 @@ pub enum IndexCommand {
 /// Run an index command; returns the exit code.
 pub fn run(g: &Global, a: &IndexArgs) -> Result<u8> {
     let repo = open::repository_without_index(g)?;
+    repo.core().require_delete("index maintenance")?;
     let progress = Arc::new(IndexProgress::default());
     match &a.command {
         IndexCommand::Rebuild { read_concurrency } => {

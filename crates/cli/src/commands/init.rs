@@ -31,6 +31,10 @@ pub struct InitArgs {
     /// `copy` between the two moves blobs as they are (the data key stays new).
     #[arg(long, requires = "from_repo")]
     copy_params: bool,
+    /// Put every client in no-delete mode: nothing is ever deleted or
+    /// overwritten, whatever the key (docs/security.md).
+    #[arg(long)]
+    append_only: bool,
     /// The repository to take parameters from.
     #[command(flatten)]
     from: FromRepoArgs,
@@ -44,6 +48,7 @@ pub fn run(g: &Global, a: &InitArgs) -> Result<u8> {
         kdf: a.kdf.params(),
         compression: a.compression,
         pack_size: a.pack_size.saturating_mul(1 << 20),
+        append_only: a.append_only,
         ..Default::default()
     };
     let repo = if a.copy_params {

@@ -103,6 +103,9 @@ impl PruneArgs {
 /// Open the repository, prune it and print the report.
 pub fn run(g: &Global, a: &PruneArgs) -> Result<u8> {
     let repo = open::repository(g)?;
+    if !a.dry_run {
+        repo.core().require_delete("prune")?;
+    }
     prune_and_print(g, &repo, &a.options())
 }
 

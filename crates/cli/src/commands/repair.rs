@@ -48,6 +48,7 @@ pub fn run(g: &Global, a: &RepairArgs) -> Result<u8> {
         read_data,
     } = &a.command;
     let repo = open::repository(g)?;
+    repo.core().require_delete("repair")?;
     let opts = RepairOptions {
         forget_damaged: *forget_damaged,
         read_data: *read_data,

@@ -721,35 +721,6 @@ mod tests {
     }
 
     #[test]
-    fn a_config_without_a_mode_keeps_its_level() {
-        let old = r#"{"version":1,"id":"0101010101010101010101010101010101010101010101010101010101010101",
-            "chunker":{"min_size":524288,"avg_size":1048576,"max_size":8388608},
-            "compression_level":3,"pack_size":16777216,"created":"2026-01-01T00:00:00Z"}"#;
-        let cfg: crate::Config = serde_json::from_str(old).unwrap();
-        assert_eq!(cfg.compression, None);
-        assert_eq!(cfg.compression(), Compression::Level(3));
-        let off: crate::Config = serde_json::from_str(
-            &old.replace("\"compression_level\":3", "\"compression_level\":0"),
-        )
-        .unwrap();
-        assert_eq!(off.compression(), Compression::Off);
-        // Written back unchanged: no mode appears.
-        assert!(
-            !serde_json::to_string(&cfg)
-                .unwrap()
-                .contains("\"compression\"")
-        );
-        let new = crate::Config {
-            compression: Some(Compression::Auto),
-            ..cfg
-        };
-        let json = serde_json::to_string(&new).unwrap();
-        assert!(json.contains("\"compression\":\"auto\""), "{json}");
-        let back: crate::Config = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.compression(), Compression::Auto);
-    }
-
-    #[test]
     fn swapping_id_or_type_is_detected() {
         let k = MasterKey::generate().unwrap();
         let s = seal_blob(&k, BlobType::Data, b"one", 3).unwrap();

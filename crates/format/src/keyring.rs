@@ -13,7 +13,6 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::crypto::{open_with, seal_in_place};
-use crate::keyslot::hex_bytes;
 use crate::random::fill_random;
 use crate::{Error, MASTER_KEY_LEN, MasterKey, NONCE_LEN, Result, TAG_LEN};
 
@@ -190,6 +189,18 @@ impl Grant {
             "key slot grant",
         )?);
         decode_keyring(&plain)
+    }
+}
+
+/// Serde helpers: bytes as a hex string (key slots and grants).
+pub(crate) mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -2,7 +2,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::crypto::{open_with, seal_in_place};
-use crate::keyring::{Grant, X25519_LEN, decode_keyring, encode_keyring, new_slot_keypair};
+use crate::keyring::{
+    Grant, X25519_LEN, decode_keyring, encode_keyring, hex_bytes, new_slot_keypair,
+};
 use crate::random::fill_random;
 use crate::{Error, MasterKey, NONCE_LEN, Result};
 
@@ -425,17 +427,6 @@ impl KeySlot {
     /// Parse the stored JSON.
     pub fn from_json(bytes: &[u8]) -> Result<KeySlot> {
         serde_json::from_slice(bytes).map_err(|e| crate::error::malformed("key slot", e))
-    }
-}
-
-pub(crate) mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
     }
 }
 

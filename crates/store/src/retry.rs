@@ -229,6 +229,30 @@ mod tests {
     }
 
     #[test]
+    fn dropped_connections_are_retried_until_success() {
+        // A third of requests dropped (half the dropped writes land): every
+        // write and read succeeds and reads back what was written.
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let cfg = FaultConfig::parse("seed=6,dropped=0.3").unwrap();
+        let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(mem, cfg));
+        let r = RetryBackend::new(faulty, fast());
+        for i in 0..100u64 {
+            r.put(
+                &format!("r/{i}"),
+                Bytes::from(crate::testing::pattern(i, 64)),
+            )
+            .unwrap();
+        }
+        for i in 0..100u64 {
+            assert_eq!(
+                r.get(&format!("r/{i}")).unwrap().as_ref(),
+                crate::testing::pattern(i, 64)
+            );
+        }
+        assert!(r.retries() > 20, "only {} retries", r.retries());
+    }
+
+    #[test]
     fn transient_faults_are_retried_until_success() {
         let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
         let cfg = FaultConfig::parse("seed=7,transient=0.3").unwrap();

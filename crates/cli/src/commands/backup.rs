@@ -207,7 +207,13 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
             "parent": report.snapshot.parent.map(|p| p.to_hex()),
             "unindexed_packs": {
                 "count": report.unindexed_packs, "bytes": report.unindexed_bytes,
-                "action": if report.unindexed_packs > 0 { "left_for_prune" } else { "none" },
+                "action": if report.unindexed_unknown.is_some() {
+                    "unknown"
+                } else if report.unindexed_packs > 0 {
+                    "left_for_prune"
+                } else {
+                    "none"
+                },
             },
         }));
     } else if !g.quiet {
@@ -238,6 +244,11 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<u8> {
             );
         }
         println!("snapshot {} saved", report.id.short());
+    }
+    if let Some(why) = &report.unindexed_unknown
+        && !g.quiet
+    {
+        eprintln!("lifeboat: note: could not count the packs in no index segment: {why}");
     }
     if report.unindexed_packs > 0 && !g.quiet {
         // On stderr, so that it shows beside --json too.

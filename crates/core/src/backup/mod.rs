@@ -151,6 +151,10 @@ pub struct BackupReport {
     pub unindexed_packs: u64,
     /// Their bytes.
     pub unindexed_bytes: u64,
+    /// Why `data/` could not be listed to count them, if it could not: the
+    /// count is informative only, so a failed listing does not stop the
+    /// backup; the counts are then 0 and unknown.
+    pub unindexed_unknown: Option<String>,
 }
 
 impl BackupReport {
@@ -187,7 +191,10 @@ impl Repository {
         let start = Instant::now();
         let start_time = now_rfc3339();
         let excludes = PathFilter::new(&opts.excludes)?;
-        let (unindexed_packs, unindexed_bytes) = self.unindexed_packs()?;
+        let (unindexed_packs, unindexed_bytes, unindexed_unknown) = match self.unindexed_packs() {
+            Ok((n, b)) => (n, b, None),
+            Err(e) => (0, 0, Some(e.to_string())),
+        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads.unwrap_or(0))
             .stack_size(16 << 20)
@@ -381,6 +388,7 @@ impl Repository {
             errors,
             unindexed_packs,
             unindexed_bytes,
+            unindexed_unknown,
         })
     }
 

@@ -331,6 +331,23 @@ pub struct ConfigModel {
     compression_level: i32,
     pack_size: u32,
     created: String,
+    keyed: bool,
+    compression: Option<u8>,
+    append_only: bool,
+}
+
+/// A compression mode that parses back as itself: the named modes, or a
+/// level from 1 to 22.
+fn compression_of(n: u8) -> lifeboat_format::Compression {
+    use lifeboat_format::Compression as C;
+    match n % 27 {
+        0 => C::Auto,
+        1 => C::Fastest,
+        2 => C::Better,
+        3 => C::Max,
+        4 => C::Off,
+        l => C::Level(i32::from(l) - 4),
+    }
 }
 
 impl ConfigModel {
@@ -344,9 +361,16 @@ impl ConfigModel {
                 avg_size: self.sizes[1],
                 max_size: self.sizes[2],
             },
+            chunker_gear: if self.keyed {
+                lifeboat_format::ChunkerGear::Keyed
+            } else {
+                lifeboat_format::ChunkerGear::Seeded
+            },
             compression_level: self.compression_level,
+            compression: self.compression.map(compression_of),
             pack_size: self.pack_size,
             created: self.created.clone(),
+            append_only: self.append_only,
         }
     }
 }
@@ -363,6 +387,8 @@ pub struct SlotModel {
     created: String,
     hostname: String,
     username: String,
+    append_only: bool,
+    public_key: Vec<u8>,
 }
 
 impl SlotModel {
@@ -377,7 +403,14 @@ impl SlotModel {
                 parallelism: self.params[2],
             },
             salt: self.salt.clone(),
+            kind: if self.append_only {
+                lifeboat_format::SlotKind::AppendOnly
+            } else {
+                lifeboat_format::SlotKind::Full
+            },
+            public_key: self.public_key.clone(),
             wrapped_key: self.wrapped_key.clone(),
+            grants: Vec::new(),
             created: self.created.clone(),
             hostname: self.hostname.clone(),
             username: self.username.clone(),

@@ -171,21 +171,11 @@ fn repack(
         drop(w);
         // Every writer is joined before the index names any new pack: a
         // pack is durable before a segment lists it.
-        let mut written = Vec::new();
-        let mut first_err = None;
-        for h in writers {
-            match h.join() {
-                Ok(Ok(v)) => written.extend(v),
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
+        let written = join_all(writers);
         // A writer's own error says more than the copier's "writers stopped".
-        match (copied, first_err) {
-            (_, Some(e)) | (Err(e), None) => Err(e),
-            (Ok(n), None) => Ok((n, written)),
+        match (copied, written) {
+            (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+            (Ok(n), Ok(w)) => Ok((n, w.into_iter().flatten().collect::<Vec<_>>())),
         }
     })?;
     done.blobs_repacked += copied;
@@ -491,22 +481,28 @@ fn delete_all(
                 })
             })
             .collect();
-        let (mut n, mut bytes, mut first_err) = (0, 0, None);
-        for h in handles {
-            match h.join() {
-                Ok(Ok((a, b))) => {
-                    n += a;
-                    bytes += b;
-                }
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok((n, bytes)),
-        }
+        join_all(handles).map(|counts| {
+            counts
+                .into_iter()
+                .fold((0, 0), |(n, bytes), (a, b)| (n + a, bytes + b))
+        })
     })
+}
+
+/// Join every thread of `handles` (none is left running), then return
+/// their results, or the first error among them. A thread's panic goes on
+/// in the caller.
+fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(handles.len());
+    let mut first_err = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    first_err.map_or(Ok(out), Err)
 }

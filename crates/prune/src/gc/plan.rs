@@ -207,17 +207,10 @@ pub(crate) fn mark_used(
                     None => return Err(Error::TreeNotIndexed { tree: t }),
                 }
             }
-            let trees: Vec<Result<Tree>> = if batch.len() == 1 {
-                batch
-                    .iter()
-                    .map(|t| read_tree(backend, key, index, t))
-                    .collect()
-            } else {
-                batch
-                    .par_iter()
-                    .map(|t| read_tree(backend, key, index, t))
-                    .collect()
-            };
+            let trees: Vec<Result<Tree>> = batch
+                .par_iter()
+                .map(|t| read_tree(backend, key, index, t))
+                .collect();
             for tree in trees {
                 let tree = tree?;
                 progress.trees_done.fetch_add(1, Ordering::Relaxed);

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::noise;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,18 +17,6 @@ use lifeboat_core::store::{Backend, ObjectStoreBackend};
 use lifeboat_core::{
     BackupOptions, BackupSource, InitOptions, Progress, Repository, init_with_params_from,
 };
-
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 
 fn cuts(c: &Chunker, d: &[u8]) -> Vec<(usize, usize)> {
     c.chunks(d).collect()

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::noise;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -19,19 +22,6 @@ use lifeboat_core::{
 const PASSWORD: &[u8] = b"over-existing";
 /// The mtime every source file gets, so the tests can set older and newer ones.
 const T0: i64 = 1_700_000_000;
-
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 
 fn set_mtime(p: &Path, sec: i64) {
     let t = filetime::FileTime::from_unix_time(sec, 0);

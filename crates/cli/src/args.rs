@@ -91,6 +91,9 @@ pub struct KdfArgs {
     /// argon2id passes.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub kdf_iterations: u32,
+    /// argon2id lanes, hashed in parallel on as many cores (RFC 9106 recommends 4).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub kdf_parallelism: u32,
 }
 
 impl KdfArgs {
@@ -99,7 +102,7 @@ impl KdfArgs {
         KdfParams {
             memory_kib: self.kdf_memory_kib,
             iterations: self.kdf_iterations,
-            parallelism: 1,
+            parallelism: self.kdf_parallelism,
         }
     }
 }

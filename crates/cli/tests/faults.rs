@@ -231,7 +231,8 @@ fn a_short_read_is_never_taken_for_data() {
         "a restore from cut-off reads succeeded:\n{}",
         o.stderr
     );
-    // Taken for damage (a short blob does not authenticate), naming it.
+    // Retried, then given up on as a short read, naming the pack.
+    assert!(o.stderr.contains("short read"), "{}", o.stderr);
     assert!(
         pack_names(&repo).iter().any(|p| o.stderr.contains(p)),
         "the error names no pack:\n{}",

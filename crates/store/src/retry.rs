@@ -175,7 +175,26 @@ impl Backend for RetryBackend {
     }
 
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        self.run(|_| self.inner.get_range(path, range.clone()))
+        let want = range.end.saturating_sub(range.start);
+        self.run(|_| {
+            let got = self.inner.get_range(path, range.clone())?;
+            // A store answers with every byte asked for, or with an error
+            // (`Truncated` when the object is shorter). Fewer bytes and no
+            // error is a body cut off on the way: tried again, and named
+            // as such rather than left to fail authentication later.
+            if (got.len() as u64) < want {
+                return Err(Error::unavailable(
+                    path,
+                    format!(
+                        "short read: got {} of the {want} bytes at {}..{}",
+                        got.len(),
+                        range.start,
+                        range.end
+                    ),
+                ));
+            }
+            Ok(got)
+        })
     }
 
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
@@ -269,6 +288,38 @@ mod tests {
         let st = faulty.stats();
         assert!(st.transient_faults() > 50, "{}", st.to_json());
         assert_eq!(b.retries(), st.transient_faults());
+    }
+
+    #[test]
+    fn short_ranges_are_retried_and_named() {
+        let mem: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::memory().unwrap());
+        let data = Bytes::from(crate::testing::pattern(3, 4096));
+        mem.put("data/p", data.clone()).unwrap();
+        // Half the reads cut off: every range still comes back whole.
+        let cfg = FaultConfig::parse("seed=4,short_reads=0.5").unwrap();
+        let faulty = Arc::new(FaultyBackend::new(mem.clone(), cfg));
+        let b = RetryBackend::new(faulty.clone(), fast());
+        for i in 0..50u64 {
+            let r = i * 48..i * 48 + 1000;
+            assert_eq!(
+                b.get_range("data/p", r.clone()).unwrap(),
+                data.slice(r.start as usize..r.end as usize)
+            );
+        }
+        assert!(faulty.stats().short_reads() > 5);
+        assert_eq!(b.retries(), faulty.stats().short_reads());
+        // Every read cut off: a transient error that says so.
+        let cfg = FaultConfig::parse("seed=4,short_reads=1").unwrap();
+        let b = RetryBackend::new(Arc::new(FaultyBackend::new(mem.clone(), cfg)), fast());
+        let e = b.get_range("data/p", 0..1000).unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("short read"), "{e}");
+        assert!(e.to_string().contains("data/p"), "{e}");
+        // A truly shorter object is not retried: `Truncated` at once.
+        let b = RetryBackend::new(mem, fast());
+        let e = b.get_range("data/p", 4000..5000).unwrap_err();
+        assert!(matches!(e, Error::Truncated { .. }), "{e}");
+        assert_eq!(b.retries(), 0);
     }
 
     #[test]

@@ -99,6 +99,14 @@ pub enum Compression {
     /// later build may choose another level for the same repository.
     #[default]
     Auto,
+    /// What [`Compression::Auto`] means for data read as one stream
+    /// (standard input, etcd snapshots, block devices): zstd level
+    /// [`Compression::AUTO_STREAM_LEVEL`] with the same small tables. On
+    /// etcd-like databases it measured both faster and smaller than level
+    /// 3 (`docs/benchmarks.md`, "Compression modes"). A backup picks it
+    /// for such a source when the mode is `auto`; it is shown, and stored,
+    /// as `auto`, and no string parses to it.
+    AutoStream,
     /// zstd level 1.
     Fastest,
     /// zstd level [`Compression::BETTER_LEVEL`]: smaller, slower.
@@ -126,12 +134,23 @@ impl Compression {
     /// level 3 has 2^17 and 2^16, which cost a third more time on real
     /// trees for 1% of size; tables of 2^15 fit in a core's L2 cache.
     pub const AUTO_TABLE_LOG: u32 = 15;
+    /// The zstd level of [`Compression::AutoStream`].
+    pub const AUTO_STREAM_LEVEL: i32 = 2;
     /// The level of [`Compression::Better`].
     pub const BETTER_LEVEL: i32 = 6;
     /// The level of [`Compression::Max`].
     pub const MAX_LEVEL: i32 = 19;
     /// Lowest accepted zstd level (the fastest of zstd's negative levels used).
     pub const MIN_LEVEL: i32 = -7;
+
+    /// The mode to write a stream's data with: [`Compression::AutoStream`]
+    /// for [`Compression::Auto`], any other mode unchanged.
+    pub fn for_stream(self) -> Compression {
+        match self {
+            Compression::Auto => Compression::AutoStream,
+            c => c,
+        }
+    }
 
     /// The mode that an old configuration's bare `compression_level` means.
     pub fn from_level(level: i32) -> Compression {
@@ -147,7 +166,7 @@ impl Compression {
         ZstdParams {
             level: self.level(),
             table_log: match self {
-                Compression::Auto => Some(Self::AUTO_TABLE_LOG),
+                Compression::Auto | Compression::AutoStream => Some(Self::AUTO_TABLE_LOG),
                 _ => None,
             },
         }
@@ -159,6 +178,7 @@ impl Compression {
     pub fn level(self) -> i32 {
         match self {
             Compression::Auto => Self::AUTO_LEVEL,
+            Compression::AutoStream => Self::AUTO_STREAM_LEVEL,
             Compression::Fastest => 1,
             Compression::Better => Self::BETTER_LEVEL,
             Compression::Max => Self::MAX_LEVEL,
@@ -178,7 +198,7 @@ struct ZstdParams {
 impl std::fmt::Display for Compression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Compression::Auto => f.write_str("auto"),
+            Compression::Auto | Compression::AutoStream => f.write_str("auto"),
             Compression::Fastest => f.write_str("fastest"),
             Compression::Better => f.write_str("better"),
             Compression::Max => f.write_str("max"),
@@ -689,6 +709,35 @@ mod tests {
         );
         let fastest = seal_blob(&k, BlobType::Data, &text, 1).unwrap();
         assert!(auto.unwrap().bytes.len() <= fastest.bytes.len());
+    }
+
+    #[test]
+    fn streams_take_level_2_only_under_auto() {
+        assert_eq!(Compression::Auto.for_stream(), Compression::AutoStream);
+        assert_eq!(Compression::AutoStream.level(), 2);
+        assert_eq!(Compression::AutoStream.to_string(), "auto");
+        for m in [
+            Compression::Fastest,
+            Compression::Max,
+            Compression::Off,
+            Compression::Level(7),
+        ] {
+            assert_eq!(m.for_stream(), m);
+        }
+        // Its frames decode like any other, with the small tables.
+        let k = MasterKey::generate().unwrap();
+        let text = b"/registry/pods/ns-1/pod-0a{\"phase\":\"Running\"} ".repeat(3000);
+        let s = seal_blob_in_mode(
+            &k,
+            BlobType::Data,
+            k.blob_id(&text),
+            &text,
+            Compression::AutoStream,
+        )
+        .unwrap();
+        assert!(s.flags.compressed());
+        let back = open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes).unwrap();
+        assert_eq!(back, text);
     }
 
     #[test]

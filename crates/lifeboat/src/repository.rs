@@ -313,6 +313,9 @@ impl Repository {
     /// # }
     /// ```
     pub fn forget(&self, opts: &ForgetOptions, now: jiff::Timestamp) -> Result<ForgetReport> {
+        if !opts.dry_run {
+            self.inner.require_delete("forget")?;
+        }
         Ok(lifeboat_prune::forget(&self.inner, opts, now)?)
     }
 
@@ -367,6 +370,9 @@ impl Repository {
     /// # }
     /// ```
     pub fn prune(&self, opts: &PruneOptions, progress: &PruneProgress) -> Result<PruneReport> {
+        if !opts.dry_run {
+            self.inner.require_delete("prune")?;
+        }
         Ok(lifeboat_prune::prune(&self.inner, opts, progress)?)
     }
 
@@ -383,6 +389,9 @@ impl Repository {
         opts: &RepairOptions,
         progress: &CheckProgress,
     ) -> Result<RepairReport> {
+        if opts.forget_damaged {
+            self.inner.require_delete("repair")?;
+        }
         Ok(lifeboat_check::repair_snapshots(
             &self.inner,
             opts,
@@ -397,6 +406,7 @@ impl Repository {
         opts: &RebuildOptions,
         progress: &IndexProgress,
     ) -> Result<RebuildReport> {
+        self.inner.require_delete("index maintenance")?;
         Ok(lifeboat_index::rebuild(
             self.inner.backend(),
             self.inner.master_key(),
@@ -412,6 +422,7 @@ impl Repository {
         opts: &CompactOptions,
         progress: &IndexProgress,
     ) -> Result<CompactReport> {
+        self.inner.require_delete("index maintenance")?;
         Ok(lifeboat_index::compact(
             self.inner.backend(),
             self.inner.master_key(),

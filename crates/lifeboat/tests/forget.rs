@@ -102,3 +102,60 @@ fn refusals_are_forget_errors() {
         "nothing was deleted"
     );
 }
+
+#[test]
+fn a_no_delete_repository_refuses_forget_and_prune_through_the_library() {
+    let work = tempfile::tempdir().unwrap();
+    let opts = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        append_only: true,
+        ..Default::default()
+    };
+    let backend =
+        lifeboat::open_location(work.path().join("repo").to_str().unwrap(), true).unwrap();
+    let repo = Repository::init(backend, b"pw", &opts).unwrap();
+    let source = work.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::write(source.join("file"), b"content").unwrap();
+    for t in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"] {
+        let o = BackupOptions {
+            time: Some(t.to_string()),
+            ..Default::default()
+        };
+        repo.backup(
+            BackupSource::Paths(vec![source.clone()]),
+            &o,
+            &Progress::default(),
+        )
+        .unwrap();
+    }
+    let keep_one = ForgetOptions {
+        policy: RetentionPolicy {
+            keep_last: Some(KeepCount::Newest(1)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let now: lifeboat::jiff::Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+    let e = repo.forget(&keep_one, now).unwrap_err();
+    assert!(e.to_string().contains("forget"), "{e}");
+    let e = repo
+        .prune(
+            &lifeboat::PruneOptions::default(),
+            &lifeboat::PruneProgress::default(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("prune"), "{e}");
+    // Refused up front: both snapshots are still there.
+    assert_eq!(repo.snapshots().unwrap().items.len(), 2);
+    // A dry run plans without deleting, so it is allowed.
+    let dry = ForgetOptions {
+        dry_run: true,
+        ..keep_one
+    };
+    assert!(repo.forget(&dry, now).unwrap().dry_run);
+}

@@ -424,6 +424,8 @@ enum Flip {
     At(u64),
     /// Flip a byte inside the first occurrence of this pattern.
     Inside(Vec<u8>),
+    /// Forward nothing from this offset on, holding the connection open.
+    StallAt(u64),
 }
 
 /// A TCP proxy to `target` that corrupts one byte from the server once.
@@ -454,6 +456,12 @@ fn proxy(target: SocketAddr, flip: Flip) -> Proxy {
                     if !flipped.load(Ordering::SeqCst) {
                         match &flip {
                             Flip::Nothing => {}
+                            Flip::StallAt(at) => {
+                                if offset + n as u64 > *at {
+                                    flipped.store(true, Ordering::SeqCst);
+                                    thread::sleep(Duration::from_secs(600));
+                                }
+                            }
                             Flip::At(at) => {
                                 if *at >= offset && *at < offset + n as u64 {
                                     data[(*at - offset) as usize] ^= 0x01;
@@ -544,5 +552,33 @@ fn etcd_stream_corrupted_in_data_or_trailer_saves_no_snapshot() {
     let s = etcd_backup(&repo, &["--endpoint", &p.url]);
     assert_eq!(s["sha256"], hex(&bytes[bytes.len() - 32..]));
     assert!(p.passed.load(Ordering::SeqCst) > bytes.len() as u64);
+    assert_eq!(repo.snapshots().len(), 1);
+}
+
+#[test]
+fn etcd_stream_that_stalls_fails_the_backup_instead_of_hanging() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch("etcd");
+    let etcd = loaded_etcd(&dir, 300, 3000, 6);
+    let target: SocketAddr = etcd.url.strip_prefix("http://").unwrap().parse().unwrap();
+    // Part of the way into the snapshot the proxy stops forwarding but
+    // keeps the connection open, as a member stuck mid-stream would.
+    let p = proxy(target, Flip::StallAt(300_000));
+    let start = Instant::now();
+    etcd_backup_fails(
+        &repo,
+        &["--endpoint", &p.url, "--timeout", "2"],
+        "stalled",
+        0,
+    );
+    assert!(p.flipped.load(Ordering::SeqCst), "the proxy never stalled");
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(60),
+        "gave up only after {took:?}"
+    );
+    // The same member through a proxy that passes everything backs up.
+    let p = proxy(target, Flip::Nothing);
+    etcd_backup(&repo, &["--endpoint", &p.url, "--timeout", "2"]);
     assert_eq!(repo.snapshots().len(), 1);
 }

@@ -27,7 +27,10 @@ pub struct Endpoint {
     pub key: Option<PathBuf>,
     /// User name and password, for etcd's own authentication.
     pub user: Option<(String, String)>,
-    /// Limit on connecting and on each RPC but the stream (default 30 s).
+    /// Limit on connecting, on each RPC, and on the wait for each next
+    /// message of the snapshot stream (default 30 s): a stream that sends
+    /// nothing for that long has stalled, and the backup fails rather than
+    /// hang. The stream as a whole may take as long as it needs.
     pub timeout: Option<Duration>,
 }
 
@@ -57,6 +60,8 @@ pub struct SnapshotStream {
     /// The current message's blob, and how much of it was read.
     blob: Vec<u8>,
     pos: usize,
+    /// Longest wait for the next message.
+    idle: Duration,
     first: bool,
     ended: bool,
     header_revision: Option<i64>,
@@ -175,6 +180,7 @@ impl SnapshotStream {
             status,
             blob: Vec::new(),
             pos: 0,
+            idle: timeout,
             first: true,
             ended: false,
             header_revision: None,
@@ -206,9 +212,19 @@ impl SnapshotStream {
 
     /// Wait for the next message; false at the end of the stream.
     fn next_message(&mut self) -> io::Result<bool> {
+        let idle = self.idle;
         let msg = self
             .runtime
-            .block_on(self.stream.message())
+            .block_on(tokio::time::timeout(idle, self.stream.message()))
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the etcd snapshot stream stalled: nothing received for {} s",
+                        idle.as_secs_f64()
+                    ),
+                )
+            })?
             .map_err(|e| io::Error::other(StreamError(e)))?;
         let Some(mut msg) = msg else {
             self.ended = true;

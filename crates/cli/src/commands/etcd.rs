@@ -70,6 +70,10 @@ pub struct BackupArgs {
     /// Time to record instead of now (RFC 3339 with an offset).
     #[arg(long)]
     time: Option<jiff::Timestamp>,
+    /// Seconds to wait for connecting, for each request, and for each next part of the snapshot
+    /// stream before giving up (a stalled stream fails the backup instead of hanging it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    timeout: f64,
 }
 
 /// Options of `lifeboat etcd restore`.
@@ -112,8 +116,15 @@ fn endpoint(a: &BackupArgs, url: &str) -> Result<EtcdEndpoint> {
         cert: a.cert.clone(),
         key: a.key.clone(),
         user,
-        timeout: None,
+        timeout: Some(timeout(a.timeout)?),
     })
+}
+
+fn timeout(secs: f64) -> Result<std::time::Duration> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        bail!("--timeout must be a number of seconds above 0 and at most 86400, not {secs}");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn node_name(a: &BackupArgs) -> Result<String> {

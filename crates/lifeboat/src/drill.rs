@@ -49,7 +49,7 @@ pub struct DrillOptions {
 pub struct EtcdServed {
     /// The store revision it reported.
     pub revision: i64,
-    /// Keys it served (`get "" --prefix --count-only`).
+    /// Keys it served (the count of `get "" --prefix`).
     pub keys: u64,
     /// Its version.
     pub version: String,

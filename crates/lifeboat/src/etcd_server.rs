@@ -161,11 +161,22 @@ pub(crate) fn serve(file: &Path, work: &Path) -> Result<ServedFacts, ServeError>
         .unwrap_or_default()
         .to_string();
     let count = output(
-        etcdctl(&client).args(["get", "", "--prefix", "--count-only", "-w", "json"]),
-        "etcdctl get --count-only",
+        // `count` is of the whole range whatever the limit (etcd 3.4 has
+        // no --count-only).
+        etcdctl(&client).args([
+            "get",
+            "",
+            "--prefix",
+            "--keys-only",
+            "--limit",
+            "1",
+            "-w",
+            "json",
+        ]),
+        "etcdctl get",
     )?;
     let count: serde_json::Value = serde_json::from_slice(&count)
-        .map_err(|e| ServeError::Failed(format!("etcdctl get --count-only: {e}")))?;
+        .map_err(|e| ServeError::Failed(format!("etcdctl get: {e}")))?;
     drop(etcd);
     Ok(ServedFacts {
         revision: count["header"]["revision"].as_i64().unwrap_or(0),

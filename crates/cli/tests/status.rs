@@ -128,7 +128,7 @@ fn parse_prometheus(text: &str) -> Result<BTreeMap<String, Family>, String> {
         }
         // A sample.
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ' || c == '\t')
+            .find(['{', ' ', '\t'])
             .ok_or_else(|| e("no value".into()))?;
         let name = &line[..name_end];
         if !is_metric_name(name) {
@@ -450,8 +450,7 @@ fn status_follows_the_policy_exits_seven_and_writes_metrics_that_parse() {
     t.backup(&[&odd], &["--time", &ago(2)]);
     t.backup(&[&etcd], &["--tag", "etcd", "--time", &ago(3)]);
     let policy_path = t.scratch("policy").join("lifeboat.toml");
-    let policy = format!(
-        r#"# tiers after the runbooks' tables
+    let policy = r#"# tiers after the runbooks' tables
 default_tier = "tier3"
 
 [tiers.tier0]
@@ -474,8 +473,7 @@ name = "never-backed-up"
 host = "ghost"
 paths = ["/var/lib/ghost"]
 tier = "tier3"
-"#
-    );
+"#;
     fs::write(&policy_path, policy).unwrap();
     let prom = t.scratch("textfile").join("lifeboat.prom");
     let (code, v, stderr) = status(

@@ -137,8 +137,10 @@ impl Repository {
     /// whole snapshot there leaves it: every entry present with its kind,
     /// every file's content read back and hashed chunk by chunk against the
     /// snapshot's blob ids (holes must read as zeros), sizes, symlink
-    /// targets and the metadata `checks` asks for; and nothing in `target`
-    /// that the snapshot lacks. Differences are in the result; an error
+    /// targets and the metadata `checks` asks for; and nothing in a
+    /// backed-up folder that the snapshot lacks. The folders above the
+    /// snapshot's `paths` are only checked to be folders, so a restore into
+    /// `/` (back where the data came from) can be verified in place. Differences are in the result; an error
     /// means the snapshot's trees could not be read.
     pub fn verify_restored(
         &self,
@@ -152,10 +154,26 @@ impl Repository {
             Ok(true)
         })?;
         let dest = |p: &Path| target.join(p.strip_prefix("/").unwrap_or(p));
+        // What was backed up: a `paths` entry names a node (§12.1); the
+        // nodes above it only lead there, and their folders in the target
+        // may hold anything, so only their kind is compared.
+        let roots: Vec<PathBuf> = snapshot.paths.iter().map(PathBuf::from).collect();
+        let backed_up = |p: &Path| roots.is_empty() || roots.iter().any(|r| p.starts_with(r));
         let results: Vec<(u64, Vec<Mismatch>)> = entries
             .par_iter()
             .map(|(p, n)| {
                 let mut found = Vec::new();
+                let only_kind = !backed_up(p) && n.kind == NodeKind::Dir;
+                let checks = if only_kind {
+                    MetadataChecks {
+                        mode: false,
+                        mtime: false,
+                        owner: false,
+                        xattrs: false,
+                    }
+                } else {
+                    checks
+                };
                 let bytes = self.verify_entry(&dest(p), n, checks, &mut |what| {
                     found.push(Mismatch {
                         path: p.to_string_lossy().into_owned(),
@@ -176,9 +194,19 @@ impl Repository {
             }
             report.mismatches.extend(found);
         }
+        let dirs: Vec<PathBuf> = entries
+            .iter()
+            .filter(|(p, n)| n.kind == NodeKind::Dir && roots.iter().any(|r| r == p))
+            .map(|(p, _)| dest(p))
+            .collect();
         let known: HashSet<PathBuf> = entries.into_iter().map(|(p, _)| dest(&p)).collect();
         let mut extra = Vec::new();
-        list_extra(target, &known, &mut extra);
+        if roots.is_empty() {
+            list_extra(target, &known, &mut extra);
+        }
+        for d in dirs {
+            list_extra(&d, &known, &mut extra);
+        }
         for p in extra {
             let inside = Path::new("/").join(p.strip_prefix(target).unwrap_or(&p));
             report.mismatches.push(Mismatch {

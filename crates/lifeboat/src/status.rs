@@ -217,7 +217,7 @@ impl StatusReport {
     /// The report in the Prometheus text exposition format (version
     /// 0.0.4), for node_exporter's textfile collector.
     pub fn to_prometheus(&self) -> String {
-        let mut families: Vec<(&str, &str, Vec<(String, f64)>)> = Vec::new();
+        let mut families: Vec<Family> = Vec::new();
         let mut add =
             |name: &'static str, help: &'static str, labels: String, v: f64| match families
                 .iter_mut()
@@ -416,6 +416,9 @@ impl StatusReport {
     }
 }
 
+/// A metric family: name, help, and samples (labels, value).
+type Family = (&'static str, &'static str, Vec<(String, f64)>);
+
 fn source_labels(s: &SourceStatus) -> String {
     let mut l = format!("source=\"{}\"", escape_label(&s.label()));
     let mut push = |k: &str, v: &str| {
@@ -514,7 +517,8 @@ impl Repository {
                     continue;
                 };
                 let covered = snaps.items.iter().any(|(_, s)| rule.matches_snapshot(s));
-                if !covered && !(g.tags && !rule.tags.is_empty()) {
+                // Grouped by tags, a rule's tags are only some of a source's.
+                if !covered && (!g.tags || rule.tags.is_empty()) {
                     by_source
                         .entry(key_of(g, h, paths, &rule.tags))
                         .or_default();

@@ -3,7 +3,8 @@
 //! This crate is the library to embed: a [`Repository`] with typed options
 //! and typed reports for every operation (init and open, key slots, backup,
 //! restore, snapshots, diff and stats, copy, forget and prune, check and repair, index
-//! maintenance, etcd snapshots), and one [`Error`] to match on. It prints nothing, reads no
+//! maintenance, etcd snapshots, restore drills and recovery status against a
+//! [`Policy`]), and one [`Error`] to match on. It prints nothing, reads no
 //! terminal and never exits the process. The engine lives in
 //! `lifeboat-core`, retention in `lifeboat-prune`, verification in
 //! `lifeboat-check`, the index in `lifeboat-index`, storage in

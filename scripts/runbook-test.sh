@@ -15,7 +15,7 @@
 #      (runbook:single-pv) must bring it back.
 #
 # Needs etcd and etcdctl (scripts/setup.sh installs etcd-server and
-# etcd-client) and python3. Uses target/debug/lifeboat (built if missing), or
+# etcd-client) and python3, and root. Uses target/debug/lifeboat (built if missing), or
 # LIFEBOAT_BIN. KEEP=1 keeps the work folder.
 set -euo pipefail
 
@@ -24,6 +24,12 @@ runbook="$root/docs/runbook.md"
 bin=${LIFEBOAT_BIN:-$root/target/debug/lifeboat}
 if [[ ! -x $bin ]]; then
   (cd "$root" && nice -n 19 env CARGO_INCREMENTAL=0 cargo build -p lifeboat-cli)
+fi
+# The runbook restores volumes back into / (where they were), which sets the
+# metadata of the folders above them: that is root's work.
+if [[ $(id -u) != 0 ]]; then
+  echo "runbook-test: must run as root (the runbook restores into /)" >&2
+  exit 1
 fi
 for tool in etcd etcdctl python3; do
   command -v "$tool" >/dev/null || { echo "runbook-test: $tool is not installed (scripts/setup.sh)" >&2; exit 1; }

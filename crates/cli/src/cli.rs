@@ -9,6 +9,7 @@ use crate::commands::{
     backup, cat, check, completions, copy, diff, dump, etcd, forget, index, init, key, ls, man,
     prune, repair, restore, snapshots, stats,
 };
+use crate::commands::{drill, status};
 
 /// Lifeboat: deduplicating, encrypted backups of volumes, file trees and etcd.
 #[derive(Debug, Parser)]
@@ -65,6 +66,13 @@ pub enum Command {
     /// Print the man page (roff), generated from this definition.
     #[command(name = "generate-man")]
     GenerateMan,
+    /// Prove snapshots restorable: restore into scratch space, verify, time, record.
+    Drill(drill::DrillArgs),
+    /// List the drill records: when each source was last proven restorable.
+    Drills(drill::DrillsArgs),
+    /// Recovery readiness per source: snapshot age against RPO, drills against RTO.
+    #[command(after_help = status::AFTER_HELP)]
+    Status(status::StatusArgs),
 }
 
 /// Run the parsed command; returns the exit code.
@@ -90,5 +98,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Key(a) => key::run(g, a),
         Command::Completions(a) => completions::run(a, Cli::command()),
         Command::GenerateMan => man::run(Cli::command()),
+        Command::Drill(a) => drill::run(g, a),
+        Command::Drills(a) => drill::run_list(g, a),
+        Command::Status(a) => status::run(g, a),
     }
 }

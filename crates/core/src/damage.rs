@@ -31,6 +31,9 @@ pub enum WarningKind {
     IndexFallbackFailed,
     /// An object in a repository folder whose name is not an object id.
     StrayObject,
+    /// A restore drill record that cannot be read, opened or decoded, or
+    /// does not hash to its name; left out of `drills`.
+    DamagedDrillRecord,
 }
 
 impl WarningKind {
@@ -45,6 +48,7 @@ impl WarningKind {
             WarningKind::UnreadablePack => "unreadable_pack",
             WarningKind::IndexFallbackFailed => "index_fallback_failed",
             WarningKind::StrayObject => "stray_object",
+            WarningKind::DamagedDrillRecord => "damaged_drill_record",
         }
     }
 
@@ -68,6 +72,9 @@ impl WarningKind {
             WarningKind::StrayObject => {
                 "nothing reads it; move it out of the repository (`lifeboat check` lists it)"
             }
+            WarningKind::DamagedDrillRecord => {
+                "that drill counts as not done; run `lifeboat drill` again and delete the object"
+            }
         }
     }
 
@@ -83,6 +90,7 @@ impl WarningKind {
             WarningKind::UnreadablePack => "pack in no index segment, header unreadable",
             WarningKind::IndexFallbackFailed => "reading unindexed packs stopped",
             WarningKind::StrayObject => "not a repository object (its name is not an id); ignored",
+            WarningKind::DamagedDrillRecord => "damaged drill record skipped",
         }
     }
 }

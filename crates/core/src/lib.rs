@@ -37,6 +37,7 @@ mod backup;
 mod copy;
 mod damage;
 mod diff;
+mod drill;
 mod entry_error;
 mod error;
 #[cfg(feature = "testing")]
@@ -64,6 +65,7 @@ pub use backup::{
 pub use copy::{CopyReport, copy_snapshots, init_with_params_from, same_blob_ids};
 pub use damage::{Listing, SnapshotList, Warning, WarningKind};
 pub use diff::{Change, DiffEntry};
+pub use drill::{MetadataChecks, Mismatch, RestoreCheck};
 pub use entry_error::EntryError;
 pub use error::{BlobDamage, Error, Result};
 #[cfg(feature = "testing")]

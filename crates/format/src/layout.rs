@@ -33,11 +33,13 @@ pub enum Folder {
     Marks,
     /// Exclusive, expiring locks: `locks/prune-<n>` (`docs/prune.md`).
     Locks,
+    /// Records of restore drills: `drills/<id>` (`docs/drill.md`).
+    Drills,
 }
 
 impl Folder {
     /// Every folder, in the order `docs/format.md` lists them.
-    pub const ALL: [Folder; 8] = [
+    pub const ALL: [Folder; 9] = [
         Folder::Keys,
         Folder::Data,
         Folder::Index,
@@ -46,6 +48,7 @@ impl Folder {
         Folder::Staging,
         Folder::Marks,
         Folder::Locks,
+        Folder::Drills,
     ];
 
     /// The folder's name, without a trailing slash.
@@ -59,6 +62,7 @@ impl Folder {
             Folder::Staging => "staging",
             Folder::Marks => "marks",
             Folder::Locks => "locks",
+            Folder::Drills => "drills",
         }
     }
 

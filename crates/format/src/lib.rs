@@ -12,6 +12,7 @@
 mod blob;
 mod config;
 mod crypto;
+mod drill;
 mod error;
 mod id;
 mod index;
@@ -31,6 +32,7 @@ pub use blob::{
 };
 pub use config::{CONFIG_MAGIC, ChunkerGear, ChunkerParams, Config, FORMAT_VERSION};
 pub use crypto::{MASTER_KEY_LEN, MasterKey};
+pub use drill::{DRILL_RECORD_VERSION, DrillRecord};
 pub use error::{Error, Result};
 pub use id::{Id, ParseIdError};
 pub use index::{IndexEntry, IndexPack, IndexSegment};

@@ -22,6 +22,8 @@ pub enum ObjectKind {
     PruneMarks = 5,
     /// The prune lock under `locks/`.
     PruneLock = 6,
+    /// A restore drill's record under `drills/`.
+    DrillRecord = 7,
 }
 
 const OBJECT_AAD: &[u8] = b"lifeboat object v1";

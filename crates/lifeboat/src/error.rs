@@ -65,6 +65,18 @@ pub enum Error {
     /// invalid (an etcd restore of a file-tree snapshot, a bad time).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A policy file (`lifeboat.toml`) that does not parse.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// A local file or folder the operation needs (scratch space, a
+    /// metrics file).
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
 }
 
 /// Result alias for the facade.

@@ -3,7 +3,8 @@
 //! This crate is the library to embed: a [`Repository`] with typed options
 //! and typed reports for every operation (init and open, key slots, backup,
 //! restore, snapshots, diff and stats, copy, forget and prune, check and repair, index
-//! maintenance, etcd snapshots), and one [`Error`] to match on. It prints nothing, reads no
+//! maintenance, etcd snapshots, restore drills and recovery status against a
+//! [`Policy`]), and one [`Error`] to match on. It prints nothing, reads no
 //! terminal and never exits the process. The engine lives in
 //! `lifeboat-core`, retention in `lifeboat-prune`, verification in
 //! `lifeboat-check`, the index in `lifeboat-index`, storage in
@@ -95,19 +96,29 @@
 //! # }
 //! ```
 
+mod drill;
 mod error;
 mod etcd;
+mod etcd_server;
 mod location;
+pub mod policy;
 mod repository;
+mod status;
 
+pub use drill::{DrillOptions, DrillReport, EtcdServed, Mismatch, RestoreCheck};
 pub use error::{Error, Result};
 pub use etcd::{
     EtcdBackupOptions, EtcdBackupReport, EtcdEndpoint, EtcdError, EtcdRestoreReport,
     EtcdServerStatus, EtcdSource, EtcdVerifyError, etcd_snapshot_name, etcd_snapshot_path,
 };
 pub use lifeboat_etcd::{SnapshotFacts as EtcdSnapshotFacts, meta_keys as etcd_meta_keys};
+pub use lifeboat_format::{DRILL_RECORD_VERSION, DrillRecord};
 pub use location::{open_location, open_location_with};
+pub use policy::{Policy, PolicyError, SourceRule, Tier};
 pub use repository::{PackTotals, Repository};
+pub use status::{
+    Dated, DrillSeen, Readiness, RepositoryStatus, SourceStatus, StatusOptions, StatusReport,
+};
 
 pub use lifeboat_check::{
     Category, CheckOptions, CheckProgress, CheckReport, DataStats, DroppedPack, Problem,

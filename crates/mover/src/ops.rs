@@ -124,6 +124,9 @@ impl Mover {
                         if let Some(k) = self.settings.kdf {
                             init.kdf = k;
                         }
+                        if let Some(mib) = self.settings.pack_size_mib {
+                            init.pack_size = mib.saturating_mul(1 << 20);
+                        }
                         match Repository::init(backend, &pw, &init) {
                             Ok(r) => {
                                 log(format!("created repository {shown}"));
@@ -163,7 +166,13 @@ impl Mover {
             "unlock" => self.unlock(),
             "backup" => self.backup(),
             "forget" => self.forget(),
-            "prune" => self.prune(),
+            "prune" => {
+                let r = self.prune();
+                // Prune rewrote the index: the next op opens the repository
+                // again rather than trust the index loaded before.
+                self.repo = None;
+                r
+            }
             "restore" => self.restore(),
             "check" => self.check(),
             other => Err(Failure::new(

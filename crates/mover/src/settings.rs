@@ -140,6 +140,9 @@ pub struct Settings {
     pub kdf: Option<KdfParams>,
     /// `MOVER_THREADS`: worker threads (default one per core).
     pub threads: Option<usize>,
+    /// `RESTIC_PACK_SIZE` (MiB): target pack size of a repository the
+    /// mover creates.
+    pub pack_size_mib: Option<u32>,
 }
 
 fn hostname() -> String {
@@ -254,6 +257,7 @@ impl Settings {
             metrics_file: var("MOVER_METRICS_FILE").map(PathBuf::from),
             kdf,
             threads: number("MOVER_THREADS")?,
+            pack_size_mib: number("RESTIC_PACK_SIZE")?,
         })
     }
 

@@ -69,7 +69,9 @@ fn watch_signals(mover: &Mover, in_prune: Arc<AtomicBool>) -> Result<(), Failure
             progress.cancel.store(true, Ordering::SeqCst);
             check.cancel.store(true, Ordering::SeqCst);
             if in_prune.load(Ordering::SeqCst) {
-                println!("MOVER_RESULT {{\"exit_code\":130,\"error\":\"interrupted during prune\"}}");
+                println!(
+                    "MOVER_RESULT {{\"exit_code\":130,\"error\":\"interrupted during prune\"}}"
+                );
                 std::process::exit(i32::from(error::INTERRUPTED));
             }
         }
@@ -89,7 +91,11 @@ fn source_name(s: &Settings) -> &'static str {
 /// message (at most 4 KiB); written only where the file exists.
 fn termination_message(text: &str) {
     let path = "/dev/termination-log";
-    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+    {
         use std::io::Write as _;
         let bytes = text.as_bytes();
         let _ = f.write_all(&bytes[..bytes.len().min(4096)]);
@@ -179,7 +185,11 @@ fn run(ops: &[String]) -> u8 {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help" || a == "help") {
+    if args.is_empty()
+        || args
+            .iter()
+            .any(|a| a == "-h" || a == "--help" || a == "help")
+    {
         println!("{USAGE_TEXT}");
         return ExitCode::from(if args.is_empty() { USAGE } else { OK });
     }

@@ -135,7 +135,12 @@ impl RunRecord {
         let results: Vec<(String, f64)> = self
             .ops
             .iter()
-            .map(|o| (format!(",op=\"{}\",result=\"{}\"", escape(&o.op), o.result), 1.0))
+            .map(|o| {
+                (
+                    format!(",op=\"{}\",result=\"{}\"", escape(&o.op), o.result),
+                    1.0,
+                )
+            })
             .collect();
         metric(
             "mover_operation_result",
@@ -213,7 +218,10 @@ impl RunRecord {
             previous_success(path)
         };
         let text = self.prometheus(now, last_success);
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -253,8 +261,14 @@ mod tests {
         r.exit_code = 3;
         r.write_textfile(&path, 2000.0, false).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("mover_last_success_timestamp_seconds{name=\"pvc-a\",source=\"fs\"} 1000\n"));
-        assert!(text.contains("mover_last_run_timestamp_seconds{name=\"pvc-a\",source=\"fs\"} 2000\n"));
+        assert!(
+            text.contains(
+                "mover_last_success_timestamp_seconds{name=\"pvc-a\",source=\"fs\"} 1000\n"
+            )
+        );
+        assert!(
+            text.contains("mover_last_run_timestamp_seconds{name=\"pvc-a\",source=\"fs\"} 2000\n")
+        );
         assert!(text.contains("mover_exit_code{name=\"pvc-a\",source=\"fs\"} 3\n"));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left");

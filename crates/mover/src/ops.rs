@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use lifeboat::{
     BackupOptions, BackupReport, BackupSource, BlockRestoreOptions, CheckOptions, CheckProgress,
     DEFAULT_BLOCK_CHUNKING, EtcdBackupOptions, EtcdSource, InitOptions, Location, NodeKind,
-    OpenOptions, Progress, PruneClock, PruneOptions, PruneProgress, Repository, Snapshot,
-    Verdict,
+    OpenOptions, Progress, PruneClock, PruneOptions, PruneProgress, Repository, Snapshot, Verdict,
 };
 
 use crate::error::{Failure, INTEGRITY, INTERRUPTED, LOCKED, NO_REPOSITORY, PARTIAL, STORE};
@@ -238,9 +237,10 @@ impl Mover {
                 self.saved(&report)
             }
             SourceKind::Etcd => {
-                let endpoint = self.settings.etcd.clone().ok_or_else(|| {
-                    Failure::config("MOVER_SOURCE=etcd needs ETCDCTL_ENDPOINTS")
-                })?;
+                let endpoint =
+                    self.settings.etcd.clone().ok_or_else(|| {
+                        Failure::config("MOVER_SOURCE=etcd needs ETCDCTL_ENDPOINTS")
+                    })?;
                 let opts = EtcdBackupOptions {
                     source: EtcdSource::Endpoint(endpoint),
                     name: self.settings.etcd_name.clone(),
@@ -276,9 +276,8 @@ impl Mover {
 
     fn backup_tree(&mut self, missing: Missing) -> Result<Outcome, Failure> {
         let dir = absolute(&self.settings.data_dir);
-        let entries = std::fs::read_dir(&dir).map_err(|e| {
-            Failure::config(format!("DATA_DIR {}: {e}", dir.display()))
-        })?;
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Failure::config(format!("DATA_DIR {}: {e}", dir.display())))?;
         let mut any = false;
         for e in entries {
             let e = e.map_err(|e| Failure::config(format!("reading {}: {e}", dir.display())))?;
@@ -337,7 +336,12 @@ impl Mover {
     }
 
     fn forget(&mut self) -> Result<Outcome, Failure> {
-        let opts = retention::from_env(&self.settings.host)?;
+        // etcd snapshots carry the node's name as their host.
+        let host = match self.settings.source {
+            SourceKind::Etcd => &self.settings.node_name,
+            _ => &self.settings.host,
+        };
+        let opts = retention::from_env(host)?;
         if opts.policy.is_empty() {
             return Ok(Outcome::Skipped(
                 "no retention policy (FORGET_OPTIONS, MOVER_KEEP_*): nothing forgotten".into(),
@@ -358,9 +362,12 @@ impl Mover {
                 )))
             }
             // The backup is saved; retention runs again next time.
-            Err(e) if after_backup && !matches!(e, lifeboat::Error::Interrupted) => Ok(
-                Outcome::Warning(format!("forget failed, the backup stands: {}", Failure::from(e))),
-            ),
+            Err(e) if after_backup && !matches!(e, lifeboat::Error::Interrupted) => {
+                Ok(Outcome::Warning(format!(
+                    "forget failed, the backup stands: {}",
+                    Failure::from(e)
+                )))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -454,7 +461,8 @@ impl Mover {
         log(format!("restoring snapshot {id} of {}", snap.time));
         let detail = match s.source {
             SourceKind::Fs => {
-                let r = swap::restore_tree(repo, &snap, &absolute(&s.data_dir), s.threads, &progress)?;
+                let r =
+                    swap::restore_tree(repo, &snap, &absolute(&s.data_dir), s.threads, &progress)?;
                 record.files += r.files;
                 format!(
                     "snapshot {id} restored: {} files, {} bytes, {} entries verified, {} replaced",

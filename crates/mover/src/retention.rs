@@ -130,7 +130,9 @@ mod tests {
     #[test]
     fn empty_options_are_an_empty_policy() {
         let mut o = ForgetOptions::default();
-        parse_forget_options("  ", &mut o).map_err(|e| e.message).ok();
+        parse_forget_options("  ", &mut o)
+            .map_err(|e| e.message)
+            .ok();
         assert!(o.policy.is_empty());
     }
 }

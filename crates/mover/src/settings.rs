@@ -156,7 +156,8 @@ fn hostname() -> String {
 impl Settings {
     /// Read the environment.
     pub fn from_env() -> Result<Settings, Failure> {
-        let block_device = PathBuf::from(var("BLOCK_DEVICE").unwrap_or_else(|| "/dev/block".into()));
+        let block_device =
+            PathBuf::from(var("BLOCK_DEVICE").unwrap_or_else(|| "/dev/block".into()));
         let etcd = first(&["ETCDCTL_ENDPOINTS", "ETCD_ENDPOINTS"]).map(|eps| {
             let url = eps.split(',').next().unwrap_or_default().trim().to_string();
             let user = var("ETCDCTL_USER").map(|u| match u.split_once(':') {
@@ -216,9 +217,11 @@ impl Settings {
         let check_subset = match var("MOVER_CHECK_READ_DATA") {
             None => None,
             Some(s) if s.trim() == "all" => Some(Subset::All),
-            Some(s) => Some(s.trim().parse().map_err(|e| {
-                Failure::config(format!("MOVER_CHECK_READ_DATA {s:?}: {e}"))
-            })?),
+            Some(s) => Some(
+                s.trim()
+                    .parse()
+                    .map_err(|e| Failure::config(format!("MOVER_CHECK_READ_DATA {s:?}: {e}")))?,
+            ),
         };
         Ok(Settings {
             repository: first(&["LIFEBOAT_REPOSITORY", "RESTIC_REPOSITORY"]),
@@ -309,9 +312,18 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("x", "90").ok(), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("x", "15m").ok(), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("x", "2h").ok(), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_duration("x", "90").ok(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("x", "15m").ok(),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            parse_duration("x", "2h").ok(),
+            Some(Duration::from_secs(7200))
+        );
         assert!(parse_duration("x", "2w").is_err());
         assert!(parse_duration("x", "m").is_err());
     }

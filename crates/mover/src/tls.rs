@@ -28,8 +28,7 @@ pub fn apply_custom_ca() -> Result<(), Failure> {
     if std::env::var_os(APPLIED).is_some() {
         return Ok(());
     }
-    let custom = std::fs::read(&ca)
-        .map_err(|e| Failure::config(format!("CUSTOM_CA {ca}: {e}")))?;
+    let custom = std::fs::read(&ca).map_err(|e| Failure::config(format!("CUSTOM_CA {ca}: {e}")))?;
     let system = var("SSL_CERT_FILE").unwrap_or_else(|| SYSTEM_BUNDLE.into());
     let mut bundle = std::fs::read(&system).unwrap_or_default();
     bundle.push(b'\n');

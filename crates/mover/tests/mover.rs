@@ -77,8 +77,12 @@ fn backup_creates_the_repository_and_restore_brings_back_every_byte() {
 
     let text = fs::read_to_string(&metrics).unwrap();
     assert!(text.contains("mover_last_success_timestamp_seconds{name=\"pvc-app\",source=\"fs\"}"));
-    assert!(text.contains(&format!("mover_snapshot_info{{name=\"pvc-app\",source=\"fs\",id=\"{id}\"}} 1")));
-    assert!(text.contains("mover_operation_duration_seconds{name=\"pvc-app\",source=\"fs\",op=\"backup\"}"));
+    assert!(text.contains(&format!(
+        "mover_snapshot_info{{name=\"pvc-app\",source=\"fs\",id=\"{id}\"}} 1"
+    )));
+    assert!(text.contains(
+        "mover_operation_duration_seconds{name=\"pvc-app\",source=\"fs\",op=\"backup\"}"
+    ));
 
     // Restore into an empty volume: byte-identical, lost+found not part of it.
     let empty = site.dir("restored-empty");
@@ -98,7 +102,10 @@ fn backup_creates_the_repository_and_restore_brings_back_every_byte() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().all(|n| !n.starts_with(".lifeboat")), "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.starts_with(".lifeboat")),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -108,7 +115,10 @@ fn an_empty_volume_backs_up_nothing_and_touches_no_repository() {
     let r = run(site.mover().arg("backup")).expect(0, "backup of an empty volume");
     assert_eq!(r.op(0), ("backup".into(), "skipped".into()));
     assert!(r.result().get("snapshot").is_none());
-    assert!(!Path::new(&site.repo()).exists(), "the repository was created");
+    assert!(
+        !Path::new(&site.repo()).exists(),
+        "the repository was created"
+    );
 }
 
 #[test]
@@ -171,7 +181,10 @@ fn restore_as_of_a_time_and_select_previous() {
     // As of the second snapshot's time (inclusive), and as of one second
     // after it: both the second.
     let second: lifeboat::jiff::Timestamp = snaps[1].1.time.parse().unwrap();
-    for as_of in [second, second + lifeboat::jiff::SignedDuration::from_millis(500)] {
+    for as_of in [
+        second,
+        second + lifeboat::jiff::SignedDuration::from_millis(500),
+    ] {
         let target = site.dir(&format!("as-of-{}", as_of.as_millisecond()));
         run(site
             .mover_into(&target)
@@ -196,8 +209,11 @@ fn restore_as_of_a_time_and_select_previous() {
     // (VolSync's behaviour) unless MOVER_RESTORE_REQUIRE says so.
     let early = "2001-01-01T00:00:00Z";
     let target = site.dir("too-early");
-    let r = run(site.mover_into(&target).arg("restore").env("RESTORE_AS_OF", early))
-        .expect(0, "restore before any snapshot");
+    let r = run(site
+        .mover_into(&target)
+        .arg("restore")
+        .env("RESTORE_AS_OF", early))
+    .expect(0, "restore before any snapshot");
     assert_eq!(r.op(0).1, "skipped");
     assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
     run(site
@@ -226,8 +242,16 @@ fn killed_prune(site: &Site, ttl: &str) {
         .arg("prune")
         .env("MOVER_PRUNE_LOCK_TTL", ttl)
         .env("LIFEBOAT_FAULTS", "kill_at=2,kill_on=writes"));
-    assert_eq!(r.code, -1, "prune was not killed:\n{}\n{}", r.stdout, r.stderr);
-    assert_eq!(locks(&site.repo()).len(), 1, "the killed prune left no lock");
+    assert_eq!(
+        r.code, -1,
+        "prune was not killed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert_eq!(
+        locks(&site.repo()).len(),
+        1,
+        "the killed prune left no lock"
+    );
 }
 
 #[test]
@@ -253,9 +277,14 @@ fn a_lock_left_by_a_killed_mover_never_wedges_the_repository() {
     // MOVER_LOCK_WAIT with the lock code, and `unlock` with
     // MOVER_UNLOCK_FORCE clears it for a prune that runs at once.
     killed_prune(&site, "1h");
-    run(site.mover().arg("prune").env("MOVER_LOCK_WAIT", "1s")).expect(11, "prune against a live lock");
+    run(site.mover().arg("prune").env("MOVER_LOCK_WAIT", "1s"))
+        .expect(11, "prune against a live lock");
     let r = run(site.mover().arg("unlock")).expect(0, "unlock without force");
-    assert_eq!(locks(&site.repo()).len(), 1, "a live lock was removed without force");
+    assert_eq!(
+        locks(&site.repo()).len(),
+        1,
+        "a live lock was removed without force"
+    );
     assert_eq!(r.result()["stale_locks_removed"], 0);
     let r = run(site
         .mover()
@@ -290,12 +319,21 @@ fn a_missing_repository_is_created_by_backup_only() {
         .arg("restore")
         .env("MOVER_RESTORE_REQUIRE", "1"))
     .expect(10, "required restore");
-    assert!(!Path::new(&site.repo()).exists(), "a repository was created");
-    assert_eq!(fs::read(target.join("keep.txt")).unwrap(), b"volume content");
+    assert!(
+        !Path::new(&site.repo()).exists(),
+        "a repository was created"
+    );
+    assert_eq!(
+        fs::read(target.join("keep.txt")).unwrap(),
+        b"volume content"
+    );
 
     // Backup with MOVER_INIT_IF_MISSING=false does not create it either.
-    run(site.mover().arg("backup").env("MOVER_INIT_IF_MISSING", "false"))
-        .expect(10, "backup without init");
+    run(site
+        .mover()
+        .arg("backup")
+        .env("MOVER_INIT_IF_MISSING", "false"))
+    .expect(10, "backup without init");
     assert!(!Path::new(&site.repo()).join("config").exists());
 
     // `init` creates it once, then finds it there.
@@ -319,7 +357,11 @@ fn refused_credentials_exit_with_the_store_code_and_never_init() {
         .env("LIFEBOAT_FAULTS", "permanent=1"))
     .expect(3, "backup with refused credentials");
     assert_eq!(r.result()["repository_created"], false);
-    assert_eq!(fs::read_dir(site.repo()).unwrap().count(), 0, "something was written");
+    assert_eq!(
+        fs::read_dir(site.repo()).unwrap().count(),
+        0,
+        "something was written"
+    );
 }
 
 #[test]
@@ -328,8 +370,11 @@ fn a_wrong_password_exits_12() {
     write_tree(&site.data(), 1);
     run(site.mover().arg("backup")).expect(0, "backup");
     for op in ["backup", "restore", "check"] {
-        run(site.mover().arg(op).env("RESTIC_PASSWORD", "not the password"))
-            .expect(12, op);
+        run(site
+            .mover()
+            .arg(op)
+            .env("RESTIC_PASSWORD", "not the password"))
+        .expect(12, op);
     }
     // The password from a file, VolSync's other way.
     let pw = site.tmp.path().join("pw");
@@ -390,7 +435,7 @@ fn sigterm_stops_a_backup_without_a_snapshot() {
     }
     // Small packs whose uploads each take a second: the backup runs for
     // many seconds, and cannot write its snapshot before they are done.
-    let mut child = site
+    let child = site
         .mover()
         .arg("backup")
         .env("RESTIC_PACK_SIZE", "1")
@@ -432,11 +477,7 @@ fn a_block_volume_backs_up_and_restores() {
     image[1 << 20..2 << 20].copy_from_slice(&rng.bytes(1 << 20));
     image[5 << 20..(5 << 20) + 4096].copy_from_slice(&rng.bytes(4096));
     fs::write(&device, &image).unwrap();
-    let r = run(site
-        .mover()
-        .arg("backup")
-        .env("BLOCK_DEVICE", &device))
-    .expect(0, "block backup");
+    let r = run(site.mover().arg("backup").env("BLOCK_DEVICE", &device)).expect(0, "block backup");
     assert_eq!(r.result()["source"], "block");
     let snaps = snapshots(&site.repo());
     assert_eq!(snaps[0].1.source, lifeboat::SourceKind::Block);
@@ -444,12 +485,11 @@ fn a_block_volume_backs_up_and_restores() {
     // Restore onto a "device" with other content: every byte as backed up.
     let target = site.tmp.path().join("target.img");
     fs::write(&target, vec![0x5au8; 8 << 20]).unwrap();
-    run(site
-        .mover()
-        .arg("restore")
-        .env("BLOCK_DEVICE", &target))
-    .expect(0, "block restore");
-    assert!(fs::read(&target).unwrap() == image, "the restored image differs");
+    run(site.mover().arg("restore").env("BLOCK_DEVICE", &target)).expect(0, "block restore");
+    assert!(
+        fs::read(&target).unwrap() == image,
+        "the restored image differs"
+    );
 }
 
 #[test]
@@ -458,6 +498,171 @@ fn usage_and_settings_errors_have_their_codes() {
     run(site.mover().arg("bogus")).expect(2, "unknown op");
     run(&mut std::process::Command::new(common::bin()).env_clear()).expect(2, "no op");
     run(site.mover().arg("check").env_remove("RESTIC_REPOSITORY")).expect(1, "no repository set");
-    run(site.mover().arg("restore").env("RESTORE_AS_OF", "yesterday")).expect(1, "bad time");
-    run(site.mover().arg("forget").env("FORGET_OPTIONS", "--keep-daily")).expect(1, "bad policy");
+    run(site
+        .mover()
+        .arg("restore")
+        .env("RESTORE_AS_OF", "yesterday"))
+    .expect(1, "bad time");
+    run(site
+        .mover()
+        .arg("forget")
+        .env("FORGET_OPTIONS", "--keep-daily"))
+    .expect(1, "bad policy");
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A single-member etcd on loopback, killed on drop.
+struct Etcd {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Etcd {
+    fn start(dir: &Path) -> Etcd {
+        let (port, peer) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = fs::File::create(dir.join("etcd.log")).unwrap();
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "m1", "--data-dir"])
+            .arg(dir.join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("m1={peer_url}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("etcd is installed (scripts/setup.sh)");
+        let etcd = Etcd { child, url };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while etcd.ctl(&["endpoint", "health"]).status.code() != Some(0) {
+            assert!(Instant::now() < deadline, "etcd did not become healthy");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        etcd
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .expect("etcdctl is installed (scripts/setup.sh)")
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_etcd_snapshot_streams_in_and_restores_to_a_verified_file() {
+    let site = Site::new();
+    let etcd = Etcd::start(site.tmp.path());
+    for i in 0..50 {
+        let o = etcd.ctl(&["put", &format!("/registry/k{i}"), &"v".repeat(200 + i)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let r = run(site
+        .mover()
+        .args(["backup", "forget"])
+        .env(
+            "ETCDCTL_ENDPOINTS",
+            format!("{},http://127.0.0.1:1", etcd.url),
+        )
+        .env("NODE_NAME", "server-1")
+        .env("FORGET_OPTIONS", "--keep-last 1"))
+    .expect(0, "etcd backup");
+    let res = r.result();
+    assert_eq!(res["source"], "etcd");
+    let revision = res["etcd_revision"].as_i64().unwrap();
+    assert!(revision >= 51, "revision {revision}");
+    let snaps = snapshots(&site.repo());
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].1.hostname, "server-1");
+    assert_eq!(snaps[0].1.source, lifeboat::SourceKind::Etcd);
+    // Forget keeps the node's own snapshots per its policy: a second
+    // backup, then one left.
+    run(site
+        .mover()
+        .args(["backup", "forget"])
+        .env("ETCDCTL_ENDPOINTS", &etcd.url)
+        .env("NODE_NAME", "server-1")
+        .env("FORGET_OPTIONS", "--keep-last 1"))
+    .expect(0, "second etcd backup");
+    let snaps = snapshots(&site.repo());
+    assert_eq!(snaps.len(), 1, "keep-last 1 of the node's etcd snapshots");
+
+    // Restore writes the file etcdctl would have saved, into DATA_DIR.
+    let out = site.dir("etcd-restore");
+    run(site
+        .mover_into(&out)
+        .arg("restore")
+        .env("MOVER_SOURCE", "etcd")
+        .env("NODE_NAME", "server-1"))
+    .expect(0, "etcd restore");
+    let files: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("etcd-snapshot-server-1-"), "{name}");
+    assert_eq!(
+        fs::metadata(&files[0]).unwrap().len() % 512,
+        32,
+        "db + sha256"
+    );
+    let status = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["revision"].as_i64().unwrap() >= 51);
+    assert!(status["totalKey"].as_i64().unwrap() >= 50);
+}
+
+#[test]
+fn the_manifests_pass_the_kubernetes_schemas() {
+    // scripts/validate-manifests.sh installs kubernetes-validate (PyPI)
+    // into a virtualenv on first use, then checks deploy/ offline.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/validate-manifests.sh");
+    let o = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains(" 0 errors"), "{out}");
 }

@@ -56,7 +56,9 @@ impl Run {
             .stdout
             .lines()
             .find_map(|l| l.strip_prefix("MOVER_RESULT "))
-            .unwrap_or_else(|| panic!("no MOVER_RESULT line in:\n{}\n{}", self.stdout, self.stderr));
+            .unwrap_or_else(|| {
+                panic!("no MOVER_RESULT line in:\n{}\n{}", self.stdout, self.stderr)
+            });
         serde_json::from_str(line).unwrap()
     }
 
@@ -143,7 +145,11 @@ pub fn write_tree(dir: &Path, seed: u64) {
     let mut rng = Rng::new(seed);
     fs::create_dir_all(dir.join("app/config")).unwrap();
     fs::create_dir_all(dir.join("app/data/deep/er")).unwrap();
-    fs::write(dir.join("app/config/settings.yaml"), format!("seed: {seed}\n")).unwrap();
+    fs::write(
+        dir.join("app/config/settings.yaml"),
+        format!("seed: {seed}\n"),
+    )
+    .unwrap();
     fs::write(dir.join("app/data/empty"), b"").unwrap();
     fs::write(dir.join("app/data/small.bin"), rng.bytes(3000)).unwrap();
     fs::write(dir.join("app/data/deep/er/large.bin"), rng.bytes(3 << 20)).unwrap();
@@ -176,11 +182,7 @@ pub fn tree_of(dir: &Path) -> BTreeMap<PathBuf, String> {
                 format!("dir {mode:o}")
             } else {
                 let content = fs::read(&p).unwrap();
-                format!(
-                    "file {mode:o} {} {}",
-                    content.len(),
-                    fingerprint(&content)
-                )
+                format!("file {mode:o} {} {}", content.len(), fingerprint(&content))
             };
             out.insert(rel, desc);
         }
@@ -205,7 +207,13 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
     let a = tree_of(expected);
     let b = tree_of(actual);
     assert!(!a.is_empty(), "the expected tree is empty");
-    assert_eq!(a, b, "{} and {} differ", expected.display(), actual.display());
+    assert_eq!(
+        a,
+        b,
+        "{} and {} differ",
+        expected.display(),
+        actual.display()
+    );
 }
 
 /// The repository at `location`, opened through the facade.

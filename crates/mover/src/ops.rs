@@ -516,7 +516,7 @@ impl Mover {
     }
 
     fn check(&mut self) -> Result<Outcome, Failure> {
-        let subset = self.settings.check_subset.clone();
+        let subset = self.settings.check_subset;
         let opts = CheckOptions {
             read_data: subset.is_some(),
             subset: subset.unwrap_or_default(),
@@ -579,7 +579,7 @@ fn pick(s: &Settings, repo: &Repository) -> Result<Option<(lifeboat::Id, Snapsho
         })
         .filter(|(t, _, _)| s.restore_as_of.is_none_or(|limit| *t <= limit))
         .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     Ok(candidates
         .into_iter()
         .nth(s.select_previous)

@@ -413,9 +413,10 @@ fn a_restore_that_fails_midway_leaves_the_volume_as_it_was() {
     for b in &mut bytes[mid..mid + 16] {
         *b ^= 0xff;
     }
-    let mut perms = fs::metadata(&pack).unwrap().permissions();
-    perms.set_readonly(false);
-    fs::set_permissions(&pack, perms).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&pack, fs::Permissions::from_mode(0o600)).unwrap();
+    }
     fs::write(&pack, &bytes).unwrap();
 
     let volume = site.dir("volume");
@@ -496,7 +497,7 @@ fn a_block_volume_backs_up_and_restores() {
 fn usage_and_settings_errors_have_their_codes() {
     let site = Site::new();
     run(site.mover().arg("bogus")).expect(2, "unknown op");
-    run(&mut std::process::Command::new(common::bin()).env_clear()).expect(2, "no op");
+    run(std::process::Command::new(common::bin()).env_clear()).expect(2, "no op");
     run(site.mover().arg("check").env_remove("RESTIC_REPOSITORY")).expect(1, "no repository set");
     run(site
         .mover()

@@ -124,9 +124,11 @@ pub struct Settings {
     pub partial_ok: bool,
     /// `MOVER_UNLOCK_FORCE`: `unlock` removes live prune locks too.
     pub unlock_all: bool,
-    /// `MOVER_LOCK_WAIT` (default 5m): how long prune waits for another's lock.
+    /// `MOVER_LOCK_WAIT` (default 65m, longer than the lock's life): how
+    /// long prune waits for another's lock.
     pub lock_wait: Duration,
-    /// `MOVER_PRUNE_LOCK_TTL` (default 10m): how long a killed prune's lock blocks.
+    /// `MOVER_PRUNE_LOCK_TTL` (default 1h): how long a killed prune's lock
+    /// blocks; a running prune renews it.
     pub prune_lock_ttl: Duration,
     /// `MOVER_PRUNE_GRACE` (default 24h).
     pub prune_grace: Duration,
@@ -252,8 +254,8 @@ impl Settings {
             strict: flag("MOVER_STRICT", false)?,
             partial_ok: flag("MOVER_PARTIAL_OK", false)?,
             unlock_all: flag("MOVER_UNLOCK_FORCE", false)?,
-            lock_wait: duration("MOVER_LOCK_WAIT", Duration::from_secs(300))?,
-            prune_lock_ttl: duration("MOVER_PRUNE_LOCK_TTL", Duration::from_secs(600))?,
+            lock_wait: duration("MOVER_LOCK_WAIT", Duration::from_secs(65 * 60))?,
+            prune_lock_ttl: duration("MOVER_PRUNE_LOCK_TTL", Duration::from_secs(3600))?,
             prune_grace: duration("MOVER_PRUNE_GRACE", Duration::from_secs(86400))?,
             prune_instant: flag("MOVER_PRUNE_INSTANT_DELETE", false)?,
             check_subset,

@@ -667,3 +667,66 @@ fn the_manifests_pass_the_kubernetes_schemas() {
     );
     assert!(out.contains(" 0 errors"), "{out}");
 }
+
+#[test]
+fn every_path_of_a_snapshot_is_restored() {
+    let site = Site::new();
+    write_tree(&site.data(), 1);
+    run(site.mover().arg("backup")).expect(0, "backup");
+    // A snapshot of two folders, taken with the library as another tool
+    // (the CLI) would, under the mover's host name.
+    let a = site.dir("src/a");
+    let b = site.dir("src/b");
+    write_tree(&a, 2);
+    write_tree(&b, 3);
+    let repo = common::open_repo(&site.repo());
+    std::thread::sleep(Duration::from_millis(1100));
+    let opts = lifeboat::BackupOptions {
+        hostname: Some("volsync".into()),
+        ..Default::default()
+    };
+    repo.backup(
+        lifeboat::BackupSource::Paths(vec![a.clone(), b.clone()]),
+        &opts,
+        &lifeboat::Progress::default(),
+    )
+    .unwrap();
+    let target = site.dir("target");
+    run(site.mover_into(&target).arg("restore")).expect(0, "restore of two paths");
+    for p in [&a, &b] {
+        assert_same_tree(p, &target.join(p.strip_prefix("/").unwrap()));
+    }
+}
+
+#[test]
+fn custom_ca_is_taken_and_a_missing_one_is_a_settings_error() {
+    let site = Site::new();
+    write_tree(&site.data(), 1);
+    let ca = site.tmp.path().join("ca.crt");
+    fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    // The mover runs itself again trusting the CA; the run works as before.
+    let r = run(site
+        .mover()
+        .arg("backup")
+        .env("CUSTOM_CA", &ca)
+        .env("TMPDIR", site.tmp.path()))
+    .expect(0, "backup with CUSTOM_CA");
+    assert_eq!(r.stdout.matches("MOVER_RESULT").count(), 1, "{}", r.stdout);
+    let bundles: Vec<_> = fs::read_dir(site.tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lifeboat-mover-ca-"))
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    let bundle = fs::read_to_string(site.tmp.path().join(&bundles[0])).unwrap();
+    assert!(bundle.ends_with("-----END CERTIFICATE-----\n"));
+    run(site
+        .mover()
+        .arg("backup")
+        .env("CUSTOM_CA", site.tmp.path().join("nope.crt")))
+    .expect(1, "backup with a missing CUSTOM_CA");
+}

@@ -730,3 +730,47 @@ fn custom_ca_is_taken_and_a_missing_one_is_a_settings_error() {
         .env("CUSTOM_CA", site.tmp.path().join("nope.crt")))
     .expect(1, "backup with a missing CUSTOM_CA");
 }
+
+#[test]
+fn a_failing_forget_never_fails_a_saved_backup() {
+    let site = Site::new();
+    // An append-only repository refuses every delete: forget fails there
+    // while backups work, as with credentials that may write but not delete.
+    let backend = lifeboat::open_location(&site.repo(), true).unwrap();
+    let mut init = lifeboat::InitOptions::default();
+    init.kdf = lifeboat::KdfParams {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    init.append_only = true;
+    lifeboat::Repository::init(backend, common::PASSWORD.as_bytes(), &init).unwrap();
+    for seed in 1..=2 {
+        write_tree(&site.data(), seed);
+        let r = run(site
+            .mover()
+            .args(["backup", "forget"])
+            .env("FORGET_OPTIONS", "--keep-last 1"))
+        .expect(0, "backup forget in an append-only repository");
+        assert_eq!(r.op(0).1, "ok");
+        if seed == 2 {
+            assert_eq!(r.op(1).1, "warning", "{}", r.stdout);
+        }
+    }
+    assert_eq!(snapshots(&site.repo()).len(), 2, "both backups stand");
+    // MOVER_STRICT makes it fail the run; forget alone fails as it should.
+    write_tree(&site.data(), 3);
+    let r = run(site
+        .mover()
+        .args(["backup", "forget"])
+        .env("FORGET_OPTIONS", "--keep-last 1")
+        .env("MOVER_STRICT", "true"));
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert_eq!(r.op(1).1, "failed");
+    let r = run(site
+        .mover()
+        .arg("forget")
+        .env("FORGET_OPTIONS", "--keep-last 1"));
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert_eq!(snapshots(&site.repo()).len(), 3);
+}

@@ -737,13 +737,15 @@ fn a_failing_forget_never_fails_a_saved_backup() {
     // An append-only repository refuses every delete: forget fails there
     // while backups work, as with credentials that may write but not delete.
     let backend = lifeboat::open_location(&site.repo(), true).unwrap();
-    let mut init = lifeboat::InitOptions::default();
-    init.kdf = lifeboat::KdfParams {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
+    let init = lifeboat::InitOptions {
+        kdf: lifeboat::KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        append_only: true,
+        ..Default::default()
     };
-    init.append_only = true;
     lifeboat::Repository::init(backend, common::PASSWORD.as_bytes(), &init).unwrap();
     for seed in 1..=2 {
         write_tree(&site.data(), seed);

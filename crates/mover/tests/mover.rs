@@ -294,6 +294,13 @@ fn a_lock_left_by_a_killed_mover_never_wedges_the_repository() {
     .expect(0, "unlock prune");
     assert_eq!(r.result()["stale_locks_removed"], 1);
     assert!(locks(&site.repo()).is_empty());
+
+    // An expired lock is litter that a plain `unlock` clears.
+    killed_prune(&site, "4s");
+    std::thread::sleep(Duration::from_millis(4500));
+    let r = run(site.mover().arg("unlock")).expect(0, "unlock of an expired lock");
+    assert_eq!(r.result()["stale_locks_removed"], 1);
+    assert!(locks(&site.repo()).is_empty());
 }
 
 #[test]

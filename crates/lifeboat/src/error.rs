@@ -79,6 +79,41 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The store's failure inside this error, whichever operation met it:
+    /// for telling refused credentials
+    /// ([`StoreError::PermissionDenied`](crate::StoreError::PermissionDenied))
+    /// or an unreachable store
+    /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable)) from
+    /// other failures without reading messages.
+    pub fn store_error(&self) -> Option<&lifeboat_store::Error> {
+        fn index(e: &lifeboat_index::Error) -> Option<&lifeboat_store::Error> {
+            match e {
+                lifeboat_index::Error::Store(s) => Some(s),
+                _ => None,
+            }
+        }
+        fn core(e: &lifeboat_core::Error) -> Option<&lifeboat_store::Error> {
+            match e {
+                lifeboat_core::Error::Store(s) => Some(s),
+                lifeboat_core::Error::Index(i) => index(i),
+                _ => None,
+            }
+        }
+        match self {
+            Error::Store(s) => Some(s),
+            Error::Repository(c) => core(c),
+            Error::Index(i) => index(i),
+            Error::Check(lifeboat_check::Error::Store(s)) => Some(s),
+            Error::Check(lifeboat_check::Error::Index(i)) => index(i),
+            Error::Forget(lifeboat_prune::ForgetError::Delete { source, .. }) => core(source),
+            Error::Prune(lifeboat_prune::PruneError::Store(s)) => Some(s),
+            Error::Prune(lifeboat_prune::PruneError::Index(i)) => index(i),
+            _ => None,
+        }
+    }
+}
+
 /// Result alias for the facade.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -140,7 +140,7 @@ pub use lifeboat_index::{
 };
 pub use lifeboat_prune::gc::{
     Clock as PruneClock, Executed, MaxUnused, PackUsage, PruneOptions, PrunePlan, PruneProgress,
-    PruneReport, Tally, Unused,
+    PruneReport, Tally, UnlockReport, Unused,
 };
 pub use lifeboat_prune::{
     DurationError, ForgetOptions, ForgetPlan, ForgetReport, GroupBy, GroupByError, GroupKey,

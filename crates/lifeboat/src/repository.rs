@@ -16,6 +16,7 @@ use lifeboat_format::{Config, Id, KdfParams, MasterKey, Node, Snapshot, Tree};
 use lifeboat_index::{
     CompactOptions, CompactReport, Index, IndexProgress, RebuildOptions, RebuildReport,
 };
+use lifeboat_prune::gc::{Clock as PruneClock, UnlockReport};
 use lifeboat_prune::{
     ForgetOptions, ForgetPlan, ForgetReport, PruneOptions, PruneProgress, PruneReport,
 };
@@ -374,6 +375,13 @@ impl Repository {
             self.inner.require_delete("prune")?;
         }
         Ok(lifeboat_prune::prune(&self.inner, opts, progress)?)
+    }
+
+    /// Delete the prune locks that have expired (left by a prune that was
+    /// killed), and with `all` the live ones too: only when no prune can be
+    /// running. Backups take no lock and are never affected.
+    pub fn unlock(&self, all: bool, clock: &PruneClock) -> Result<UnlockReport> {
+        Ok(lifeboat_prune::gc::unlock(&self.inner, all, clock)?)
     }
 
     /// Verify the repository's structure, and with `opts.read_data` every

@@ -178,6 +178,45 @@ impl HeldLock {
     }
 }
 
+/// What [`unlock`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnlockReport {
+    /// Lock objects deleted: expired ones (left by a killed prune) and,
+    /// with `all`, live ones too.
+    pub removed: Vec<String>,
+    /// Live locks left in place (none with `all`).
+    pub live: Vec<String>,
+}
+
+/// Delete prune locks: those that have expired (a prune killed before it
+/// released its lock leaves one; it blocks nothing, but is litter), and
+/// with `all` the live ones too, which only makes sense when no prune can
+/// be running. Backups take no lock, so this never affects them.
+pub fn unlock(repo: &lifeboat_core::Repository, all: bool, clock: &Clock) -> Result<UnlockReport> {
+    use lifeboat_core::internals::RepositoryInternals;
+    let (backend, key) = (repo.backend(), repo.master_key());
+    let now = clock.now();
+    let (_, live) = live_locks(backend, key, now, None)?;
+    let live: Vec<String> = live.into_iter().map(|(p, _)| p).collect();
+    let mut report = UnlockReport::default();
+    for obj in backend.list(&Folder::Locks.prefix())? {
+        if layout::prune_lock_number(&obj.path).is_none() {
+            continue;
+        }
+        if live.contains(&obj.path) && !all {
+            report.live.push(obj.path);
+            continue;
+        }
+        match backend.delete(&obj.path) {
+            Ok(()) => report.removed.push(obj.path),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(report)
+}
+
 fn encode(key: &MasterKey, l: &PruneLock) -> Result<Vec<u8>> {
     l.encode(key).map_err(|e| Error::Format {
         what: "prune lock".into(),

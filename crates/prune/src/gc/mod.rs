@@ -17,6 +17,7 @@ mod plan;
 mod run;
 
 pub use execute::Executed;
+pub use lock::{UnlockReport, unlock};
 pub use options::{Clock, Error, MaxUnused, PruneOptions, PruneProgress, Result};
 pub use plan::{PackUsage, PrunePlan, Tally, Unused};
 pub use run::{PruneReport, prune};

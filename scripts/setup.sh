@@ -18,6 +18,11 @@ need etcdctl || missing+=(etcd-client)
 need mkfs.ext4 || missing+=(e2fsprogs)
 need strace || missing+=(strace)
 need setpriv || missing+=(util-linux)
+# The mover's image: a static musl binary (zstd's C part needs musl-gcc), a
+# CA bundle copied in; the manifest check installs its validator in a venv.
+need musl-gcc || missing+=(musl-tools)
+[[ -s /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
     if ! need apt-get; then
         echo "setup: missing ${missing[*]} and no apt-get to install them" >&2
@@ -35,4 +40,9 @@ fi
 if ! need cargo-nextest; then
     echo "==> installing cargo-nextest"
     cargo install cargo-nextest --locked
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    echo "==> adding the x86_64-unknown-linux-musl target (the mover's static binary)"
+    rustup target add x86_64-unknown-linux-musl
 fi

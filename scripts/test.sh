@@ -36,6 +36,10 @@ if [[ "$(id -u)" != 0 ]]; then
     skip+=("test(/_as_root$/)")
     echo "==> not root: the tests that need root are left out (counted as skipped)"
 fi
+if ! docker info >/dev/null 2>&1; then
+    skip+=("test(/docker_/)")
+    echo "==> no Docker engine: the mover image tests are left out (counted as skipped)"
+fi
 filter=()
 if ((${#skip[@]})); then
     joined=$(printf ' | %s' "${skip[@]}")

@@ -322,8 +322,17 @@ impl<'r> BlobSaver<'r> {
                 })
                 .collect();
             drop(rx);
+            // Closes the queue even if `work` panics, so that the uploaders
+            // end and the scope's wait for them does not hang for ever.
+            struct CloseOnDrop<'s, 'r>(&'s BlobSaver<'r>);
+            impl Drop for CloseOnDrop<'_, '_> {
+                fn drop(&mut self) {
+                    self.0.close();
+                }
+            }
+            let closer = CloseOnDrop(self);
             let res = work().and_then(|t| self.flush().map(|()| t));
-            self.close();
+            drop(closer);
             for h in handles {
                 let _ = h.join();
             }

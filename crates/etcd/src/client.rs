@@ -215,7 +215,8 @@ impl SnapshotStream {
         let idle = self.idle;
         let msg = self
             .runtime
-            .block_on(tokio::time::timeout(idle, self.stream.message()))
+            // The timer is made inside the runtime: outside it, tokio panics.
+            .block_on(async { tokio::time::timeout(idle, self.stream.message()).await })
             .map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::TimedOut,

@@ -136,6 +136,28 @@ impl RetryBackend {
     }
 }
 
+/// A ranged read's reply, or a transient error when it holds fewer bytes
+/// than asked for. A store answers with every byte, or with an error
+/// (`Truncated` when the object is shorter): fewer bytes and no error is a
+/// body cut off on the way, tried again and named as such rather than left
+/// to fail authentication later.
+fn whole(path: &str, range: &Range<u64>, got: Result<Bytes>) -> Result<Bytes> {
+    let got = got?;
+    let want = range.end.saturating_sub(range.start);
+    if (got.len() as u64) < want {
+        return Err(Error::unavailable(
+            path,
+            format!(
+                "short read: got {} of the {want} bytes at {}..{}",
+                got.len(),
+                range.start,
+                range.end
+            ),
+        ));
+    }
+    Ok(got)
+}
+
 fn gave_up(e: Error, retries: u32, elapsed: Duration) -> Error {
     match e {
         Error::Unavailable { path, source, .. } if retries > 0 => Error::Unavailable {
@@ -175,30 +197,17 @@ impl Backend for RetryBackend {
     }
 
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        let want = range.end.saturating_sub(range.start);
-        self.run(|_| {
-            let got = self.inner.get_range(path, range.clone())?;
-            // A store answers with every byte asked for, or with an error
-            // (`Truncated` when the object is shorter). Fewer bytes and no
-            // error is a body cut off on the way: tried again, and named
-            // as such rather than left to fail authentication later.
-            if (got.len() as u64) < want {
-                return Err(Error::unavailable(
-                    path,
-                    format!(
-                        "short read: got {} of the {want} bytes at {}..{}",
-                        got.len(),
-                        range.start,
-                        range.end
-                    ),
-                ));
-            }
-            Ok(got)
-        })
+        self.run(|_| whole(path, &range, self.inner.get_range(path, range.clone())))
     }
 
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        self.run(|_| self.inner.get_metadata_range(path, range.clone()))
+        self.run(|_| {
+            whole(
+                path,
+                &range,
+                self.inner.get_metadata_range(path, range.clone()),
+            )
+        })
     }
 
     fn exclusive_create(&self) -> Result<bool> {
@@ -315,6 +324,9 @@ mod tests {
         assert!(e.is_transient(), "{e}");
         assert!(e.to_string().contains("short read"), "{e}");
         assert!(e.to_string().contains("data/p"), "{e}");
+        // Pack headers come through get_metadata_range: the same check.
+        let e = b.get_metadata_range("data/p", 0..1000).unwrap_err();
+        assert!(e.to_string().contains("short read"), "{e}");
         // A truly shorter object is not retried: `Truncated` at once.
         let b = RetryBackend::new(mem, fast());
         let e = b.get_range("data/p", 4000..5000).unwrap_err();

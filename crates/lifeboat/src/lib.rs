@@ -147,7 +147,7 @@ pub use lifeboat_prune::{
     GroupPlan, KeepCount, KeepCountError, KeepReason, KeepWithin, KeptSnapshot, PlannedSnapshot,
     RetentionPolicy, TagList, TagListError, plan_forget,
 };
-pub use lifeboat_store::{Backend, Location, OpenOptions, default_cache_root};
+pub use lifeboat_store::{Backend, Location, OpenOptions, default_cache_root, error_chain};
 
 /// The time library of [`ForgetPlan::now`] and of the `now` that
 /// [`Repository::forget`] takes.

@@ -65,19 +65,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// The message of `e` with its causes, as `a: b: c`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use lifeboat::error_chain as chain;
 
 /// The exit code for a store failure: a setting that cannot be used is
 /// the configuration's fault, anything else the store's (refused

@@ -41,7 +41,7 @@ pub use cache::{CacheStats, CachedBackend, cache_dir_for, default_cache_root};
 pub use local::STAGING_DIR;
 pub use nodelete::{NoDeleteBackend, NoDeleteRefusal, RefusedOperation};
 pub use object::{CreateMode, ObjectStoreBackend, RemoteOptions};
-pub use redact::RedactedCause;
+pub use redact::{RedactedCause, error_chain};
 pub use retry::{RetryBackend, RetryPolicy};
 
 /// The underlying error a storage [`Error`] keeps as its `source()`: an

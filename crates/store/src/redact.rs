@@ -61,7 +61,7 @@ pub(crate) fn strip_userinfo(s: &str) -> String {
 
 /// The whole text of an error and its causes, `: `-separated, each cause
 /// left out when the text before already holds it.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

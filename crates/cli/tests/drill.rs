@@ -12,13 +12,11 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::etcd::{Etcd, etcdctl, free_port};
 use common::*;
 use lifeboat_format::layout::Folder;
 
@@ -337,79 +335,11 @@ fn drill_of_an_ext4_block_image_runs_e2fsck_and_fails_on_damage() {
 // ---------------------------------------------------------------------------
 // etcd.
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn etcdctl(url: &str) -> Command {
-    let mut c = Command::new("etcdctl");
-    c.env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(url)
-        .stdin(Stdio::null());
-    c
-}
-
-/// A single-member etcd on loopback, killed on drop.
-struct Etcd {
-    child: Child,
-    url: String,
-}
-
-impl Etcd {
-    fn start(data_dir: &Path) -> Etcd {
-        let url = format!("http://127.0.0.1:{}", free_port());
-        let peer = format!("http://127.0.0.1:{}", free_port());
-        let log = fs::File::create(data_dir.with_extension("log")).unwrap();
-        let child = Command::new("etcd")
-            .args(["--name", "a", "--data-dir"])
-            .arg(data_dir)
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .arg("--initial-cluster")
-            .arg(format!("a={peer}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("etcd is installed (scripts/setup.sh)");
-        let mut e = Etcd { child, url };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while run(etcdctl(&e.url).args(["endpoint", "health"])).code != 0 {
-            assert!(e.child.try_wait().unwrap().is_none(), "etcd exited");
-            assert!(Instant::now() < deadline, "etcd not healthy");
-            thread::sleep(Duration::from_millis(200));
-        }
-        e
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn drill_of_an_etcd_snapshot_serves_every_key_and_fails_on_damage() {
     let t = TestRepo::new();
     let dir = t.scratch("etcd");
-    let etcd = Etcd::start(&dir.join("member"));
+    let etcd = Etcd::start(&dir.join("member"), "a", free_port());
     for i in 0..120 {
         run(etcdctl(&etcd.url).args(["put", &format!("/registry/k{i:04}"), &"v".repeat(200 + i)]))
             .ok("etcdctl put");

@@ -14,93 +14,16 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Output, Rng, TestRepo, run};
-
-/// A free loopback port (bound, then released for the child to take).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `etcdctl` (API v3) against `endpoint`.
-fn etcdctl(endpoint: &str) -> Command {
-    let mut c = Command::new("etcdctl");
-    c.env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .stdin(Stdio::null());
-    c
-}
-
-/// A single-member etcd on loopback with its own data directory, killed
-/// on drop.
-struct Etcd {
-    child: Child,
-    url: String,
-}
+use common::etcd::{Etcd, etcdctl, free_port};
+use common::{Rng, TestRepo, run};
 
 impl Etcd {
-    /// Start a member named `name` on `data_dir` (new, or restored by
-    /// `etcdctl snapshot restore` with the same name and `peer_port`).
-    fn start(data_dir: &Path, name: &str, peer_port: u16) -> Etcd {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
-        let child = Command::new("etcd")
-            .arg("--name")
-            .arg(name)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen-client-urls")
-            .arg(&url)
-            .arg("--advertise-client-urls")
-            .arg(&url)
-            .arg("--listen-peer-urls")
-            .arg(&peer)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer)
-            .arg("--initial-cluster")
-            .arg(format!("{name}={peer}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("etcd is installed (scripts/setup.sh)");
-        let mut e = Etcd { child, url };
-        e.wait_healthy(data_dir);
-        e
-    }
-
-    fn wait_healthy(&mut self, data_dir: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap();
-                panic!("etcd exited ({status}):\n{log}");
-            }
-            let o = run(etcdctl(&self.url).args(["endpoint", "health"]));
-            if o.code == 0 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "etcd not healthy: {}", o.stderr);
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn ctl<const N: usize>(&self, args: [&str; N]) -> Output {
-        run(etcdctl(&self.url).args(args))
-    }
-
     /// Put `keys` with values of `len` random hex characters, 100 per
     /// transaction.
     fn put_random(&self, keys: &[usize], len: usize, rng: &mut Rng) {
@@ -156,13 +79,6 @@ impl Etcd {
     /// `etcdctl snapshot save` to `path`.
     fn save(&self, path: &Path) {
         run(etcdctl(&self.url).args(["snapshot", "save"]).arg(path)).ok("etcdctl snapshot save");
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,23 +10,10 @@ use zeroize::Zeroizing;
 
 use crate::args::{FromRepoArgs, Global};
 
-fn first_line(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
-    let bytes = Zeroizing::new(bytes);
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(bytes.len());
-    let mut line = &bytes[..end];
-    if line.last() == Some(&b'\r') {
-        line = &line[..line.len() - 1];
-    }
-    Zeroizing::new(line.to_vec())
-}
-
 fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
-    Ok(first_line(bytes))
+    Ok(lifeboat::password_line(bytes))
 }
 
 fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
@@ -40,7 +27,7 @@ fn from_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>> {
     if !out.status.success() {
         bail!("the password command failed ({})", out.status);
     }
-    Ok(first_line(out.stdout))
+    Ok(lifeboat::password_line(out.stdout))
 }
 
 fn prompt(message: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {

@@ -249,12 +249,8 @@ impl Repository {
         progress: &Progress,
         report: &mut DrillReport,
     ) -> Result<()> {
-        let node = match one_file(self, snapshot) {
-            Ok(n) => n,
-            Err(p) => {
-                report.problems.push(p);
-                return Ok(());
-            }
+        let Some(node) = one_file(self, snapshot, report) else {
+            return Ok(());
         };
         let image = dir.join("image");
         let bopts = lifeboat_core::BlockRestoreOptions {
@@ -316,12 +312,8 @@ impl Repository {
         progress: &Progress,
         report: &mut DrillReport,
     ) -> Result<()> {
-        let node = match one_file(self, snapshot) {
-            Ok(n) => n,
-            Err(p) => {
-                report.problems.push(p);
-                return Ok(());
-            }
+        let Some(node) = one_file(self, snapshot, report) else {
+            return Ok(());
         };
         let file = dir.join("snapshot.db");
         // etcd_restore verifies from the disk: meta pages, size, trailer and
@@ -431,15 +423,18 @@ fn timed<T>(progress: &Progress, report: &mut DrillReport, f: impl FnOnce() -> T
     out
 }
 
-/// The one regular file of an etcd or block snapshot.
-fn one_file(repo: &Repository, snapshot: &Snapshot) -> std::result::Result<Node, String> {
-    let tree = repo
-        .load_tree(&snapshot.tree)
-        .map_err(|e| format!("cannot read the snapshot's tree: {e}"))?;
-    match tree.nodes.as_slice() {
-        [n] if n.kind == NodeKind::File => Ok(n.clone()),
-        _ => Err("the snapshot should hold exactly one file and does not".into()),
-    }
+/// The one regular file of an etcd or block snapshot; `None`, with the
+/// problem in `report`, when there is not exactly one.
+fn one_file(repo: &Repository, snapshot: &Snapshot, report: &mut DrillReport) -> Option<Node> {
+    let problem = match repo.load_tree(&snapshot.tree) {
+        Err(e) => format!("cannot read the snapshot's tree: {e}"),
+        Ok(tree) => match tree.nodes.as_slice() {
+            [n] if n.kind == NodeKind::File => return Some(n.clone()),
+            _ => "the snapshot should hold exactly one file and does not".into(),
+        },
+    };
+    report.problems.push(problem);
+    None
 }
 
 /// Whether the image holds an ext2/3/4 file system (superblock magic).

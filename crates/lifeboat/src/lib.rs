@@ -149,6 +149,22 @@ pub use lifeboat_prune::{
 };
 pub use lifeboat_store::{Backend, Location, OpenOptions, default_cache_root, error_chain};
 
+/// The password in a password file's or command's output: its first line,
+/// without the line ending (`\n` or `\r\n`), as restic reads one. Both the
+/// input and the result are zeroed when dropped.
+pub fn password_line(bytes: Vec<u8>) -> zeroize::Zeroizing<Vec<u8>> {
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    let mut line = &bytes[..end];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    zeroize::Zeroizing::new(line.to_vec())
+}
+
 /// The time library of [`ForgetPlan::now`] and of the `now` that
 /// [`Repository::forget`] takes.
 pub use jiff;

@@ -274,18 +274,6 @@ impl Settings {
     }
 }
 
-fn first_line(bytes: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(bytes.len());
-    let mut line = &bytes[..end];
-    if line.last() == Some(&b'\r') {
-        line = &line[..line.len() - 1];
-    }
-    Zeroizing::new(line.to_vec())
-}
-
 /// The repository password: `LIFEBOAT_PASSWORD` or `RESTIC_PASSWORD`, else
 /// the first line of `LIFEBOAT_PASSWORD_FILE` or `RESTIC_PASSWORD_FILE`.
 /// Zeroed when dropped.
@@ -300,7 +288,7 @@ pub fn password() -> Result<Zeroizing<Vec<u8>>, Failure> {
         if let Some(f) = var(name) {
             let bytes = std::fs::read(&f)
                 .map_err(|e| Failure::config(format!("{name}: reading {f}: {e}")))?;
-            return Ok(first_line(Zeroizing::new(bytes)));
+            return Ok(lifeboat::password_line(bytes));
         }
     }
     Err(Failure::config(
@@ -332,7 +320,7 @@ mod tests {
 
     #[test]
     fn password_file_keeps_its_first_line() {
-        let line = first_line(Zeroizing::new(b"secret\r\nrest".to_vec()));
+        let line = lifeboat::password_line(b"secret\r\nrest".to_vec());
         assert_eq!(line.as_slice(), b"secret");
     }
 }

@@ -42,8 +42,9 @@ pub const MAX_FIXED_CHUNK: u32 = 64 << 20;
 /// CDC, and backed up as fast (docs/block.md, "Measurement").
 pub const DEFAULT_BLOCK_CHUNKING: BlockChunking = BlockChunking::Fixed(1 << 20);
 
-/// Bytes of one batch of fixed chunks read before they are sealed in
-/// parallel (at least one chunk).
+/// Bytes of one batch of fixed chunks, read and sealed in parallel (at
+/// least four chunks per thread). Memory does not grow with it: each
+/// thread holds one chunk at a time.
 const BATCH_BYTES: u64 = 32 << 20;
 
 /// How a block source is cut into chunks.
@@ -359,10 +360,22 @@ fn has_data(extents: &[(u64, u64)], s: u64, e: u64) -> bool {
     extents.get(i).is_some_and(|x| x.0 < e)
 }
 
+thread_local! {
+    /// One fixed chunk's bytes, reused by this thread from chunk to chunk:
+    /// a block backup holds at most one chunk per pool thread.
+    static CHUNK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl ContentSaver<'_, '_> {
     /// Read and save `[from, to)` of `f` in fixed chunks of `chunk` bytes
     /// (`from` is aligned; `to` is aligned or the device end). Chunks that
     /// meet no data extent are holes and are not read.
+    ///
+    /// Each pool thread reads a chunk into its own buffer and seals it, so
+    /// reading and sealing overlap across threads and nothing waits for a
+    /// whole batch to be read first. Batches only keep the content list in
+    /// order; they hold many chunks per thread, so a thread that finishes
+    /// its last chunk early idles little.
     fn fixed_content(
         &self,
         f: &fs::File,
@@ -370,56 +383,42 @@ impl ContentSaver<'_, '_> {
         (from, to): (u64, u64),
         chunk: u64,
         extents: &[(u64, u64)],
-        buf: &mut Vec<u8>,
     ) -> Result<Vec<ContentPart>> {
         let threads = rayon::current_num_threads().max(1) as u64;
-        let per_batch = (BATCH_BYTES / chunk).clamp(1, 2 * threads);
+        let per_batch = (BATCH_BYTES / chunk).max(4 * threads);
         let mut parts = Vec::new();
         let mut pos = from;
         while pos < to {
             self.check_stop()?;
             let batch_end = (pos + per_batch * chunk).min(to);
-            // The chunks of this batch that hold data; the others are holes.
             let spans: Vec<(u64, u64)> = (pos..batch_end)
                 .step_by(chunk as usize)
                 .map(|s| (s, (s + chunk).min(batch_end)))
                 .collect();
-            let data: Vec<(u64, u64)> = spans
-                .iter()
-                .copied()
-                .filter(|&(s, e)| has_data(extents, s, e))
-                .collect();
-            let bytes: u64 = data.iter().map(|(s, e)| e - s).sum();
-            let _grant = self.budget.take(bytes as usize);
-            buf.clear();
-            buf.resize(bytes as usize, 0);
-            let mut slices: Vec<&mut [u8]> = Vec::with_capacity(data.len());
-            let mut rest = buf.as_mut_slice();
-            for (s, e) in &data {
-                let (head, tail) = rest.split_at_mut((e - s) as usize);
-                slices.push(head);
-                rest = tail;
-            }
-            slices
-                .par_iter_mut()
-                .zip(data.par_iter())
-                .try_for_each(|(b, (s, _))| f.read_exact_at(b, *s))
-                .map_err(|e| Error::io(path, e))
+            let read = std::sync::atomic::AtomicU64::new(0);
+            let saved = spans
+                .par_iter()
+                .map(|&(s, e)| {
+                    if !has_data(extents, s, e) {
+                        return Ok(ContentPart::Hole { len: e - s });
+                    }
+                    self.check_stop()?;
+                    CHUNK_BUF.with_borrow_mut(|buf| {
+                        // Resized, not cleared: only a first (or larger)
+                        // chunk zero-fills anything.
+                        buf.resize((e - s) as usize, 0);
+                        f.read_exact_at(buf, s).map_err(|e| Error::io(path, e))?;
+                        fail_point!(self.fail_points, Read)?;
+                        read.fetch_add(e - s, Ordering::Relaxed);
+                        self.save_chunk(buf)
+                    })
+                })
+                .collect::<Result<Vec<ContentPart>>>()
                 .or_else(|e| self.fail(e))?;
-            if let Err(e) = fail_point!(self.fail_points, Read) {
-                return self.fail(e);
-            }
-            let read: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
-            let mut saved = self.save_chunks(&read)?.into_iter();
-            for (s, e) in spans {
-                let p = if has_data(extents, s, e) {
-                    saved.next().unwrap_or(ContentPart::Hole { len: e - s })
-                } else {
-                    ContentPart::Hole { len: e - s }
-                };
+            for p in saved {
                 push_part(&mut parts, p);
             }
-            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.bytes.fetch_add(read.into_inner(), Ordering::Relaxed);
             self.progress
                 .bytes
                 .fetch_add(batch_end - pos, Ordering::Relaxed);
@@ -526,16 +525,10 @@ impl Archiver<'_, '_> {
             (BlockChunking::Fixed(c), changed) => {
                 let chunk = u64::from(c);
                 let extents = data_extents(&f, size);
-                let mut buf = Vec::new();
                 match changed {
-                    None => self.content.fixed_content(
-                        &f,
-                        &abs,
-                        (0, size),
-                        chunk,
-                        &extents,
-                        &mut buf,
-                    )?,
+                    None => self
+                        .content
+                        .fixed_content(&f, &abs, (0, size), chunk, &extents)?,
                     Some(ranges) => {
                         validate_ranges(ranges, size)?;
                         if opts.force {
@@ -583,7 +576,7 @@ impl Archiver<'_, '_> {
                         for &span in &reread {
                             fresh.push(
                                 self.content
-                                    .fixed_content(&f, &abs, span, chunk, &extents, &mut buf)?,
+                                    .fixed_content(&f, &abs, span, chunk, &extents)?,
                             );
                         }
                         let reused: u64 = size - reread.iter().map(|(a, b)| b - a).sum::<u64>();

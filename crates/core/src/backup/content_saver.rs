@@ -50,24 +50,32 @@ impl ContentSaver<'_, '_> {
         Err(e)
     }
 
+    /// Save one chunk: a hole if it is all zeros, else a data blob.
+    pub(super) fn save_chunk(&self, c: &[u8]) -> Result<ContentPart> {
+        if lifeboat_chunker::is_zero(c) {
+            return Ok(ContentPart::Hole {
+                len: c.len() as u64,
+            });
+        }
+        let (id, _) = self.saver.save(BlobType::Data, c)?;
+        Ok(ContentPart::Blob {
+            id,
+            len: c.len() as u32,
+        })
+    }
+
     pub(super) fn save_chunks(&self, chunks: &[&[u8]]) -> Result<Vec<ContentPart>> {
         self.check_stop()?;
-        let one = |c: &&[u8]| -> Result<ContentPart> {
-            if lifeboat_chunker::is_zero(c) {
-                return Ok(ContentPart::Hole {
-                    len: c.len() as u64,
-                });
-            }
-            let (id, _) = self.saver.save(BlobType::Data, c)?;
-            Ok(ContentPart::Blob {
-                id,
-                len: c.len() as u32,
-            })
-        };
         let res = if chunks.len() == 1 {
-            chunks.iter().map(one).collect::<Result<_>>()
+            chunks
+                .iter()
+                .map(|c| self.save_chunk(c))
+                .collect::<Result<_>>()
         } else {
-            chunks.par_iter().map(one).collect::<Result<_>>()
+            chunks
+                .par_iter()
+                .map(|c| self.save_chunk(c))
+                .collect::<Result<_>>()
         };
         res.or_else(|e| self.fail(e))
     }

@@ -25,7 +25,11 @@ fi
 # names, not binaries: a test left out with its whole binary is not counted):
 # - the S3 tests (every test named `*s3*`: those of the `s3` and `garage`
 #   binaries start with `s3_`) with LIFEBOAT_SKIP_S3=1;
-# - the tests that need root (named `*_as_root`) when not run as root.
+# - the tests that need root (named `*_as_root`) when not run as root;
+# - the etcd TLS tests (named `etcd_tls_*`) without `openssl`, which makes
+#   their certificates;
+# - the loop-device tests (named `block_device_*`) where, as root, no loop
+#   device can be had (`losetup -f` fails: no loop driver, a container).
 # CI runs as root with Garage, so there nothing is left out.
 skip=()
 if [[ "${LIFEBOAT_SKIP_S3:-}" == 1 ]]; then
@@ -35,6 +39,14 @@ fi
 if [[ "$(id -u)" != 0 ]]; then
     skip+=("test(/_as_root$/)")
     echo "==> not root: the tests that need root are left out (counted as skipped)"
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    skip+=("test(/^etcd_tls_/)")
+    echo "==> no openssl: the etcd TLS tests are left out (counted as skipped)"
+fi
+if [[ "$(id -u)" == 0 ]] && ! losetup -f >/dev/null 2>&1; then
+    skip+=("test(/^block_device_/)")
+    echo "==> no free loop device: the loop-device tests are left out (counted as skipped)"
 fi
 if ! docker info >/dev/null 2>&1; then
     skip+=("test(/docker_/)")

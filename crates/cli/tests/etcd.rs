@@ -4,7 +4,9 @@
 //! `etcdctl snapshot restore` accepts and from which a second etcd serves
 //! every key; deduplication across backups with 5% churn; and corruption of
 //! the stream (by a proxy between Lifeboat and etcd) or of a file, which
-//! fails the backup with no snapshot written.
+//! fails the backup with no snapshot written; a member over TLS with client
+//! certificates (a throwaway PKI made with `openssl`) and one with users
+//! and roles, with each wrong certificate, CA or password failing clearly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,14 +16,14 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::etcd::{Etcd, etcdctl, free_port};
-use common::{Rng, TestRepo, run};
+use common::etcd::{Etcd, Pki, etcdctl, free_port};
+use common::{Output, Rng, TestRepo, run};
 
 impl Etcd {
     /// Put `keys` with values of `len` random hex characters, 100 per
@@ -35,7 +37,8 @@ impl Etcd {
                 ops.push_str(&format!("put {} {}\n", key(*k), hex(&v)));
             }
             ops.push_str("\n\n");
-            let mut child = etcdctl(&self.url)
+            let mut child = self
+                .etcdctl()
                 .arg("txn")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
@@ -78,7 +81,7 @@ impl Etcd {
 
     /// `etcdctl snapshot save` to `path`.
     fn save(&self, path: &Path) {
-        run(etcdctl(&self.url).args(["snapshot", "save"]).arg(path)).ok("etcdctl snapshot save");
+        run(self.etcdctl().args(["snapshot", "save"]).arg(path)).ok("etcdctl snapshot save");
     }
 }
 
@@ -98,27 +101,39 @@ fn loaded_etcd(dir: &Path, n: usize, len: usize, seed: u64) -> Etcd {
     etcd
 }
 
-/// `lifeboat --json etcd backup <args>`, asserting success; the summary.
-fn etcd_backup(repo: &TestRepo, args: &[&str]) -> serde_json::Value {
-    let mut c = repo.cmd();
-    c.args(["--json", "etcd", "backup", "--node-name", "node-1"])
-        .args(args);
-    run(&mut c).ok("etcd backup").summary()
-}
+/// etcdctl's variables, which `lifeboat etcd backup` reads too; removed
+/// from its environment so that the tests do not depend on the caller's.
+const ETCDCTL_VARS: [&str; 5] = [
+    "ETCDCTL_CACERT",
+    "ETCDCTL_CERT",
+    "ETCDCTL_KEY",
+    "ETCDCTL_USER",
+    "ETCDCTL_PASSWORD",
+];
 
-/// `lifeboat etcd backup <args>`, asserting a failure that names `phrase`
-/// and that no snapshot was written.
-fn etcd_backup_fails(repo: &TestRepo, args: &[&str], phrase: &str, snapshots_before: usize) {
+/// `lifeboat etcd backup --node-name node-1 <args>`.
+fn etcd_backup_cmd(repo: &TestRepo, args: &[&str]) -> Command {
     let mut c = repo.cmd();
+    for v in ETCDCTL_VARS {
+        c.env_remove(v);
+    }
     c.args(["etcd", "backup", "--node-name", "node-1"])
         .args(args);
-    let o = run(&mut c);
-    assert_ne!(
-        o.code,
-        0,
-        "backup of a corrupt snapshot succeeded: {}",
-        o.out()
-    );
+    c
+}
+
+/// `lifeboat --json etcd backup <args>`, asserting success; the summary.
+fn etcd_backup(repo: &TestRepo, args: &[&str]) -> serde_json::Value {
+    run(etcd_backup_cmd(repo, args).arg("--json"))
+        .ok("etcd backup")
+        .summary()
+}
+
+/// Run `c`, an etcd backup, asserting a failure that names `phrase` and
+/// that no snapshot was written; its output.
+fn backup_fails(repo: &TestRepo, c: &mut Command, phrase: &str, snapshots_before: usize) -> Output {
+    let o = run(c);
+    assert_ne!(o.code, 0, "etcd backup succeeded: {}", o.out());
     assert!(
         o.stderr.contains(phrase),
         "stderr lacks {phrase:?}:\n{}",
@@ -127,8 +142,39 @@ fn etcd_backup_fails(repo: &TestRepo, args: &[&str], phrase: &str, snapshots_bef
     assert_eq!(
         repo.snapshots().len(),
         snapshots_before,
-        "a snapshot was written for a corrupt etcd snapshot"
+        "a snapshot was written by a failed etcd backup"
     );
+    o
+}
+
+/// `lifeboat etcd backup <args>`, asserting a failure that names `phrase`
+/// and that no snapshot was written.
+fn etcd_backup_fails(repo: &TestRepo, args: &[&str], phrase: &str, snapshots_before: usize) {
+    backup_fails(
+        repo,
+        &mut etcd_backup_cmd(repo, args),
+        phrase,
+        snapshots_before,
+    );
+}
+
+/// A new member `name` in `dir`, on a data directory that etcdctl 3.4
+/// restored (checking its sha256) from the snapshot file `db`.
+fn member_from_snapshot(db: &Path, dir: &Path, name: &str) -> Etcd {
+    let peer = free_port();
+    let data = dir.join(format!("etcd-{name}"));
+    let mut c = Command::new("etcdctl");
+    c.env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore"])
+        .arg(db)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--name", name, "--initial-cluster"])
+        .arg(format!("{name}=http://127.0.0.1:{peer}"))
+        .arg("--initial-advertise-peer-urls")
+        .arg(format!("http://127.0.0.1:{peer}"));
+    run(&mut c).ok("etcdctl snapshot restore");
+    Etcd::start(&data, name, peer)
 }
 
 #[test]
@@ -203,22 +249,10 @@ fn etcd_backup_restores_into_a_new_member_with_every_key() {
 
     // etcdctl 3.4 restores it (checking the sha256), and a new member
     // serves every key with its value.
-    let peer = free_port();
-    let data = dir.join("etcd-b");
-    run(etcdctl(&etcd.url)
-        .args(["snapshot", "restore"])
-        .arg(&restored)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--name", "b", "--initial-cluster"])
-        .arg(format!("b=http://127.0.0.1:{peer}"))
-        .arg("--initial-advertise-peer-urls")
-        .arg(format!("http://127.0.0.1:{peer}")))
-    .ok("etcdctl snapshot restore");
     let original = etcd.all();
     assert_eq!(original.len(), 400);
     drop(etcd);
-    let second = Etcd::start(&data, "b", peer);
+    let second = member_from_snapshot(&restored, &dir, "b");
     assert_eq!(second.all(), original);
 }
 
@@ -515,4 +549,258 @@ fn etcd_stream_that_stalls_fails_the_backup_instead_of_hanging() {
     let p = proxy(target, Flip::Nothing);
     etcd_backup(&repo, &["--endpoint", &p.url, "--timeout", "2"]);
     assert_eq!(repo.snapshots().len(), 1);
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn etcd_tls_backup_with_a_client_certificate_restores_every_key() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch("etcd");
+    let pki = Pki::new(&dir.join("pki"));
+    let etcd = Etcd::start_tls(&dir.join("etcd-a"), "a", free_port(), &pki);
+    assert!(etcd.url.starts_with("https://127.0.0.1:"), "{}", etcd.url);
+    let keys: Vec<usize> = (0..300).collect();
+    etcd.put_random(&keys, 300, &mut Rng::new(7));
+    // The member does require a client certificate: etcdctl with the CA
+    // alone is refused.
+    let mut c = etcdctl(&etcd.url);
+    c.args(["--cacert", path_str(&pki.ca), "get", "", "--prefix"]);
+    let o = run(&mut c);
+    assert_ne!(o.code, 0, "etcd served a client without a certificate");
+
+    let (ca, cert, key) = (
+        path_str(&pki.ca),
+        path_str(&pki.client),
+        path_str(&pki.client_key),
+    );
+    let url = etcd.url.as_str();
+    let revision = etcd.revision();
+    let s = etcd_backup(
+        &repo,
+        &[
+            "--endpoint",
+            url,
+            "--cacert",
+            ca,
+            "--cert",
+            cert,
+            "--key",
+            key,
+        ],
+    );
+    assert_eq!(s["revision"], revision);
+    let saved = dir.join("etcdctl.db");
+    etcd.save(&saved);
+    let saved_bytes = std::fs::read(&saved).unwrap();
+    assert_eq!(s["sha256"], hex(&saved_bytes[saved_bytes.len() - 32..]));
+
+    // Restored: what etcdctl saved over the same TLS connection, and a new
+    // member on it serves every key.
+    let restored = dir.join("restored.db");
+    let mut c = repo.cmd();
+    c.args(["etcd", "restore", "latest", "--output"])
+        .arg(&restored);
+    run(&mut c).ok("etcd restore");
+    assert_eq!(std::fs::read(&restored).unwrap(), saved_bytes);
+    let original = etcd.all();
+    assert_eq!(original.len(), 300);
+    let second = member_from_snapshot(&restored, &dir, "b");
+    assert_eq!(second.all(), original);
+    drop(second);
+
+    // What a wrong TLS setup gets: a non-zero exit naming the problem,
+    // soon (the timeout bounds every wait), and no snapshot.
+    let other = path_str(&pki.other_ca);
+    let (server_cert, server_key) = (path_str(&pki.server), path_str(&pki.server_key));
+    let cases: [(&[&str], &str); 5] = [
+        // No --cacert: nothing to trust the member's certificate with.
+        (
+            &["--cert", cert, "--key", key],
+            "no CA certificate was given",
+        ),
+        // A CA that did not sign the member's certificate.
+        (
+            &["--cacert", other, "--cert", cert, "--key", key],
+            "is not signed by the CA certificate",
+        ),
+        // No client certificate, which the member requires.
+        (
+            &["--cacert", ca],
+            "it requires a client certificate and none was given",
+        ),
+        // A certificate for servers only, refused as a client's.
+        (
+            &["--cacert", ca, "--cert", server_cert, "--key", server_key],
+            "it did not accept the client certificate",
+        ),
+        // Plain HTTP to a TLS port.
+        (&[], "if it serves TLS, give an https:// URL"),
+    ];
+    for (tls, phrase) in cases {
+        let plain = url.replace("https://", "http://");
+        let endpoint = if tls.is_empty() { plain.as_str() } else { url };
+        let mut args = vec!["--endpoint", endpoint, "--timeout", "5"];
+        args.extend_from_slice(tls);
+        let start = Instant::now();
+        etcd_backup_fails(&repo, &args, phrase, 1);
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(30),
+            "{args:?} failed only after {took:?}"
+        );
+    }
+}
+
+/// Passwords of the auth test's etcd users; distinctive, so that a leak is
+/// easy to spot.
+const ROOT_PW: &str = "lb-etcd-root-pw-3vN8qW";
+const BACKUP_PW: &str = "lb-etcd-backup-pw-Zt5Lm2";
+const READER_PW: &str = "lb-etcd-reader-pw-Hy7Pc4";
+const WRONG_PW: &str = "lb-etcd-wrong-pw-Qd6Rx1";
+
+/// Assert that no password of the auth test is in `o`'s output.
+fn no_password_in(o: &Output, what: &str) {
+    let out = o.out();
+    for pw in [ROOT_PW, BACKUP_PW, READER_PW, WRONG_PW] {
+        assert!(
+            !out.contains(pw) && !o.stderr.contains(pw),
+            "{what} printed a password:\n{out}\n{}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn etcd_auth_backup_as_a_user_with_the_root_role_and_wrong_passwords_fail_clearly() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch("etcd");
+    let mut etcd = loaded_etcd(&dir, 200, 300, 8);
+    // root; `lifeboat-backup` with the root role (a snapshot needs it);
+    // `reader`, with a role that may only read /registry/.
+    let setup: [&[&str]; 9] = [
+        &["user", "add", "root", "--interactive=false"],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "lifeboat-backup", "--interactive=false"],
+        &["user", "grant-role", "lifeboat-backup", "root"],
+        &["role", "add", "readonly"],
+        &[
+            "role",
+            "grant-permission",
+            "readonly",
+            "--prefix=true",
+            "read",
+            "/registry/",
+        ],
+        &["user", "add", "reader", "--interactive=false"],
+        &["user", "grant-role", "reader", "readonly"],
+        &["auth", "enable"],
+    ];
+    for args in setup {
+        let mut c = etcd.etcdctl();
+        c.args(args);
+        match args {
+            ["user", "add", "root", ..] => c.arg(format!("--new-user-password={ROOT_PW}")),
+            ["user", "add", "lifeboat-backup", ..] => {
+                c.arg(format!("--new-user-password={BACKUP_PW}"))
+            }
+            ["user", "add", "reader", ..] => c.arg(format!("--new-user-password={READER_PW}")),
+            _ => &mut c,
+        };
+        run(&mut c).ok(&format!("etcdctl {}", args.join(" ")));
+    }
+    etcd.ctl_flags
+        .extend(["--user".into(), format!("root:{ROOT_PW}").into()]);
+    // Auth is on: etcdctl without a user is refused.
+    let o = run(etcdctl(&etcd.url).args(["get", "/registry/", "--prefix"]));
+    assert_ne!(o.code, 0, "etcd served a client without a user");
+    let url = etcd.url.as_str();
+
+    // Without a user: refused, no snapshot.
+    etcd_backup_fails(
+        &repo,
+        &["--endpoint", url],
+        "authentication failed: the member has authentication enabled and no user was given",
+        0,
+    );
+
+    // The user, with the password from ETCDCTL_PASSWORD.
+    let o = run(etcd_backup_cmd(
+        &repo,
+        &["--json", "--endpoint", url, "--user", "lifeboat-backup"],
+    )
+    .env("ETCDCTL_PASSWORD", BACKUP_PW))
+    .ok("etcd backup --user");
+    no_password_in(&o, "etcd backup --user");
+    let s = o.summary();
+    let saved = dir.join("etcdctl.db");
+    etcd.save(&saved);
+    let saved_bytes = std::fs::read(&saved).unwrap();
+    assert_eq!(s["sha256"], hex(&saved_bytes[saved_bytes.len() - 32..]));
+    let restored = dir.join("restored.db");
+    let mut c = repo.cmd();
+    c.args(["etcd", "restore", "latest", "--output"])
+        .arg(&restored);
+    run(&mut c).ok("etcd restore");
+    assert_eq!(std::fs::read(&restored).unwrap(), saved_bytes);
+
+    // A wrong password, from ETCDCTL_PASSWORD or as NAME:PASSWORD: a clear
+    // failure, no snapshot, the password not printed.
+    let mut c = etcd_backup_cmd(&repo, &["--endpoint", url, "--user", "lifeboat-backup"]);
+    c.env("ETCDCTL_PASSWORD", WRONG_PW);
+    let o = backup_fails(
+        &repo,
+        &mut c,
+        "authentication failed: user \"lifeboat-backup\": wrong user name or password",
+        1,
+    );
+    no_password_in(&o, "etcd backup with a wrong password");
+    let user = format!("lifeboat-backup:{WRONG_PW}");
+    let mut c = etcd_backup_cmd(&repo, &["--endpoint", url, "--user", &user]);
+    let o = backup_fails(&repo, &mut c, "authentication failed", 1);
+    no_password_in(&o, "etcd backup with a wrong NAME:PASSWORD");
+    // An unknown user fails the same way.
+    let mut c = etcd_backup_cmd(&repo, &["--endpoint", url, "--user", "nobody"]);
+    c.env("ETCDCTL_PASSWORD", BACKUP_PW);
+    let o = backup_fails(&repo, &mut c, "authentication failed", 1);
+    no_password_in(&o, "etcd backup as an unknown user");
+    // A user whose role may not take snapshots.
+    let mut c = etcd_backup_cmd(&repo, &["--endpoint", url, "--user", "reader"]);
+    c.env("ETCDCTL_PASSWORD", READER_PW);
+    let o = backup_fails(&repo, &mut c, "user \"reader\" may not take snapshots", 1);
+    no_password_in(&o, "etcd backup as a reader");
+    // A member that accepts the connection and never answers fails the
+    // backup after the timeout instead of holding authentication forever.
+    let target: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+    let p = proxy(target, Flip::StallAt(0));
+    let mut c = etcd_backup_cmd(
+        &repo,
+        &[
+            "--endpoint",
+            &p.url,
+            "--user",
+            "lifeboat-backup",
+            "--timeout",
+            "2",
+        ],
+    );
+    c.env("ETCDCTL_PASSWORD", BACKUP_PW);
+    let start = Instant::now();
+    backup_fails(
+        &repo,
+        &mut c,
+        "connecting and authenticating: no answer within 2 s",
+        1,
+    );
+    assert!(p.flipped.load(Ordering::SeqCst), "the proxy never stalled");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "gave up only after {:?}",
+        start.elapsed()
+    );
+    // A user with no password anywhere.
+    let mut c = etcd_backup_cmd(&repo, &["--endpoint", url, "--user", "lifeboat-backup"]);
+    backup_fails(&repo, &mut c, "ETCDCTL_PASSWORD", 1);
 }

@@ -157,6 +157,55 @@ pub enum Error {
         #[source]
         source: etcd_client::Error,
     },
+    /// The TLS handshake with the member failed: its certificate was not
+    /// trusted, or it refused the client's (or the lack of one).
+    #[error("etcd at {endpoint}: TLS handshake failed: {problem}")]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// What went wrong, and with which file.
+        problem: String,
+        /// The client's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// The member refused the user name and password, or wants a user
+    /// and none was given.
+    #[error("etcd at {endpoint}: authentication failed: {problem}")]
+    Auth {
+        /// The endpoint.
+        endpoint: String,
+        /// What went wrong (it never holds the password).
+        problem: String,
+        /// The client's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// The user may not take snapshots: etcd allows them to users with
+    /// the root role only.
+    #[error(
+        "etcd at {endpoint}: user {user:?} may not take snapshots (permission denied; etcd allows them to users with the root role)"
+    )]
+    PermissionDenied {
+        /// The endpoint.
+        endpoint: String,
+        /// The user name.
+        user: String,
+        /// The client's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// Connecting, authenticating, an RPC, or the start of the snapshot
+    /// stream got no answer within the timeout.
+    #[error("etcd at {endpoint}: {what}: no answer within {secs} s")]
+    TimedOut {
+        /// The endpoint.
+        endpoint: String,
+        /// What was being done.
+        what: &'static str,
+        /// The timeout, in seconds.
+        secs: f64,
+    },
     /// A snapshot file could not be read or written.
     #[error("{path}")]
     Io {

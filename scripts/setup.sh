@@ -18,6 +18,10 @@ need etcdctl || missing+=(etcd-client)
 need mkfs.ext4 || missing+=(e2fsprogs)
 need strace || missing+=(strace)
 need setpriv || missing+=(util-linux)
+# openssl: the etcd TLS test makes its own CA and certificates.
+need openssl || missing+=(openssl)
+# losetup (util-linux, mount): the block-device test attaches a loop device.
+need losetup || missing+=(mount)
 # The mover's image: a static musl binary (zstd's C part needs musl-gcc), a
 # CA bundle copied in; the manifest check installs its validator in a venv.
 need musl-gcc || missing+=(musl-tools)

@@ -1,9 +1,12 @@
 //! Deduplicating blob writer: hash → dedup (index + in-flight set) →
 //! seal (compress, encrypt) → pack → upload → index.
 //!
-//! Any number of backup workers call [`BlobSaver::save`]. Full packs go
-//! through a channel to uploader threads, so workers keep sealing while
-//! packs are written and synced. Data packs in flight are bounded (see
+//! Any number of backup workers call [`BlobSaver::save`]. Each data blob
+//! goes to one of [`DATA_PACKS`] open data packs, chosen at random, so a
+//! reader of the store cannot tell which stored blobs follow each other in
+//! a file (docs/security.md, "What random pack assignment changes"). Full
+//! packs go through a channel to uploader threads, so workers keep sealing
+//! while packs are written and synced. Data packs in flight are bounded (see
 //! [`FILLING`]), so a slow store holds the workers back (backpressure)
 //! instead of letting packs pile up in memory. On a local repository a
 //! data pack is written to a staged file as it fills, and never held in
@@ -14,7 +17,7 @@
 use crate::repo::RepositoryInternals as _;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender};
 use lifeboat_format::layout::{Folder, object_path};
@@ -37,14 +40,22 @@ pub(crate) const DEFAULT_UPLOADERS: usize = 2;
 /// little indexing work.
 const PACKS_PER_SEGMENT: usize = 64;
 
-/// Data packs open at once beyond one per uploader: the one being filled.
-/// A worker that needs a new data pack while every uploader is busy waits
-/// for one to finish, so at most `uploaders + 1` data packs exist. Where
-/// they are built in memory (remote stores), that bounds their memory
-/// (17 MiB each), and uploaded buffers are reused: a fresh one is mapped
-/// by the allocator and costs a page fault per 4 KiB as it fills, a
-/// recycled one is already resident.
-const FILLING: usize = 1;
+/// Data packs open at once, each data blob going to one of them at random
+/// (a blob of pack size or more gets a pack of its own instead).
+const DATA_PACKS: usize = 2;
+
+// A pick takes one byte of a hash modulo DATA_PACKS: uniform only if it divides 256.
+const _: () = assert!(256 % DATA_PACKS == 0);
+
+/// Data packs open at once beyond one per uploader: the [`DATA_PACKS`]
+/// being filled. A worker that needs a new data pack while every uploader
+/// is busy waits for one to finish, so at most `uploaders + 2` data packs
+/// exist. Where they are built in memory (remote stores), that bounds
+/// their memory (17 MiB each at the default 16 MiB pack size: 68 MiB with
+/// the default 2 uploaders), and uploaded buffers are reused: a fresh one
+/// is mapped by the allocator and costs a page fault per 4 KiB as it
+/// fills, a recycled one is already resident.
+const FILLING: usize = DATA_PACKS;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -78,7 +89,40 @@ impl OpenPack {
     }
 }
 
-/// Data pack slots (see [`FILLING`]): how many are taken (the open pack,
+/// Picks the open data pack for each data blob: the `n`-th pick is a byte
+/// of BLAKE3(secret ‖ n), with a secret drawn from the operating system on
+/// the first pick and kept only in this process. Without the secret the
+/// picks cannot be predicted or told from coin tosses, so the order of the
+/// blobs in the packs says nothing about their order in the files. One
+/// atomic add and one hash of 40 bytes a blob, and no lock.
+#[derive(Default)]
+struct PackPicker {
+    secret: OnceLock<Id>,
+    next: AtomicU64,
+}
+
+impl PackPicker {
+    /// The index of an open data pack, uniform over [`DATA_PACKS`].
+    fn pick(&self) -> Result<usize> {
+        let secret = match self.secret.get() {
+            Some(s) => s,
+            None => {
+                let s = Id::random().map_err(|e| Error::format("drawing random bits", e))?;
+                // Another thread may have set it first: all use the one set.
+                self.secret.get_or_init(|| s)
+            }
+        };
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut input = [0u8; 40];
+        input[..32].copy_from_slice(secret.as_bytes());
+        input[32..].copy_from_slice(&n.to_le_bytes());
+        // An unkeyed hash of a secret input: a PRF, as BLAKE3 has no length
+        // extension.
+        Ok(usize::from(Id::of_object(&input).0[0]) % DATA_PACKS)
+    }
+}
+
+/// Data pack slots (see [`FILLING`]): how many are taken (the open packs,
 /// queued and uploading ones), and uploaded buffers free for reuse.
 struct Slots {
     out: usize,
@@ -89,8 +133,13 @@ struct Slots {
 pub(crate) struct BlobSaver<'r> {
     repo: &'r Repository,
     inflight: Mutex<HashSet<Id>>,
-    /// The open pack of each type, made on the first blob.
-    packers: [Mutex<Option<OpenPack>>; 2],
+    /// The open data packs, each made on the first blob it gets. Separate
+    /// locks, so two workers can fill two packs at once.
+    data: [Mutex<Option<OpenPack>>; DATA_PACKS],
+    /// Which open data pack a data blob goes to.
+    picker: PackPicker,
+    /// The open tree pack, made on the first tree blob.
+    tree: Mutex<Option<OpenPack>>,
     /// Full packs to the uploaders; taken (closed) by [`Self::close`].
     tx: Mutex<Option<Sender<OpenPack>>>,
     pending: Mutex<Vec<IndexPack>>,
@@ -119,7 +168,9 @@ impl<'r> BlobSaver<'r> {
         let saver = BlobSaver {
             repo,
             inflight: Mutex::new(HashSet::new()),
-            packers: [Mutex::new(None), Mutex::new(None)],
+            data: std::array::from_fn(|_| Mutex::new(None)),
+            picker: PackPicker::default(),
+            tree: Mutex::new(None),
             tx: Mutex::new(Some(tx)),
             pending: Mutex::new(Vec::new()),
             slots: Mutex::new(Slots {
@@ -244,29 +295,40 @@ impl<'r> BlobSaver<'r> {
             .bytes_stored
             .fetch_add(sealed.bytes.len() as u64, Ordering::Relaxed);
         fail_point!(self.fail, Pack)?;
+        let pack_size = self.repo.config.pack_size as usize;
+        let packer = match blob_type {
+            // A blob of pack size or more fills a pack alone: it gets its
+            // own, and the open packs stay as they are.
+            BlobType::Data if sealed.bytes.len() >= pack_size => {
+                let mut p = self.open_pack(blob_type)?;
+                if let Err(e) = p.add(&sealed) {
+                    self.discard(p);
+                    return Err(self.lost_blobs(e));
+                }
+                self.send(p)?;
+                return Ok(true);
+            }
+            BlobType::Data => &self.data[self.picker.pick()?],
+            BlobType::Tree => &self.tree,
+        };
         let full = {
-            let mut slot = lock(&self.packers[blob_type as usize]);
+            let mut slot = lock(packer);
             let open = match slot.take() {
                 Some(p) => p,
                 None => self.open_pack(blob_type)?,
             };
             let p = slot.insert(open);
-            let added = p
-                .add(&sealed)
-                .map(|()| p.pack.len() >= self.repo.config.pack_size as usize);
+            let added = p.add(&sealed).map(|()| p.pack.len() >= pack_size);
             match added {
                 Ok(true) => slot.take(),
                 Ok(false) => None,
                 Err(e) => {
                     // The pack may hold part of a blob now: drop it, so
-                    // nothing of it is stored, and fail every later save,
-                    // as the blobs saved into it are gone.
+                    // nothing of it is stored.
                     if let Some(p) = slot.take() {
                         self.discard(p);
                     }
-                    self.failed.store(true, Ordering::Relaxed);
-                    self.freed.notify_all();
-                    return Err(e);
+                    return Err(self.lost_blobs(e));
                 }
             }
         };
@@ -274,6 +336,14 @@ impl<'r> BlobSaver<'r> {
             self.send(p)?;
         }
         Ok(true)
+    }
+
+    /// Blobs counted as saved (in the in-flight set) were dropped with a
+    /// pack: fail every later save, so no snapshot names them. Returns `e`.
+    fn lost_blobs(&self, e: Error) -> Error {
+        self.failed.store(true, Ordering::Relaxed);
+        self.freed.notify_all();
+        e
     }
 
     fn check_failed(&self) -> Result<()> {
@@ -428,15 +498,82 @@ impl<'r> BlobSaver<'r> {
         Ok(())
     }
 
-    /// Queue the partial packs. Call once all workers are done.
+    /// Queue the partial packs. Call once all workers are done. Two
+    /// in-memory data packs that fit in one are merged first, so a backup
+    /// does not end with two small packs where one will do; staged ones
+    /// are not (see [`Self::merge`]).
     fn flush(&self) -> Result<()> {
-        for t in [BlobType::Data, BlobType::Tree] {
-            let open = lock(&self.packers[t as usize]).take();
-            match open {
-                Some(p) if !p.pack.is_empty() => self.send(p)?,
+        let mut data = Vec::with_capacity(DATA_PACKS);
+        for m in &self.data {
+            match lock(m).take() {
+                Some(p) if !p.pack.is_empty() => data.push(p),
                 Some(p) => self.discard(p),
                 None => {}
             }
+        }
+        let pack_size = self.repo.config.pack_size as usize;
+        loop {
+            // The smallest is merged into the next smallest.
+            data.sort_by_key(|p| p.pack.len());
+            let [from, into, ..] = &data[..] else { break };
+            let fits = from.pack.len() + into.pack.len() < pack_size;
+            if !fits || from.file.is_some() || into.file.is_some() {
+                break;
+            }
+            let from = data.remove(0);
+            if let Err(e) = self.merge(from, &mut data[0]) {
+                for p in data {
+                    self.discard(p);
+                }
+                return Err(self.lost_blobs(e));
+            }
+        }
+        for p in data {
+            self.send(p)?;
+        }
+        let tree = lock(&self.tree).take();
+        match tree {
+            Some(p) if !p.pack.is_empty() => self.send(p)?,
+            Some(p) => self.discard(p),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Move the blobs of in-memory pack `from` to the end of `into`, and
+    /// free `from`'s slot. Their ciphertext is copied as it is (a blob's
+    /// envelope does not depend on its pack), so this costs a copy of at
+    /// most half a pack, once a backup. Staged packs are left apart: their
+    /// blobs are on disk, and the store gives no way to read a staged file
+    /// back, so merging would mean rewriting it; on a local disk one more
+    /// small file costs little.
+    fn merge(&self, from: OpenPack, into: &mut OpenPack) -> Result<()> {
+        // The header sealed here is thrown away: finishing is how a
+        // builder gives back its blob bytes and where each one lies.
+        let (bytes, _, entries) = from
+            .pack
+            .finish(&self.repo.key)
+            .map_err(|e| Error::format("finishing a pack", e))?;
+        self.free_slot(None);
+        let mut blob = SealedBlob {
+            id: Id::default(),
+            blob_type: BlobType::Data,
+            flags: Default::default(),
+            raw_len: 0,
+            bytes: Vec::new(),
+        };
+        for e in entries {
+            let start = e.offset as usize;
+            let stored = bytes
+                .get(start..start + e.stored_len as usize)
+                .ok_or_else(|| Error::Internal("a pack's entry lies outside its bytes".into()))?;
+            blob.id = e.id;
+            blob.blob_type = e.blob_type;
+            blob.flags = e.flags;
+            blob.raw_len = e.raw_len;
+            blob.bytes.clear();
+            blob.bytes.extend_from_slice(stored);
+            into.add(&blob)?;
         }
         Ok(())
     }

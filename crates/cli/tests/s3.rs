@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{MixedStream, compare_trees, random_bytes, restored_path, run};
 use lifeboat_format::layout::Folder;
+use lifeboat_store::{Location, OpenOptions};
 use s3_common::{S3Repo, cluster, own_cluster, read_stats};
 
 /// Whether a path under a cache folder lies in the store folder `folder`.
@@ -177,6 +178,101 @@ fn s3_a_node_killed_mid_backup_leaves_a_consistent_repository() {
     let t2 = r.scratch("t2");
     r.restore(&ids[1], &t2);
     compare_trees(&second, &restored_path(&t2, &second));
+}
+
+/// A big file restores from S3 byte-identical in one request per pack:
+/// restore reads each pack's run of needed blobs in one streamed ranged
+/// GET (split only at gaps over 1 MiB or after 1024 blobs, neither of
+/// which a fresh backup of two files leaves), and the tree packs come from
+/// the cache the backup filled. So the ranged GETs number at most the data
+/// packs, and the bytes read at most what they hold; the server (a cluster
+/// of the test's own) counts exactly the GETs the store says it sent. Then
+/// a pack of the first file is cut in half on the server: that file fails,
+/// named with the pack, and the second, in packs of its own, restores.
+#[test]
+fn s3_a_big_file_restores_in_one_request_per_pack() {
+    let c = own_cluster();
+    let r = S3Repo::new(&c, "bigfile");
+    let src = r.scratch("src");
+    let big = src.join("big.img");
+    std::io::copy(
+        &mut MixedStream::new(7, 48 << 20),
+        &mut fs::File::create(&big).unwrap(),
+    )
+    .unwrap();
+    r.backup(&[&src]);
+    let store = {
+        let mut o = OpenOptions::default();
+        o.settings = c.settings();
+        Location::parse(&r.url)
+            .unwrap()
+            .open_with(false, &o)
+            .unwrap()
+    };
+    let first_packs = store.list("data/").unwrap();
+    // The second file, added in a second backup, lands in packs of its own.
+    let other = src.join("other.bin");
+    fs::write(&other, random_bytes(8, 8 << 20)).unwrap();
+    r.backup(&[&src]);
+    let packs = store.list("data/").unwrap();
+    let pack_bytes: u64 = packs.iter().map(|p| p.size).sum();
+
+    let gets = || {
+        c.s3_requests(1)
+            .unwrap()
+            .get("GetObject")
+            .copied()
+            .unwrap_or(0)
+    };
+    let stats = r.tmp.path().join("stats.jsonl");
+    let restore = |target: &Path| {
+        let before = gets();
+        let o = run(r
+            .cmd()
+            .env("LIFEBOAT_STORE_STATS", &stats)
+            .args(["--json", "restore", "latest", "--target"])
+            .arg(target));
+        let s = read_stats(&stats).pop();
+        let _ = fs::remove_file(&stats);
+        (o, s, gets() - before)
+    };
+    let target = r.scratch("restored");
+    let (o, s, served) = restore(&target);
+    o.ok("restore from S3");
+    let s = s.expect("the store wrote its counters");
+    let counts = compare_trees(&src, &restored_path(&target, &src));
+    assert_eq!(counts.files, 2);
+    let ranged = s["get_range"].as_u64().unwrap();
+    assert!(
+        (1..=packs.len() as u64).contains(&ranged),
+        "{ranged} ranged GETs for {} packs: {s}",
+        packs.len()
+    );
+    assert!(s["range_bytes"].as_u64().unwrap() <= pack_bytes, "{s}");
+    assert_eq!(served, ranged + s["get"].as_u64().unwrap(), "{s}");
+
+    // Cut the largest pack of the first backup (a data pack: tree packs are
+    // small) in half.
+    let cut = first_packs.iter().max_by_key(|p| p.size).unwrap();
+    assert!(cut.size > 4 << 20, "{cut:?}");
+    let bytes = store.get(&cut.path).unwrap();
+    store
+        .put(&cut.path, bytes.slice(..bytes.len() / 2))
+        .unwrap();
+    let name = cut.path.rsplit('/').next().unwrap();
+    let target = r.scratch("damaged");
+    let (o, _, _) = restore(&target);
+    let o = o.fails("restore with a truncated pack", 1, &[name, "truncated"]);
+    let summary = o.summary();
+    assert_eq!(summary["files"], 1, "{summary}");
+    let errors = summary["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{summary}");
+    assert_eq!(errors[0]["path"], big.to_str().unwrap(), "{summary}");
+    assert!(!restored_path(&target, &big).exists());
+    assert_eq!(
+        fs::read(restored_path(&target, &other)).unwrap(),
+        random_bytes(8, 8 << 20)
+    );
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! File content restore planned by pack.
 //!
 //! Every needed blob is looked up once and grouped by the pack that holds
-//! it. Packs are then processed in parallel: each reads its needed blobs in
-//! a few large ranged requests (neighbouring blobs are read through small
-//! gaps rather than fetched one by one), opens and verifies every blob, and
-//! writes it at its offsets into every file that uses it. Files are created
+//! it. Packs are then processed in parallel, most work first: each reads
+//! its needed blobs in a few large ranged requests (neighbouring blobs are
+//! read through small gaps rather than fetched one by one; from a remote
+//! store, one streamed request per run of blobs, each blob handled as it
+//! arrives), opens and verifies every blob, and writes it at its offsets
+//! into every file that uses it. Files are created
 //! and sized first, so holes are never written and writes can land in any
 //! order. A file whose blob fails is reported and removed, never left
 //! looking restored.
@@ -37,6 +39,14 @@ use crate::{Error, Repository};
 const READ_SPAN: u64 = 2 << 20;
 /// Widest gap between two needed blobs that is read through.
 const READ_GAP: u64 = 256 << 10;
+/// Widest gap read through in a streamed read (see
+/// [`Repository::restore_pack`]): another request costs more than
+/// reading this much more of the one in flight.
+const STREAM_GAP: u64 = 1 << 20;
+/// Most blobs in one streamed read. Each is handled while the request is
+/// open, and a blob of a small file costs a file creation: this keeps a
+/// request on a slow file system well inside the store's timeout.
+const STREAM_BLOBS: usize = 1024;
 
 thread_local! {
     /// Decompressed blobs land here, one buffer per restore thread.
@@ -367,17 +377,36 @@ impl Repository {
             }
         });
         let mut packs: Vec<(Id, Vec<Want>)> = packs.into_iter().collect();
-        packs.sort_by_key(|(id, _)| *id);
+        for (_, wants) in &mut packs {
+            wants.sort_by_key(|w| w.offset);
+        }
+        // Most work first (bytes to read, and to write: a blob is written
+        // once per use), so that a pack that fills most of a big file is
+        // not begun last and left running alone; ties by id, for a
+        // repeatable order.
+        let work = |wants: &[Want]| -> u64 {
+            wants
+                .iter()
+                .map(|w| u64::from(w.stored_len) + u64::from(w.raw_len) * w.targets.len() as u64)
+                .sum()
+        };
+        packs.sort_by_cached_key(|(id, wants)| (std::cmp::Reverse(work(wants)), *id));
 
-        // 3. Read, verify and write, pack by pack in parallel.
-        pool.install(|| {
-            packs.par_iter_mut().for_each(|(pack, wants)| {
-                if progress.cancel.load(Ordering::Relaxed) {
-                    return;
-                }
-                wants.sort_by_key(|w| w.offset);
-                self.restore_pack(pack, wants, &slots, &ctx);
-            })
+        // 3. Read, verify and write, pack by pack in parallel: each thread
+        // takes the next pack in that order.
+        let next = AtomicUsize::new(0);
+        pool.scope(|s| {
+            for _ in 0..pool.current_num_threads() {
+                s.spawn(|_| {
+                    while let Some((pack, wants)) = packs.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        if progress.cancel.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        self.restore_pack(pack, wants, &slots, &ctx);
+                    }
+                });
+            }
         });
 
         // 4. Failed files are reported; what they wrote is removed, and a
@@ -414,17 +443,31 @@ impl Repository {
         }
     }
 
+    /// Read the blobs `wants` (in offset order) of `pack`, open them and
+    /// write them into their files. A store that streams ranges
+    /// ([`lifeboat_store::Backend::streams_ranges`]) is asked for each run
+    /// of nearby blobs in one request, however long, and each blob is
+    /// handled as soon as its bytes are in; others are read in spans of at
+    /// most [`READ_SPAN`].
     fn restore_pack(&self, pack: &Id, wants: &[Want], slots: &[Slot<'_>], ctx: &Ctx) {
+        let streamed = self.backend.streams_ranges();
         let path = object_path(Folder::Data, pack);
         let mut i = 0;
         while i < wants.len() {
-            // Extend the span while the next blob is close and it stays small.
+            // Extend the span while the next blob is close (and, unless
+            // streamed, the span stays small).
             let start = u64::from(wants[i].offset);
             let mut end = start + u64::from(wants[i].stored_len);
             let mut j = i + 1;
             while j < wants.len() {
                 let (o, l) = (u64::from(wants[j].offset), u64::from(wants[j].stored_len));
-                if o > end + READ_GAP || o + l - start > READ_SPAN {
+                let fits = if streamed {
+                    // In order and not overlapping: a stream is read once.
+                    o >= end && o <= end + STREAM_GAP && j - i < STREAM_BLOBS
+                } else {
+                    o <= end + READ_GAP && o + l - start <= READ_SPAN
+                };
+                if !fits {
                     break;
                 }
                 end = end.max(o + l);
@@ -439,6 +482,10 @@ impl Repository {
             {
                 continue;
             }
+            if streamed {
+                self.restore_span_streamed(&path, pack, span, start..end, slots, ctx);
+                continue;
+            }
             let mut bytes = match self.backend.get_range(&path, start..end) {
                 // Blobs are decrypted in this buffer: no copy when the
                 // store handed over the only reference to it (a local file).
@@ -451,60 +498,126 @@ impl Repository {
                     continue;
                 }
                 Err(e) => {
-                    // The message per blob, as it would be for a read of that blob alone.
-                    let reason = match e {
-                        e if e.is_not_found() => BlobDamage::PackMissing.to_string(),
-                        lifeboat_store::Error::Truncated { len, .. } => {
-                            BlobDamage::PackTruncated { len }.to_string()
-                        }
-                        other => other.to_string(),
-                    };
-                    for w in span {
-                        let why = format!("pack {pack}, blob {}: {reason}", w.id);
-                        for (s, _) in &w.targets {
-                            slots[*s].fail(why.clone());
-                        }
-                    }
+                    fail_read(pack, span, &e, slots);
                     continue;
                 }
             };
             for w in span {
                 let a = (u64::from(w.offset) - start) as usize;
-                let Some(stored) = bytes.get_mut(a..a + w.stored_len as usize) else {
-                    for (s, _) in &w.targets {
-                        slots[*s].fail(format!("pack {pack}: short read"));
-                    }
-                    continue;
-                };
-                // Decrypted where it was read, decompressed into this
-                // thread's buffer: no allocation (and no fresh pages to
-                // fault in) per blob.
-                let opened = SCRATCH.with_borrow_mut(|scratch| {
-                    let (f, l) = (w.flags, w.raw_len);
-                    let data = open_blob_in_place(
-                        &self.key,
-                        BlobType::Data,
-                        &w.id,
-                        f,
-                        l,
-                        stored,
-                        scratch,
-                    )?;
-                    for (s, off) in &w.targets {
-                        slots[*s].write(data, *off, ctx);
-                    }
-                    Ok::<(), lifeboat_format::Error>(())
-                });
-                match opened {
-                    Ok(()) => {}
-                    Err(e) => {
-                        let why = Error::corrupt_blob(*pack, w.id, e).to_string();
+                match bytes.get_mut(a..a + w.stored_len as usize) {
+                    Some(stored) => self.restore_blob(pack, w, stored, slots, ctx),
+                    None => {
                         for (s, _) in &w.targets {
-                            slots[*s].fail(why.clone());
+                            slots[*s].fail(format!("pack {pack}: short read"));
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Read `range` of the pack, which holds the blobs `span` in order and
+    /// apart, in one streamed request, handling each blob as soon as its
+    /// bytes are in. Memory: the blob being handled and one piece of the
+    /// reply. When the pack turns out shorter, the blobs not handled yet are
+    /// read one by one, as elsewhere, so that each is reported on its own.
+    fn restore_span_streamed(
+        &self,
+        path: &str,
+        pack: &Id,
+        span: &[Want],
+        range: std::ops::Range<u64>,
+        slots: &[Slot<'_>],
+        ctx: &Ctx,
+    ) {
+        use bytes::Buf as _;
+        let mut buf = bytes::BytesMut::new();
+        // Pack offset of buf[0].
+        let mut at = range.start;
+        let mut done = 0;
+        let res = self.backend.get_range_streamed(path, range, &mut |piece| {
+            buf.extend_from_slice(&piece);
+            while let Some(w) = span.get(done) {
+                let (o, l) = (u64::from(w.offset), u64::from(w.stored_len));
+                // Drop the gap before the blob.
+                let skip = o.saturating_sub(at).min(buf.len() as u64);
+                buf.advance(skip as usize);
+                at += skip;
+                if at < o || (buf.len() as u64) < l {
+                    break;
+                }
+                let mut stored = buf.split_to(l as usize);
+                at += l;
+                self.restore_blob(pack, w, &mut stored, slots, ctx);
+                done += 1;
+            }
+            done < span.len() && !ctx.progress.cancel.load(Ordering::Relaxed)
+        });
+        let rest = &span[done.min(span.len())..];
+        match res {
+            Ok(()) => {}
+            Err(lifeboat_store::Error::Truncated { .. }) => {
+                // Save what the damaged pack still holds: blob by blob.
+                for w in rest {
+                    self.restore_pack_alone(pack, w, slots, ctx);
+                }
+            }
+            Err(e) => fail_read(pack, rest, &e, slots),
+        }
+    }
+
+    /// Read one blob with a ranged read of its own.
+    fn restore_pack_alone(&self, pack: &Id, w: &Want, slots: &[Slot<'_>], ctx: &Ctx) {
+        let path = object_path(Folder::Data, pack);
+        let (start, end) = (
+            u64::from(w.offset),
+            u64::from(w.offset) + u64::from(w.stored_len),
+        );
+        match self.backend.get_range(&path, start..end) {
+            Ok(b) => {
+                let mut stored = bytes::BytesMut::from(b);
+                self.restore_blob(pack, w, &mut stored, slots, ctx);
+            }
+            Err(e) => fail_read(pack, std::slice::from_ref(w), &e, slots),
+        }
+    }
+
+    /// Open (decrypt, verify, decompress) the blob `w` from its `stored`
+    /// bytes and write it into every file that uses it.
+    fn restore_blob(&self, pack: &Id, w: &Want, stored: &mut [u8], slots: &[Slot<'_>], ctx: &Ctx) {
+        // Decrypted where it was read, decompressed into this thread's
+        // buffer: no allocation (and no fresh pages to fault in) per blob.
+        let opened = SCRATCH.with_borrow_mut(|scratch| {
+            let (f, l) = (w.flags, w.raw_len);
+            let data = open_blob_in_place(&self.key, BlobType::Data, &w.id, f, l, stored, scratch)?;
+            for (s, off) in &w.targets {
+                slots[*s].write(data, *off, ctx);
+            }
+            Ok::<(), lifeboat_format::Error>(())
+        });
+        if let Err(e) = opened {
+            let why = Error::corrupt_blob(*pack, w.id, e).to_string();
+            for (s, _) in &w.targets {
+                slots[*s].fail(why.clone());
+            }
+        }
+    }
+}
+
+/// Fail the files of `wants`, which could not be read from `pack`: the
+/// message per blob, as it would be for a read of that blob alone.
+fn fail_read(pack: &Id, wants: &[Want], e: &lifeboat_store::Error, slots: &[Slot<'_>]) {
+    let reason = match e {
+        e if e.is_not_found() => BlobDamage::PackMissing.to_string(),
+        lifeboat_store::Error::Truncated { len, .. } => {
+            BlobDamage::PackTruncated { len: *len }.to_string()
+        }
+        other => other.to_string(),
+    };
+    for w in wants {
+        let why = format!("pack {pack}, blob {}: {reason}", w.id);
+        for (s, _) in &w.targets {
+            slots[*s].fail(why.clone());
         }
     }
 }

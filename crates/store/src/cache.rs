@@ -274,6 +274,19 @@ impl Backend for CachedBackend {
         self.inner.get_range(path, range)
     }
 
+    fn get_range_streamed(
+        &self,
+        path: &str,
+        range: Range<u64>,
+        sink: &mut dyn FnMut(Bytes) -> bool,
+    ) -> Result<()> {
+        self.inner.get_range_streamed(path, range, sink)
+    }
+
+    fn streams_ranges(&self) -> bool {
+        self.inner.streams_ranges()
+    }
+
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         if content_id(path).is_none() || !PACKS.holds(path) {
             return self.inner.get_metadata_range(path, range);

@@ -36,6 +36,7 @@ mod retry;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
+mod traffic;
 
 pub use cache::{CacheStats, CachedBackend, cache_dir_for, default_cache_root};
 pub use local::STAGING_DIR;
@@ -261,6 +262,38 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn get(&self, path: &str) -> Result<Bytes>;
     /// Read `range` of an object.
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes>;
+    /// Read `range` of an object in order, handing it to `sink` piece by
+    /// piece as it arrives, so that a long range is never held whole: the
+    /// pieces are not empty and, joined, are the first bytes of the range.
+    /// When `sink` returns `false` the read stops there and returns `Ok`.
+    /// Otherwise `Ok` means the whole range was handed over; an error may
+    /// come after some pieces were, and a caller that tries again asks for
+    /// the rest only (as [`RetryBackend`] does). Errors as
+    /// [`get_range`](Backend::get_range); a body cut short is
+    /// [`Error::Unavailable`].
+    ///
+    /// The default reads the range with [`get_range`](Backend::get_range)
+    /// and hands it over in one piece; see
+    /// [`streams_ranges`](Backend::streams_ranges).
+    fn get_range_streamed(
+        &self,
+        path: &str,
+        range: Range<u64>,
+        sink: &mut dyn FnMut(Bytes) -> bool,
+    ) -> Result<()> {
+        let b = self.get_range(path, range)?;
+        if !b.is_empty() {
+            sink(b);
+        }
+        Ok(())
+    }
+    /// Whether [`get_range_streamed`](Backend::get_range_streamed) hands a
+    /// range over as it arrives, in one request (a remote store), so that a
+    /// reader may ask for long ranges without holding them in memory; false
+    /// where it reads the whole range first (the default).
+    fn streams_ranges(&self) -> bool {
+        false
+    }
     /// Read `range` of an object that holds repository metadata (a pack of
     /// tree blobs). Same contract as [`get_range`](Backend::get_range); a
     /// caching layer may fetch and keep the whole object.
@@ -515,6 +548,7 @@ pub const ENV_VARS: &[&str] = &[
     "LIFEBOAT_RETRIES",
     "LIFEBOAT_RETRY_DELAY_MS",
     "LIFEBOAT_S3_CONDITIONAL_PUT",
+    "LIFEBOAT_STORE_STATS",
     #[cfg(any(test, feature = "testing"))]
     "LIFEBOAT_FAULTS",
 ];
@@ -543,7 +577,8 @@ impl OpenOptions {
     /// `LIFEBOAT_RETRIES` (retries of a transient error),
     /// `LIFEBOAT_RETRY_DELAY_MS` (first backoff delay),
     /// `LIFEBOAT_S3_CONDITIONAL_PUT` (`auto`, `yes` or `no`: see
-    /// [`CreateMode`]) and, with the `testing` feature only,
+    /// [`CreateMode`]), `LIFEBOAT_STORE_STATS` (a file to append a remote
+    /// store's request counters to, see [`RemoteOptions::stats_file`]) and, with the `testing` feature only,
     /// `LIFEBOAT_FAULTS` (see `testing::FaultConfig::parse`).
     pub fn from_env() -> Result<OpenOptions> {
         let mut o = OpenOptions::default();
@@ -552,6 +587,9 @@ impl OpenOptions {
         }
         if let Some(n) = env_num::<usize>("LIFEBOAT_STORE_READ_AHEAD")? {
             o.remote.read_ahead = n;
+        }
+        if let Some(f) = std::env::var_os("LIFEBOAT_STORE_STATS").filter(|f| !f.is_empty()) {
+            o.remote.stats_file = Some(PathBuf::from(f));
         }
         if let Some(s) = env_num::<u64>("LIFEBOAT_STORE_TIMEOUT")? {
             o.remote.timeout = Duration::from_secs(s.max(1));

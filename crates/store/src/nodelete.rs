@@ -117,6 +117,19 @@ impl Backend for NoDeleteBackend {
         self.inner.get_metadata_range(path, range)
     }
 
+    fn get_range_streamed(
+        &self,
+        path: &str,
+        range: Range<u64>,
+        sink: &mut dyn FnMut(Bytes) -> bool,
+    ) -> Result<()> {
+        self.inner.get_range_streamed(path, range, sink)
+    }
+
+    fn streams_ranges(&self) -> bool {
+        self.inner.streams_ranges()
+    }
+
     fn exclusive_create(&self) -> Result<bool> {
         self.inner.exclusive_create()
     }

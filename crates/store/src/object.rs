@@ -4,15 +4,18 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
 
 use crate::local::{LocalRoot, Placement, is_plain_name};
 use crate::redact::cause;
+use crate::traffic::Traffic;
 use crate::{Backend, Error, ObjectInfo, Result};
 
 /// Settings for remote stores.
@@ -38,6 +41,10 @@ pub struct RemoteOptions {
     pub read_ahead: usize,
     /// Read-ahead windows kept in memory.
     pub read_ahead_windows: usize,
+    /// Append the store's request counters (requests by kind, bytes, the
+    /// latency of ranged reads) as one JSON line to this file when the
+    /// store is dropped (`LIFEBOAT_STORE_STATS`).
+    pub stats_file: Option<PathBuf>,
 }
 
 /// How a remote store does create-if-absent.
@@ -68,6 +75,7 @@ impl Default for RemoteOptions {
             create_mode: CreateMode::Auto,
             read_ahead: 4 << 20,
             read_ahead_windows: 8,
+            stats_file: None,
         }
     }
 }
@@ -166,6 +174,26 @@ pub struct ObjectStoreBackend {
     /// Credential values given in settings rather than the environment,
     /// to keep out of messages.
     secrets: Vec<String>,
+    /// What the requests cost so far.
+    traffic: Traffic,
+}
+
+impl Drop for ObjectStoreBackend {
+    fn drop(&mut self) {
+        let Some(file) = self.remote.as_ref().and_then(|r| r.stats_file.as_ref()) else {
+            return;
+        };
+        use std::io::Write;
+        let line = format!("{}\n", self.traffic.to_json());
+        // Best effort: these are measurements, not results.
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
 }
 
 impl fmt::Debug for ObjectStoreBackend {
@@ -267,6 +295,7 @@ impl ObjectStoreBackend {
             conditional: OnceLock::new(),
             read_ahead: None,
             secrets: Vec::new(),
+            traffic: Traffic::default(),
         })
     }
 
@@ -369,8 +398,18 @@ impl ObjectStoreBackend {
 
     /// Run `fut` on the I/O runtime, holding a request slot.
     fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.timed(fut).0
+    }
+
+    /// [`Self::block_on`], and how long `fut` took once it had its slot.
+    fn timed<F: std::future::Future>(&self, fut: F) -> (F::Output, Duration) {
+        let asked = Instant::now();
         let _permit = self.limiter.as_ref().map(Limiter::acquire);
-        self.runtime.block_on(fut)
+        let started = Instant::now();
+        self.traffic.waited(started - asked);
+        let _counted = self.traffic.start();
+        let out = self.runtime.block_on(fut);
+        (out, started.elapsed())
     }
 
     /// For a local repository, the file behind `path`, when the name is
@@ -408,6 +447,8 @@ impl ObjectStoreBackend {
 
     fn put_mode(&self, path: &str, data: Bytes, mode: PutMode) -> Result<()> {
         let loc = ObjPath::from(path);
+        Traffic::add(&self.traffic.put, 1);
+        Traffic::add(&self.traffic.bytes_written, data.len() as u64);
         let multipart = self
             .remote
             .as_ref()
@@ -506,8 +547,12 @@ impl Backend for ObjectStoreBackend {
             return self.read_local(path, &file, None);
         }
         let loc = ObjPath::from(path);
-        self.block_on(async { self.store.get(&loc).await?.bytes().await })
-            .map_err(|e| self.err(path, e))
+        Traffic::add(&self.traffic.get, 1);
+        let b = self
+            .block_on(async { self.store.get(&loc).await?.bytes().await })
+            .map_err(|e| self.err(path, e))?;
+        Traffic::add(&self.traffic.get_bytes, b.len() as u64);
+        Ok(b)
     }
 
     fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
@@ -536,10 +581,14 @@ impl Backend for ObjectStoreBackend {
         };
         if let Some(ra) = self.read_ahead.as_ref().filter(|ra| want < ra.window) {
             if let Some(b) = ra.find(path, &range) {
+                Traffic::add(&self.traffic.read_ahead_hits, 1);
                 return Ok(b);
             }
             let window = range.start..range.start + ra.window;
-            match self.block_on(self.store.get_range(&loc, window)) {
+            let (res, took) = self.timed(self.store.get_range(&loc, window));
+            let got = res.as_ref().map_or(0, |b| b.len() as u64);
+            self.traffic.range_read(got, took);
+            match res {
                 // The server clips the window at the end of the object.
                 Ok(b) if b.len() as u64 >= want => {
                     let out = b.slice(..want as usize);
@@ -557,7 +606,9 @@ impl Backend for ObjectStoreBackend {
                 }
             }
         }
-        let res = self.block_on(self.store.get_range(&loc, range.clone()));
+        let (res, took) = self.timed(self.store.get_range(&loc, range.clone()));
+        let got = res.as_ref().map_or(0, |b| b.len() as u64);
+        self.traffic.range_read(got, took);
         match res {
             Ok(b) if b.len() as u64 == want => Ok(b),
             Ok(_) => Err(truncated(self.head(path)?.size)),
@@ -576,8 +627,85 @@ impl Backend for ObjectStoreBackend {
         }
     }
 
+    /// On a remote store: one request, its body handed over as it comes
+    /// in. The request slot is held until the body is read or `sink` stops.
+    fn get_range_streamed(
+        &self,
+        path: &str,
+        range: Range<u64>,
+        sink: &mut dyn FnMut(Bytes) -> bool,
+    ) -> Result<()> {
+        let want = range.end.saturating_sub(range.start);
+        if self.remote.is_none() || want == 0 {
+            let b = self.get_range(path, range)?;
+            if !b.is_empty() {
+                sink(b);
+            }
+            return Ok(());
+        }
+        let loc = ObjPath::from(path);
+        let mut got = 0u64;
+        let (res, took) = self.timed(async {
+            let opts = GetOptions {
+                range: Some(range.clone().into()),
+                ..Default::default()
+            };
+            let mut body = self.store.get_opts(&loc, opts).await?.into_stream();
+            while let Some(piece) = body.try_next().await? {
+                // Never more than asked for, whatever the server sends.
+                let n = (piece.len() as u64).min(want - got);
+                if n == 0 {
+                    continue;
+                }
+                got += n;
+                if !sink(piece.slice(..n as usize)) {
+                    return Ok(false);
+                }
+                if got == want {
+                    break;
+                }
+            }
+            Ok::<bool, object_store::Error>(true)
+        });
+        self.traffic.range_read(got, took);
+        let truncated = |len| Error::Truncated {
+            path: path.to_string(),
+            start: range.start,
+            end: range.end,
+            len,
+        };
+        match res {
+            Ok(false) => Ok(()),
+            Ok(true) if got == want => Ok(()),
+            // The server clips a range at the end of the object; a body
+            // that ends early from a long enough object was cut off.
+            Ok(true) => match self.head(path)?.size {
+                len if len < range.end => Err(truncated(len)),
+                _ => Err(Error::unavailable(
+                    path,
+                    format!("short read: got {got} of the {want} bytes at {range:?}"),
+                )),
+            },
+            Err(e) => {
+                let err = self.err(path, e);
+                if got > 0 || err.is_not_found() || err.is_transient() {
+                    return Err(err);
+                }
+                match self.head(path) {
+                    Ok(h) if h.size < range.end => Err(truncated(h.size)),
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
+    fn streams_ranges(&self) -> bool {
+        self.remote.is_some()
+    }
+
     fn head(&self, path: &str) -> Result<ObjectInfo> {
         let loc = ObjPath::from(path);
+        Traffic::add(&self.traffic.head, 1);
         let meta = self
             .block_on(self.store.head(&loc))
             .map_err(|e| self.err(path, e))?;
@@ -590,6 +718,7 @@ impl Backend for ObjectStoreBackend {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let p = prefix.trim_end_matches('/');
         let loc = (!p.is_empty()).then(|| ObjPath::from(p));
+        Traffic::add(&self.traffic.list, 1);
         let metas: Vec<object_store::ObjectMeta> = self
             .block_on(self.store.list(loc.as_ref()).try_collect())
             .map_err(|e| self.err(prefix, e))?;
@@ -607,6 +736,7 @@ impl Backend for ObjectStoreBackend {
 
     fn delete(&self, path: &str) -> Result<()> {
         let loc = ObjPath::from(path);
+        Traffic::add(&self.traffic.delete, 1);
         match self.block_on(self.store.delete(&loc)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(path, e)),

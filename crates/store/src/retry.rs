@@ -200,6 +200,65 @@ impl Backend for RetryBackend {
         self.run(|_| whole(path, &range, self.inner.get_range(path, range.clone())))
     }
 
+    /// A retry asks only for what was not handed over yet. A reply that
+    /// ends early with no error is a body cut off on the way (see
+    /// [`whole`]), tried again like one. An attempt that failed after
+    /// handing something over is tried again at once, and the policy's
+    /// limits count from there: a long range read by a slow consumer may
+    /// time out more than once and still complete, while one that stops
+    /// moving fails as any other request.
+    fn get_range_streamed(
+        &self,
+        path: &str,
+        range: Range<u64>,
+        sink: &mut dyn FnMut(Bytes) -> bool,
+    ) -> Result<()> {
+        let mut next = range.start;
+        let mut stopped = false;
+        let mut since = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let rest = next..range.end;
+            let res = self.inner.get_range_streamed(path, rest.clone(), &mut |b| {
+                next += b.len() as u64;
+                stopped = !sink(b);
+                !stopped
+            });
+            let e = match res {
+                Ok(()) if stopped || next >= range.end => return Ok(()),
+                Ok(()) => Error::unavailable(
+                    path,
+                    format!(
+                        "short read: got {} of the {} bytes at {}..{}",
+                        next - rest.start,
+                        rest.end - rest.start,
+                        rest.start,
+                        rest.end
+                    ),
+                ),
+                Err(e) if e.is_transient() && !stopped => e,
+                Err(e) => return Err(e),
+            };
+            if next > rest.start {
+                self.retries.fetch_add(1, Ordering::Relaxed);
+                since = Instant::now();
+                attempt = 0;
+                continue;
+            }
+            let elapsed = since.elapsed();
+            if attempt >= self.policy.max_retries || elapsed >= self.policy.max_elapsed {
+                return Err(gave_up(e, attempt, elapsed));
+            }
+            attempt += 1;
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(self.policy.delay(attempt, self.jitter()));
+        }
+    }
+
+    fn streams_ranges(&self) -> bool {
+        self.inner.streams_ranges()
+    }
+
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         self.run(|_| {
             whole(
@@ -400,5 +459,161 @@ mod tests {
             plain.create("a/taken", Bytes::from_static(b"ours")),
             Err(Error::AlreadyExists { .. })
         ));
+    }
+    /// What [`Pieces`] does on one call.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// Hand over this many pieces, then fail (transient).
+        Fail(usize),
+        /// Hand over this many pieces, then end as if done.
+        Short(usize),
+        /// Hand over the whole range.
+        Whole,
+    }
+
+    /// Streams ranges of one object in 10-byte pieces, following a plan
+    /// (the last step repeats), and records the ranges asked for.
+    #[derive(Debug)]
+    struct Pieces {
+        data: Vec<u8>,
+        plan: std::sync::Mutex<std::collections::VecDeque<Step>>,
+        asked: std::sync::Mutex<Vec<Range<u64>>>,
+    }
+
+    impl Pieces {
+        fn new(plan: &[Step]) -> Pieces {
+            Pieces {
+                data: crate::testing::pattern(9, 1000),
+                plan: std::sync::Mutex::new(plan.iter().copied().collect()),
+                asked: std::sync::Mutex::new(Vec::new()),
+            }
+        }
+
+        fn asked(&self) -> Vec<Range<u64>> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    fn unused<T>(path: &str) -> Result<T> {
+        Err(Error::backend(path, "not used in this test"))
+    }
+
+    impl Backend for Pieces {
+        fn put(&self, path: &str, _: Bytes) -> Result<()> {
+            unused(path)
+        }
+        fn create(&self, path: &str, _: Bytes) -> Result<()> {
+            unused(path)
+        }
+        fn get(&self, path: &str) -> Result<Bytes> {
+            unused(path)
+        }
+        fn get_range(&self, path: &str, _: Range<u64>) -> Result<Bytes> {
+            unused(path)
+        }
+        fn get_range_streamed(
+            &self,
+            path: &str,
+            range: Range<u64>,
+            sink: &mut dyn FnMut(Bytes) -> bool,
+        ) -> Result<()> {
+            self.asked.lock().unwrap().push(range.clone());
+            let step = {
+                let mut plan = self.plan.lock().unwrap();
+                let s = plan[0];
+                if plan.len() > 1 {
+                    plan.pop_front();
+                }
+                s
+            };
+            let want = &self.data[range.start as usize..range.end as usize];
+            for (i, piece) in want.chunks(10).enumerate() {
+                match step {
+                    Step::Fail(n) if i == n => {
+                        return Err(Error::unavailable(path, "connection reset"));
+                    }
+                    Step::Short(n) if i == n => return Ok(()),
+                    _ => {}
+                }
+                if !sink(Bytes::copy_from_slice(piece)) {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+        fn head(&self, path: &str) -> Result<ObjectInfo> {
+            unused(path)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+            unused(prefix)
+        }
+        fn delete(&self, path: &str) -> Result<()> {
+            unused(path)
+        }
+        fn location(&self) -> String {
+            "pieces".into()
+        }
+    }
+
+    fn joined(b: &RetryBackend, r: Range<u64>) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        b.get_range_streamed("data/p", r, &mut |p| {
+            out.extend_from_slice(&p);
+            true
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_streamed_read_resumes_where_it_stopped() {
+        let p = Arc::new(Pieces::new(&[Step::Fail(3), Step::Short(2), Step::Whole]));
+        let b = RetryBackend::new(p.clone(), fast());
+        let got = joined(&b, 100..400).unwrap();
+        // Every byte once, in order, though three requests brought them.
+        assert_eq!(got.as_slice(), &p.data[100..400]);
+        assert_eq!(p.asked(), vec![100..400, 130..400, 150..400]);
+        assert_eq!(b.retries(), 2);
+    }
+
+    #[test]
+    fn progress_renews_the_retry_budget_and_a_stall_does_not() {
+        // No retries allowed, yet a read that moves on every attempt completes.
+        let none = RetryPolicy {
+            max_retries: 0,
+            ..fast()
+        };
+        let p = Arc::new(Pieces::new(&[
+            Step::Fail(1),
+            Step::Fail(4),
+            Step::Fail(1),
+            Step::Whole,
+        ]));
+        let b = RetryBackend::new(p.clone(), none);
+        assert_eq!(joined(&b, 0..200).unwrap().as_slice(), &p.data[..200]);
+        assert_eq!(p.asked(), vec![0..200, 10..200, 50..200, 60..200]);
+        // One that stops moving fails once its retries are used up.
+        let p = Arc::new(Pieces::new(&[Step::Fail(2), Step::Fail(0)]));
+        let b = RetryBackend::new(p.clone(), fast());
+        let e = joined(&b, 0..200).unwrap_err();
+        assert!(e.to_string().contains("gave up after 6 retries"), "{e}");
+        // The first attempt, then the rest tried at once and 6 times more.
+        assert_eq!(p.asked().len(), 8);
+        assert!(p.asked()[1..].iter().all(|r| *r == (20..200)));
+        assert_eq!(b.retries(), 7);
+    }
+
+    #[test]
+    fn a_stopped_stream_is_not_retried() {
+        let p = Arc::new(Pieces::new(&[Step::Whole]));
+        let b = RetryBackend::new(p.clone(), fast());
+        let mut n = 0;
+        b.get_range_streamed("data/p", 0..500, &mut |_| {
+            n += 1;
+            n < 3
+        })
+        .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(p.asked(), vec![0..500]);
+        assert_eq!(b.retries(), 0);
     }
 }

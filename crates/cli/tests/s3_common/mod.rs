@@ -22,6 +22,8 @@ const STORE_VARS: &[&str] = &[
     "LIFEBOAT_RETRY_DELAY_MS",
     "LIFEBOAT_STORE_CONNECTIONS",
     "LIFEBOAT_STORE_TIMEOUT",
+    "LIFEBOAT_STORE_READ_AHEAD",
+    "LIFEBOAT_STORE_STATS",
     "LIFEBOAT_S3_ENDPOINT",
     "LIFEBOAT_S3_CONDITIONAL_PUT",
     "LIFEBOAT_FROM_REPOSITORY",
@@ -175,7 +177,8 @@ impl<'c> S3Repo<'c> {
     }
 }
 
-/// The JSON lines a `stats=FILE` fault configuration wrote, one per backend.
+/// The JSON lines a `stats=FILE` fault configuration (or
+/// `LIFEBOAT_STORE_STATS=FILE`) wrote, one per backend.
 pub fn read_stats(file: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(file)
         .unwrap_or_default()

@@ -716,6 +716,25 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 /// acknowledged (reads may not lag at all).
 pub const LISTING_CATCHES_UP: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// [`Backend::get_range_streamed`]'s pieces joined; an empty piece is a
+/// violation of its contract, reported as a backend error.
+fn streamed(b: &dyn Backend, path: &str, r: Range<u64>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut empty = false;
+    b.get_range_streamed(path, r, &mut |piece| {
+        empty |= piece.is_empty();
+        out.extend_from_slice(&piece);
+        true
+    })?;
+    if empty {
+        return Err(Error::backend(
+            path,
+            "get_range_streamed handed over an empty piece",
+        ));
+    }
+    Ok(out)
+}
+
 /// The storage contract of [`Backend`], checked against `b`. Objects are
 /// written under `root` (e.g. `"conformance/run-1/"`, or `""`), which should
 /// be empty; they are deleted again at the end. Returns the first violation.
@@ -723,10 +742,11 @@ pub const LISTING_CATCHES_UP: std::time::Duration = std::time::Duration::from_se
 /// Covers: not-found on reads of a missing object; put, get and overwrite;
 /// create-if-absent (refuses to overwrite, and where the backend says its
 /// creates are exclusive, of 8 threads racing to create one name exactly
-/// one wins); ranged reads, including past the end;
+/// one wins); ranged reads, plain and streamed, including past the end;
 /// head; listing (sorted, by folder, no neighbours with a shared name
 /// prefix, more objects than one listing page of S3); a large object (40
-/// MiB: multipart for remote stores) read back whole and in ranges;
+/// MiB: multipart for remote stores) read back whole and in ranges (also
+/// streamed, and a stream stopped by its reader);
 /// parallel puts; delete, also of a missing object, seen by reads at once
 /// and by listings within [`LISTING_CATCHES_UP`].
 pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), Violation> {
@@ -736,6 +756,7 @@ pub fn conformance(b: &dyn Backend, root: &str) -> Result<(), Violation> {
     for r in [
         b.get(&p("a/none")).map(|_| ()),
         b.get_range(&p("a/none"), 0..1).map(|_| ()),
+        b.get_range_streamed(&p("a/none"), 0..1, &mut |_| true),
         b.head(&p("a/none")).map(|_| ()),
     ] {
         ensure!(
@@ -850,7 +871,14 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), Violation> {
             matches!(r, Err(Error::Truncated { len: 10, .. })),
             "get_range {range:?} of a 10-byte object: want Truncated, got {r:?}"
         );
+        let r = streamed(b, &p("b/ab/abcd"), range.clone());
+        ensure!(
+            matches!(r, Err(Error::Truncated { len: 10, .. })),
+            "get_range_streamed {range:?} of a 10-byte object: want Truncated, got {r:?}"
+        );
     }
+    let r = ok(streamed(b, &p("b/ab/abcd"), 2..5), "get_range_streamed")?;
+    ensure!(r == b"234", "get_range_streamed 2..5 gave {r:?}");
     let h = ok(b.head(&p("a/b")), "head")?;
     ensure!(h.size == 6, "head says {} bytes, want 6", h.size);
 
@@ -944,6 +972,27 @@ fn conformance_rest(b: &dyn Backend, root: &str) -> Result<(), Violation> {
             "range {r:?} of the big object differs"
         );
     }
+    // Streamed: the pieces joined are the range, and a sink that says stop
+    // gets no more.
+    let r = 3..(40 << 20) - 7;
+    let got = ok(
+        streamed(b, &p("b/bi/big"), r.clone()),
+        "get_range_streamed of the big object",
+    )?;
+    ensure!(
+        got.as_slice() == &big[r.start as usize..r.end as usize],
+        "streamed range {r:?} of the big object differs ({} bytes)",
+        got.len()
+    );
+    let mut pieces = 0;
+    ok(
+        b.get_range_streamed(&p("b/bi/big"), r, &mut |_| {
+            pieces += 1;
+            false
+        }),
+        "get_range_streamed stopped by its sink",
+    )?;
+    ensure!(pieces == 1, "a stopped stream went on: {pieces} pieces");
 
     // Staged objects, where the store has them: written in pieces, seen
     // only once committed, and gone without a trace if dropped.

@@ -21,49 +21,11 @@ fn allocated(p: &Path) -> u64 {
     fs::metadata(p).unwrap().blocks() * 512
 }
 
-/// Copy regular files from real system folders into `to`, keeping their
-/// relative paths, until about `budget` bytes are copied.
-fn copy_real_files(to: &Path, budget: u64) -> u64 {
-    let mut copied = 0u64;
-    let mut stack: Vec<PathBuf> = ["/usr/share", "/usr/lib"]
-        .iter()
-        .map(PathBuf::from)
-        .rev()
-        .collect();
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        entries.sort();
-        for p in entries.into_iter().rev() {
-            let Ok(md) = fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if md.is_dir() {
-                stack.push(p);
-            } else if md.is_file() && md.len() > 0 && copied + md.len() <= budget {
-                let dest = to.join(p.strip_prefix("/").unwrap());
-                fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                if fs::copy(&p, &dest).is_ok() {
-                    copied += md.len();
-                }
-            }
-            if copied >= budget - budget / 20 {
-                return copied;
-            }
-        }
-    }
-    assert!(
-        copied > budget / 2,
-        "only {copied} bytes of real files found"
-    );
-    copied
-}
-
 /// A sparse ext4 image of `size` bytes holding about `content` bytes of
 /// real files.
 fn ext4_image(t: &TestRepo, name: &str, size: u64, content: u64) -> PathBuf {
     let src = t.scratch(&format!("{name}-src"));
-    copy_real_files(&src, content);
+    copy_real_files(&src, content, &["/usr/share", "/usr/lib"]);
     let img = t.scratch("images").join(format!("{name}.img"));
     fs::File::create(&img).unwrap().set_len(size).unwrap();
     let o = Command::new("mkfs.ext4")

@@ -61,40 +61,6 @@ impl Drop for LoopDevice {
     }
 }
 
-/// Copy regular files from /usr/share into `to`, keeping their relative
-/// paths, until about `budget` bytes are copied.
-fn copy_real_files(to: &Path, budget: u64) -> u64 {
-    let mut copied = 0u64;
-    let mut stack = vec![PathBuf::from("/usr/share")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        entries.sort();
-        for p in entries.into_iter().rev() {
-            let Ok(md) = fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if md.is_dir() {
-                stack.push(p);
-            } else if md.is_file() && md.len() > 0 && copied + md.len() <= budget {
-                let dest = to.join(p.strip_prefix("/").unwrap());
-                fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                if fs::copy(&p, &dest).is_ok() {
-                    copied += md.len();
-                }
-            }
-            if copied >= budget - budget / 20 {
-                return copied;
-            }
-        }
-    }
-    assert!(
-        copied > budget / 2,
-        "only {copied} bytes of real files found"
-    );
-    copied
-}
-
 fn assert_same_prefix(a: &Path, b: &Path, len: u64) {
     let (mut fa, mut fb) = (fs::File::open(a).unwrap(), fs::File::open(b).unwrap());
     let what = format!(
@@ -139,7 +105,7 @@ fn block_device_loop_round_trips_and_restores_over_other_data_as_root() {
     // A 64 MiB ext4 image holding about 12 MiB of real files.
     let size = 64 * MIB;
     let src = t.scratch("src");
-    copy_real_files(&src, 12 * MIB);
+    copy_real_files(&src, 12 * MIB, &["/usr/share"]);
     let img = t.scratch("images").join("volume.img");
     fs::File::create(&img).unwrap().set_len(size).unwrap();
     let o = Command::new("mkfs.ext4")

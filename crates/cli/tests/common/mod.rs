@@ -720,3 +720,38 @@ impl TestRepo {
             .sum()
     }
 }
+
+/// Copy regular files from real system folders (`roots`, walked in
+/// sorted order) into `to`, keeping their absolute paths below it, until
+/// about `budget` bytes are copied. Panics if less than half was found.
+pub fn copy_real_files(to: &Path, budget: u64, roots: &[&str]) -> u64 {
+    let mut copied = 0u64;
+    let mut stack: Vec<PathBuf> = roots.iter().map(PathBuf::from).rev().collect();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries.into_iter().rev() {
+            let Ok(md) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if md.is_dir() {
+                stack.push(p);
+            } else if md.is_file() && md.len() > 0 && copied + md.len() <= budget {
+                let dest = to.join(p.strip_prefix("/").unwrap());
+                fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                if fs::copy(&p, &dest).is_ok() {
+                    copied += md.len();
+                }
+            }
+            if copied >= budget - budget / 20 {
+                return copied;
+            }
+        }
+    }
+    assert!(
+        copied > budget / 2,
+        "only {copied} bytes of real files found"
+    );
+    copied
+}

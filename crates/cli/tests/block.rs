@@ -49,17 +49,6 @@ fn assert_same(a: &Path, b: &Path) {
     );
 }
 
-fn fsck_clean(img: &Path) {
-    let o = Command::new("e2fsck").arg("-fn").arg(img).output().unwrap();
-    assert!(
-        o.status.success(),
-        "e2fsck -fn {}: {}\n{}",
-        img.display(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// `backup --json --block IMG <extra>`: the summary.
 fn block_backup(t: &TestRepo, img: &Path, extra: &[&str]) -> serde_json::Value {
     let mut c = t.cmd();
@@ -73,22 +62,6 @@ fn block_restore(t: &TestRepo, snapshot: &str, target: &Path) -> serde_json::Val
     c.args(["--json", "restore", "--block", snapshot, "--target"])
         .arg(target);
     run(&mut c).ok("restore --block").summary()
-}
-
-/// The content list of the one file of a snapshot (`cat tree`).
-fn content_list(t: &TestRepo, snapshot: &str) -> serde_json::Value {
-    let snap = t
-        .run(["--json", "cat", "snapshot", snapshot])
-        .ok("cat snapshot")
-        .json();
-    let tree = snap["tree"].as_str().unwrap().to_string();
-    let tree = t
-        .run(["--json", "cat", "tree", &tree])
-        .ok("cat tree")
-        .json();
-    let nodes = tree["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 1, "a block snapshot holds one file: {tree}");
-    nodes[0]["content"].clone()
 }
 
 /// The 4 KiB blocks that differ between two files of equal size, merged

@@ -72,33 +72,6 @@ fn assert_same_prefix(a: &Path, b: &Path, len: u64) {
     assert_eq!(n, len, "{what}: one is shorter");
 }
 
-fn fsck_clean(p: &Path) {
-    let o = Command::new("e2fsck").arg("-fn").arg(p).output().unwrap();
-    assert!(
-        o.status.success(),
-        "e2fsck -fn {}: {}\n{}",
-        p.display(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// The content list of the one file of a snapshot (`cat tree`).
-fn content_list(t: &TestRepo, snapshot: &str) -> serde_json::Value {
-    let snap = t
-        .run(["--json", "cat", "snapshot", snapshot])
-        .ok("cat snapshot")
-        .json();
-    let tree = snap["tree"].as_str().unwrap().to_string();
-    let tree = t
-        .run(["--json", "cat", "tree", &tree])
-        .ok("cat tree")
-        .json();
-    let nodes = tree["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 1, "a block snapshot holds one file: {tree}");
-    nodes[0]["content"].clone()
-}
-
 #[test]
 fn block_device_loop_round_trips_and_restores_over_other_data_as_root() {
     let t = TestRepo::new();

@@ -15,7 +15,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -592,19 +592,9 @@ fn etcd_tls_backup_with_a_client_certificate_restores_every_key() {
         ],
     );
     assert_eq!(s["revision"], revision);
-    let saved = dir.join("etcdctl.db");
-    etcd.save(&saved);
-    let saved_bytes = std::fs::read(&saved).unwrap();
-    assert_eq!(s["sha256"], hex(&saved_bytes[saved_bytes.len() - 32..]));
-
     // Restored: what etcdctl saved over the same TLS connection, and a new
     // member on it serves every key.
-    let restored = dir.join("restored.db");
-    let mut c = repo.cmd();
-    c.args(["etcd", "restore", "latest", "--output"])
-        .arg(&restored);
-    run(&mut c).ok("etcd restore");
-    assert_eq!(std::fs::read(&restored).unwrap(), saved_bytes);
+    let restored = restores_as_etcdctl_saved(&repo, &etcd, &dir, &s);
     let original = etcd.all();
     assert_eq!(original.len(), 300);
     let second = member_from_snapshot(&restored, &dir, "b");
@@ -735,16 +725,7 @@ fn etcd_auth_backup_as_a_user_with_the_root_role_and_wrong_passwords_fail_clearl
     .ok("etcd backup --user");
     no_password_in(&o, "etcd backup --user");
     let s = o.summary();
-    let saved = dir.join("etcdctl.db");
-    etcd.save(&saved);
-    let saved_bytes = std::fs::read(&saved).unwrap();
-    assert_eq!(s["sha256"], hex(&saved_bytes[saved_bytes.len() - 32..]));
-    let restored = dir.join("restored.db");
-    let mut c = repo.cmd();
-    c.args(["etcd", "restore", "latest", "--output"])
-        .arg(&restored);
-    run(&mut c).ok("etcd restore");
-    assert_eq!(std::fs::read(&restored).unwrap(), saved_bytes);
+    restores_as_etcdctl_saved(&repo, &etcd, &dir, &s);
 
     // A wrong password, from ETCDCTL_PASSWORD or as NAME:PASSWORD: a clear
     // failure, no snapshot, the password not printed.
@@ -803,4 +784,26 @@ fn etcd_auth_backup_as_a_user_with_the_root_role_and_wrong_passwords_fail_clearl
     // A user with no password anywhere.
     let mut c = etcd_backup_cmd(&repo, &["--endpoint", url, "--user", "lifeboat-backup"]);
     backup_fails(&repo, &mut c, "ETCDCTL_PASSWORD", 1);
+}
+
+/// Checks a backup (its summary `s`) against what `etcdctl snapshot save`
+/// writes of `etcd` now: the same sha256, and `etcd restore latest` gives
+/// back exactly those bytes. Returns the restored file.
+fn restores_as_etcdctl_saved(
+    repo: &TestRepo,
+    etcd: &Etcd,
+    dir: &Path,
+    s: &serde_json::Value,
+) -> PathBuf {
+    let saved = dir.join("etcdctl.db");
+    etcd.save(&saved);
+    let saved_bytes = std::fs::read(&saved).unwrap();
+    assert_eq!(s["sha256"], hex(&saved_bytes[saved_bytes.len() - 32..]));
+    let restored = dir.join("restored.db");
+    let mut c = repo.cmd();
+    c.args(["etcd", "restore", "latest", "--output"])
+        .arg(&restored);
+    run(&mut c).ok("etcd restore");
+    assert_eq!(std::fs::read(&restored).unwrap(), saved_bytes);
+    restored
 }

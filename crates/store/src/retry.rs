@@ -114,6 +114,19 @@ impl RetryBackend {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// After transient error `e` on `attempt`, `elapsed` into the retries:
+    /// give up with `e` if the policy's limits are reached, else count a
+    /// retry and wait before the next attempt.
+    fn back_off(&self, e: Error, attempt: &mut u32, elapsed: Duration) -> Result<()> {
+        if *attempt >= self.policy.max_retries || elapsed >= self.policy.max_elapsed {
+            return Err(gave_up(e, *attempt, elapsed));
+        }
+        *attempt += 1;
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(self.policy.delay(*attempt, self.jitter()));
+        Ok(())
+    }
+
     /// Run `op`, retrying transient failures. `op` gets the attempt number
     /// (0 for the first).
     fn run<T>(&self, mut op: impl FnMut(u32) -> Result<T>) -> Result<T> {
@@ -121,15 +134,7 @@ impl RetryBackend {
         let mut attempt = 0u32;
         loop {
             match op(attempt) {
-                Err(e) if e.is_transient() => {
-                    let elapsed = start.elapsed();
-                    if attempt >= self.policy.max_retries || elapsed >= self.policy.max_elapsed {
-                        return Err(gave_up(e, attempt, elapsed));
-                    }
-                    attempt += 1;
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(self.policy.delay(attempt, self.jitter()));
-                }
+                Err(e) if e.is_transient() => self.back_off(e, &mut attempt, start.elapsed())?,
                 r => return r,
             }
         }
@@ -245,13 +250,7 @@ impl Backend for RetryBackend {
                 attempt = 0;
                 continue;
             }
-            let elapsed = since.elapsed();
-            if attempt >= self.policy.max_retries || elapsed >= self.policy.max_elapsed {
-                return Err(gave_up(e, attempt, elapsed));
-            }
-            attempt += 1;
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(self.policy.delay(attempt, self.jitter()));
+            self.back_off(e, &mut attempt, since.elapsed())?;
         }
     }
 

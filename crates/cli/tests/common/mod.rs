@@ -755,3 +755,31 @@ pub fn copy_real_files(to: &Path, budget: u64, roots: &[&str]) -> u64 {
     );
     copied
 }
+
+/// `e2fsck -fn` finds nothing wrong with the file system in `img`.
+pub fn fsck_clean(img: &Path) {
+    let o = Command::new("e2fsck").arg("-fn").arg(img).output().unwrap();
+    assert!(
+        o.status.success(),
+        "e2fsck -fn {}: {}\n{}",
+        img.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The content list of the one file of a block snapshot (`cat tree`).
+pub fn content_list(t: &TestRepo, snapshot: &str) -> serde_json::Value {
+    let snap = t
+        .run(["--json", "cat", "snapshot", snapshot])
+        .ok("cat snapshot")
+        .json();
+    let tree = snap["tree"].as_str().unwrap().to_string();
+    let tree = t
+        .run(["--json", "cat", "tree", &tree])
+        .ok("cat tree")
+        .json();
+    let nodes = tree["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "a block snapshot holds one file: {tree}");
+    nodes[0]["content"].clone()
+}

@@ -13,6 +13,10 @@
 # (ci.sh or `cargo fuzz build` with the flags of env.sh); it is run
 # directly and interrupted (SIGINT, so it prints its final statistics)
 # once its user + system time reaches SECONDS.
+# libFuzzer's per-input timeout (FUZZ_UNIT_TIMEOUT, 30 s) counts wall time:
+# a fuzzer stopped (SIGSTOP) for longer than that reports a timeout as soon
+# as it runs again. Raise it before pausing fuzzers for benchmarks, and run
+# a saved timeout-* input alone (BINARY FILE) to tell a real hang.
 set -uo pipefail
 cd "$(dirname "$0")"
 source ./env.sh
@@ -38,7 +42,7 @@ for t in "${targets[@]}"; do
         # Wall time per input means little here (the fuzzer may wait
         # behind other work, or be paused), so slow inputs are not saved.
         nice -n "${NICE:-0}" "$bin" -artifact_prefix="artifacts/$t/" "work/$t" "corpus/$t" \
-            -timeout=30 -report_slow_units=100000 -print_final_stats=1 >"$log" 2>&1 &
+            -timeout="${FUZZ_UNIT_TIMEOUT:-30}" -report_slow_units=100000 -print_final_stats=1 >"$log" 2>&1 &
         pid=$!
         tick=$(getconf CLK_TCK)
         while kill -0 "$pid" 2>/dev/null; do

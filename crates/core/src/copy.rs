@@ -22,7 +22,7 @@ use lifeboat_store::Backend;
 use rayon::prelude::*;
 
 use crate::error::BlobDamage;
-use crate::saver::{BlobSaver, DEFAULT_UPLOADERS};
+use crate::saver::BlobSaver;
 use crate::{Error, InitOptions, Progress, Repository, Result};
 
 /// What [`copy_snapshots`] did.
@@ -164,7 +164,7 @@ pub fn copy_snapshots(
             by_pack.entry(loc.pack).or_default().push((*id, loc));
         }
     }
-    let (saver, rx) = BlobSaver::new(dst, DEFAULT_UPLOADERS);
+    let (saver, rx) = BlobSaver::new(dst, dst.backend.upload_parallelism());
     saver.drive(rx, || -> Result<()> {
         let sent = AtomicU64::new(0);
         let bytes_sent = AtomicU64::new(0);

@@ -33,9 +33,6 @@ use crate::failpoint::FailPoints;
 use crate::prune_guard::PruneGuard;
 use crate::{Error, Repository, Result};
 
-/// Pack upload threads, unless the caller asks for another number.
-pub(crate) const DEFAULT_UPLOADERS: usize = 2;
-
 /// Packs per index segment written while a backup runs, so a crash loses
 /// little indexing work.
 const PACKS_PER_SEGMENT: usize = 64;
@@ -51,8 +48,8 @@ const _: () = assert!(256 % DATA_PACKS == 0);
 /// being filled. A worker that needs a new data pack while every uploader
 /// is busy waits for one to finish, so at most `uploaders + 2` data packs
 /// exist. Where they are built in memory (remote stores), that bounds
-/// their memory (17 MiB each at the default 16 MiB pack size: 68 MiB with
-/// the default 2 uploaders), and uploaded buffers are reused: a fresh one
+/// their memory (17 MiB each at the default 16 MiB pack size: 102 MiB with
+/// the 4 uploaders a remote store gets, `Backend::upload_parallelism`), and uploaded buffers are reused: a fresh one
 /// is mapped by the allocator and costs a page fault per 4 KiB as it
 /// fills, a recycled one is already resident.
 const FILLING: usize = DATA_PACKS;

@@ -287,6 +287,10 @@ impl Backend for CachedBackend {
         self.inner.streams_ranges()
     }
 
+    fn upload_parallelism(&self) -> usize {
+        self.inner.upload_parallelism()
+    }
+
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         if content_id(path).is_none() || !PACKS.holds(path) {
             return self.inner.get_metadata_range(path, range);

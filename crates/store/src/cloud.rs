@@ -126,6 +126,24 @@ fn display(scheme: &str, bucket: &str, prefix: &str) -> String {
     }
 }
 
+/// Whether uploads go unhashed for the request signature
+/// (`UNSIGNED-PAYLOAD`): yes, unless `AWS_UNSIGNED_PAYLOAD` or a setting
+/// says either way, or the endpoint is plain http to another host. Every
+/// object is authenticated by the repository key already, so SHA-256 over
+/// each body (on both ends: the server verifies it) buys nothing but CPU;
+/// over https, TLS protects the body in transit as well.
+fn unsigned_payload_by_default(
+    endpoint: Option<&str>,
+    env_value: Option<&str>,
+    o: &OpenOptions,
+) -> bool {
+    let in_clear_to_another_host =
+        endpoint.is_some_and(|ep| ep.starts_with("http://") && !is_loopback_url(ep));
+    env_value.is_none()
+        && setting(o, &["aws_unsigned_payload", "unsigned_payload"]).is_none()
+        && !in_clear_to_another_host
+}
+
 /// An S3 bucket. The endpoint comes from the location (`s3:http://...`),
 /// `LIFEBOAT_S3_ENDPOINT`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT`, in that
 /// order; without one it is AWS. Requests use path-style addressing unless
@@ -183,6 +201,13 @@ pub(crate) fn s3(
             }
         }
         b = b.with_endpoint(ep.clone());
+    }
+    if unsigned_payload_by_default(
+        endpoint.as_deref(),
+        env("AWS_UNSIGNED_PAYLOAD").as_deref(),
+        o,
+    ) {
+        b = b.with_unsigned_payload(true);
     }
     let store = b.build().map_err(|e| build_error(&location, e, &secrets))?;
     let mut backend =
@@ -245,5 +270,23 @@ mod tests {
         assert!(is_loopback_url("http://[::1]:3900"));
         assert!(!is_loopback_url("http://10.0.0.1:3900"));
         assert!(!is_loopback_url("http://minio.example:9000"));
+    }
+
+    #[test]
+    fn uploads_are_unsigned_unless_told_or_in_clear_to_another_host() {
+        let plain = OpenOptions::default();
+        let f = unsigned_payload_by_default;
+        assert!(f(None, None, &plain), "AWS itself");
+        assert!(f(Some("https://minio.example:9000"), None, &plain));
+        assert!(f(Some("http://127.0.0.1:3900"), None, &plain));
+        assert!(!f(Some("http://minio.example:9000"), None, &plain));
+        // The environment or a setting decides either way, and the builder
+        // then reads it as it is.
+        assert!(!f(Some("https://s3.example"), Some("false"), &plain));
+        assert!(!f(Some("https://s3.example"), Some("true"), &plain));
+        let mut set = OpenOptions::default();
+        set.settings
+            .push(("AWS_UNSIGNED_PAYLOAD".into(), "false".into()));
+        assert!(!f(Some("https://s3.example"), None, &set));
     }
 }

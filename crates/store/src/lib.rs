@@ -294,6 +294,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn streams_ranges(&self) -> bool {
         false
     }
+    /// How many objects a writer (a backup's uploaders) should send at
+    /// once. A local disk gets 2: its writes and fsyncs gain little from
+    /// more. A remote store gets more, so that the round trips and the
+    /// server's own work (hashing, replicating) overlap.
+    fn upload_parallelism(&self) -> usize {
+        2
+    }
     /// Read `range` of an object that holds repository metadata (a pack of
     /// tree blobs). Same contract as [`get_range`](Backend::get_range); a
     /// caching layer may fetch and keep the whole object.

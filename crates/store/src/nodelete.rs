@@ -130,6 +130,10 @@ impl Backend for NoDeleteBackend {
         self.inner.streams_ranges()
     }
 
+    fn upload_parallelism(&self) -> usize {
+        self.inner.upload_parallelism()
+    }
+
     fn exclusive_create(&self) -> Result<bool> {
         self.inner.exclusive_create()
     }

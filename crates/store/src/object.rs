@@ -703,6 +703,16 @@ impl Backend for ObjectStoreBackend {
         self.remote.is_some()
     }
 
+    fn upload_parallelism(&self) -> usize {
+        match &self.remote {
+            // Half the connections (the other half for reads, index
+            // segments and the like), 2 to 4: each upload holds a pack of
+            // memory.
+            Some(r) => (r.connections / 2).clamp(2, 4),
+            None => 2,
+        }
+    }
+
     fn head(&self, path: &str) -> Result<ObjectInfo> {
         let loc = ObjPath::from(path);
         Traffic::add(&self.traffic.head, 1);
@@ -773,6 +783,37 @@ mod tests {
             .unwrap()
             .collect();
         assert!(staged.is_empty(), "left in staging: {staged:?}");
+    }
+
+    #[test]
+    fn remote_stores_take_more_uploads_at_once_than_a_local_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = ObjectStoreBackend::local(dir.path()).unwrap();
+        assert_eq!(local.upload_parallelism(), 2);
+        let mem = || Arc::new(object_store::memory::InMemory::new()) as Arc<dyn ObjectStore>;
+        let remote = |connections| {
+            let opts = RemoteOptions {
+                connections,
+                ..RemoteOptions::default()
+            };
+            ObjectStoreBackend::remote(mem(), "test".into(), &opts)
+                .unwrap()
+                .upload_parallelism()
+        };
+        // Half the connections, from 2 to 4.
+        assert_eq!(remote(8), 4);
+        assert_eq!(remote(32), 4);
+        assert_eq!(remote(6), 3);
+        assert_eq!(remote(1), 2);
+        // Wrappers pass it on.
+        let retry = crate::RetryBackend::new(
+            Arc::new(
+                ObjectStoreBackend::remote(mem(), "test".into(), &RemoteOptions::default())
+                    .unwrap(),
+            ),
+            crate::RetryPolicy::default(),
+        );
+        assert_eq!(retry.upload_parallelism(), 4);
     }
 
     #[test]

@@ -258,6 +258,10 @@ impl Backend for RetryBackend {
         self.inner.streams_ranges()
     }
 
+    fn upload_parallelism(&self) -> usize {
+        self.inner.upload_parallelism()
+    }
+
     fn get_metadata_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         self.run(|_| {
             whole(

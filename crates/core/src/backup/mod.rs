@@ -31,7 +31,7 @@ use crate::filter::PathFilter;
 use crate::meta::NameCache;
 use crate::prune_guard::PruneGuard;
 use crate::repo::{hostname, now_rfc3339, username};
-use crate::saver::{BlobSaver, DEFAULT_UPLOADERS};
+use crate::saver::BlobSaver;
 use crate::{EntryError, Error, Progress, Repository, Result};
 use archiver::Archiver;
 use budget::{Budget, MEMORY_PER_THREAD};
@@ -122,7 +122,8 @@ pub struct BackupOptions {
     pub parent: Option<Id>,
     /// Read every file even if the parent snapshot says it is unchanged.
     pub force: bool,
-    /// Pack upload threads (default 2).
+    /// Pack upload threads (default: the store's
+    /// `upload_parallelism`, 2 on a local disk and 4 on a remote store).
     pub upload_threads: Option<usize>,
     /// Compression for this run instead of the repository's.
     pub compression: Option<lifeboat_format::Compression>,
@@ -201,7 +202,10 @@ impl Repository {
             .thread_name(|i| format!("lifeboat-backup-{i}"))
             .build()
             .map_err(Error::ThreadPool)?;
-        let uploaders = opts.upload_threads.unwrap_or(DEFAULT_UPLOADERS).max(1);
+        let uploaders = opts
+            .upload_threads
+            .unwrap_or_else(|| self.backend.upload_parallelism())
+            .max(1);
         let (mut saver, rx) = BlobSaver::new(self, uploaders);
         saver.guard = PruneGuard::load(self)?;
         if let Some(c) = opts.compression {

@@ -805,15 +805,6 @@ mod tests {
         assert_eq!(remote(32), 4);
         assert_eq!(remote(6), 3);
         assert_eq!(remote(1), 2);
-        // Wrappers pass it on.
-        let retry = crate::RetryBackend::new(
-            Arc::new(
-                ObjectStoreBackend::remote(mem(), "test".into(), &RemoteOptions::default())
-                    .unwrap(),
-            ),
-            crate::RetryPolicy::default(),
-        );
-        assert_eq!(retry.upload_parallelism(), 4);
     }
 
     #[test]

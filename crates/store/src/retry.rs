@@ -309,6 +309,22 @@ mod tests {
     }
 
     #[test]
+    fn the_store_s_upload_parallelism_is_passed_on() {
+        let remote = ObjectStoreBackend::remote(
+            Arc::new(object_store::memory::InMemory::new()),
+            "test".into(),
+            &crate::RemoteOptions::default(),
+        )
+        .unwrap();
+        let retry = RetryBackend::new(Arc::new(remote), RetryPolicy::default());
+        assert_eq!(retry.upload_parallelism(), 4);
+        let local = RetryBackend::new(
+            Arc::new(ObjectStoreBackend::memory().unwrap()),
+            RetryPolicy::default(),
+        );
+        assert_eq!(local.upload_parallelism(), 2);
+    }
+    #[test]
     fn delays_grow_and_are_capped() {
         let p = RetryPolicy::default();
         assert_eq!(p.delay(1, 0.999_999).as_millis(), 249);

@@ -837,6 +837,23 @@ fn packs_by_type(r: &Repo) -> (Packs, Packs) {
     (data, trees)
 }
 
+/// Where the index places blobs in each pack: (offset, end) of each
+/// envelope, in pack order.
+fn blobs_per_pack(r: &Repo) -> BTreeMap<Id, Vec<(u64, u64)>> {
+    let repo = r.open();
+    let mut n: BTreeMap<Id, Vec<(u64, u64)>> = BTreeMap::new();
+    for (_, l) in repo.index().iter() {
+        let off = u64::from(l.offset);
+        n.entry(l.pack)
+            .or_default()
+            .push((off, off + u64::from(l.stored_len)));
+    }
+    for v in n.values_mut() {
+        v.sort_unstable();
+    }
+    n
+}
+
 fn listed_packs(r: &Repo) -> usize {
     fingerprint(&r.path.join(Folder::Data.name())).len()
 }
@@ -1062,16 +1079,29 @@ fn repair_snapshots_drops_only_lost_data() {
     let (data, _) = packs_by_type(&r);
     let snaps = r.run(&["--json", "snapshots"]).ok("snapshots").json();
     assert_eq!(snaps.as_array().unwrap().len(), 2);
-    // Lose one data pack and truncate another.
-    let (gone, cut) = (data[1].0, data[3].0);
+    // Lose one data pack and truncate another right after its first blob,
+    // so that one blob of it survives and the others are lost. The cut one
+    // must hold two blobs or more; which packs hold how many depends on how
+    // the packers raced.
+    let blobs = blobs_per_pack(&r);
+    let (cut, keep_to) = data
+        .iter()
+        .find_map(|(id, _)| match blobs.get(id) {
+            Some(v) if v.len() >= 2 => Some((*id, v[0].1)),
+            _ => None,
+        })
+        .expect("a data pack with two blobs or more");
+    let gone = data
+        .iter()
+        .map(|(id, _)| *id)
+        .find(|id| *id != cut)
+        .unwrap();
     fs::remove_file(pack_file(&r.path, &gone)).unwrap();
-    let f = pack_file(&r.path, &cut);
-    let len = fs::metadata(&f).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
-        .open(&f)
+        .open(pack_file(&r.path, &cut))
         .unwrap()
-        .set_len(len * 2 / 3)
+        .set_len(keep_to)
         .unwrap();
     let (code, v) = r.check(&[]);
     assert_eq!(code, 4);

@@ -222,9 +222,7 @@ impl Repository {
                 saver: &saver,
                 #[cfg(feature = "testing")]
                 fail_points: &opts.fail,
-                budget: Budget::new(
-                    (MEMORY_PER_THREAD * pool.current_num_threads()).max(2 * BATCH_BYTES),
-                ),
+                budget: Budget::new(budget_cap(&self.chunker, pool.current_num_threads())),
                 progress,
                 failed: AtomicBool::new(false),
                 bytes: AtomicU64::new(0),
@@ -472,5 +470,48 @@ impl Archiver<'_, '_> {
         // Holes skipped in a regular file are content too.
         self.bytes_total.fetch_add(len, Ordering::Relaxed);
         Ok(node)
+    }
+}
+
+/// The memory budget's cap for `threads` workers: [`MEMORY_PER_THREAD`]
+/// each, and at least two batches. With three workers or more, also room
+/// for a stream's two batch buffers beside one file per worker other than
+/// the streaming one and its first helper: where a stream needs the whole
+/// cap, the other workers wait behind it, and waits under stolen work are
+/// what ends in a stall (see `budget`). With two, the helper seals the
+/// stream's batches, and the cap stays at two batches.
+fn budget_cap(chunker: &lifeboat_chunker::Chunker, threads: usize) -> usize {
+    let cap = (MEMORY_PER_THREAD * threads).max(2 * BATCH_BYTES);
+    if threads < 3 {
+        return cap;
+    }
+    let step = BATCH_BYTES.max(threads * chunker.avg_size());
+    let stream = 2 * chunker.batch_capacity(step);
+    cap.max(stream + MEMORY_PER_THREAD * (threads - 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_cap_leaves_room_beside_a_stream_from_three_workers() {
+        // The default chunker: 512 KiB, 1 MiB, 8 MiB.
+        let c = lifeboat_chunker::Chunker::new(512 << 10, 1 << 20, 8 << 20, 0).unwrap();
+        let stream = 2 * c.batch_capacity(BATCH_BYTES);
+        assert_eq!(stream, 32 << 20);
+        // Two workers: two batches, as measured (a stream runs alone).
+        assert_eq!(budget_cap(&c, 2), 16 << 20);
+        assert_eq!(budget_cap(&c, 1), 16 << 20);
+        // Three and more: a stream beside one file per worker other than
+        // the streaming one and its first helper.
+        assert_eq!(budget_cap(&c, 3), (32 + 8) << 20);
+        assert_eq!(budget_cap(&c, 4), (32 + 16) << 20);
+        for t in 3..=64 {
+            let step = BATCH_BYTES.max(t * c.avg_size());
+            let stream = 2 * c.batch_capacity(step);
+            assert!(budget_cap(&c, t) >= stream + MEMORY_PER_THREAD * (t - 2));
+            assert!(budget_cap(&c, t) >= MEMORY_PER_THREAD * t);
+        }
     }
 }

@@ -12,7 +12,7 @@ pub(super) const MEMORY_PER_THREAD: usize = 8 << 20;
 /// How long a worker waits for room while nothing moves (no bytes given
 /// back, no pool job to help with) before it goes over the cap: see
 /// [`Budget`].
-pub(super) const STALL: Duration = Duration::from_millis(50);
+const STALL: Duration = Duration::from_millis(50);
 
 /// A cap on content bytes held by all workers at once. A worker waits for
 /// room only while it holds none itself: a worker already holding some

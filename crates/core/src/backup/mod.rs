@@ -37,7 +37,7 @@ use archiver::Archiver;
 use budget::{Budget, MEMORY_PER_THREAD};
 use content_saver::ContentSaver;
 use source_roots::{absolute_clean, insert_path};
-use stream_reader::BATCH_BYTES;
+use stream_reader::{BATCH_BYTES, stream_bytes};
 
 pub use block_reader::{
     BlockChunking, ByteRange, DEFAULT_BLOCK_CHUNKING, MAX_FIXED_CHUNK, META_CHANGED_RANGES,
@@ -485,9 +485,7 @@ fn budget_cap(chunker: &lifeboat_chunker::Chunker, threads: usize) -> usize {
     if threads < 3 {
         return cap;
     }
-    let step = BATCH_BYTES.max(threads * chunker.avg_size());
-    let stream = 2 * chunker.batch_capacity(step);
-    cap.max(stream + MEMORY_PER_THREAD * (threads - 2))
+    cap.max(stream_bytes(chunker, threads) + MEMORY_PER_THREAD * (threads - 2))
 }
 
 #[cfg(test)]
@@ -508,8 +506,7 @@ mod tests {
         assert_eq!(budget_cap(&c, 3), (32 + 8) << 20);
         assert_eq!(budget_cap(&c, 4), (32 + 16) << 20);
         for t in 3..=64 {
-            let step = BATCH_BYTES.max(t * c.avg_size());
-            let stream = 2 * c.batch_capacity(step);
+            let stream = 2 * c.batch_capacity(BATCH_BYTES.max(t * c.avg_size()));
             assert!(budget_cap(&c, t) >= stream + MEMORY_PER_THREAD * (t - 2));
             assert!(budget_cap(&c, t) >= MEMORY_PER_THREAD * t);
         }

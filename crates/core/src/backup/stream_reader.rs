@@ -15,6 +15,17 @@ use crate::{Error, Result};
 /// larger, so that each thread has chunks to seal.
 pub(super) const BATCH_BYTES: usize = 8 << 20;
 
+/// Bytes read and cut per batch of a stream on `threads` workers.
+pub(super) fn batch_step(chunker: &lifeboat_chunker::Chunker, threads: usize) -> usize {
+    BATCH_BYTES.max(threads * chunker.avg_size())
+}
+
+/// Bytes a stream holds against the budget while it runs: its two batch
+/// buffers.
+pub(super) fn stream_bytes(chunker: &lifeboat_chunker::Chunker, threads: usize) -> usize {
+    2 * chunker.batch_capacity(batch_step(chunker, threads))
+}
+
 /// The outcome of one batch's sealing.
 type Sealed = Result<(Vec<ContentPart>, u64)>;
 
@@ -41,10 +52,14 @@ impl ContentSaver<'_, '_> {
         parts: &mut Vec<ContentPart>,
     ) -> Result<std::io::Result<u64>> {
         let chunker = &self.repo.chunker;
-        let step = BATCH_BYTES.max(rayon::current_num_threads() * chunker.avg_size());
-        let _grant = self.budget.take(2 * chunker.batch_capacity(step));
+        let threads = rayon::current_num_threads();
+        let _grant = self.budget.take(stream_bytes(chunker, threads));
         let mut bufs = self.stream_buffers().pop().unwrap_or_default();
-        let res = self.stream_batches(chunker.batches(reader, step), &mut bufs, parts);
+        let res = self.stream_batches(
+            chunker.batches(reader, batch_step(chunker, threads)),
+            &mut bufs,
+            parts,
+        );
         self.stream_buffers().push(bufs);
         res
     }

@@ -132,7 +132,9 @@ fn init_over_existing_repository_refuses() {
 }
 
 /// A repository with one 1 MiB random file; returns (repo, source file, the
-/// data pack).
+/// largest data pack). The keyed chunker cuts the file into one chunk or two
+/// (the smallest chunk is 512 KiB), and the two data packs may each take one,
+/// so that pack holds at least 512 KiB of the file and starts with its blob.
 fn repo_with_data_pack() -> (TestRepo, PathBuf, PathBuf) {
     let repo = TestRepo::new();
     let src = repo.scratch("src");
@@ -149,7 +151,11 @@ fn repo_with_data_pack() -> (TestRepo, PathBuf, PathBuf) {
         .max_by_key(|p| fs::metadata(p).unwrap().len())
         .unwrap()
         .clone();
-    assert!(fs::metadata(&data_pack).unwrap().len() > 1 << 20);
+    let len = fs::metadata(&data_pack).unwrap().len();
+    assert!(
+        len > 512 << 10,
+        "the largest pack has {len} bytes: {packs:?}"
+    );
     (repo, file, data_pack)
 }
 

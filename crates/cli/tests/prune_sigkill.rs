@@ -8,6 +8,11 @@
 //! store's `testing` feature, on in the binary these tests run) makes it
 //! send itself SIGKILL at the start of its N-th store request, and
 //! `trace=FILE` records each request, so the test knows which one it was.
+//! The points chosen for a kind of write count writes instead
+//! (`kill_on=writes`): the repack reads packs ahead while three writers
+//! upload, so the request at a given number may be a read in one run and a
+//! write in the next, whereas the N-th write is of the same kind in every
+//! run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -49,6 +54,8 @@ const PRUNE: [&str; 4] = ["prune", "--instant-delete", "--max-unused", "0"];
 struct Request {
     /// Its number, from 1.
     n: u64,
+    /// The writes up to and including it.
+    w: u64,
     op: String,
     path: String,
 }
@@ -73,6 +80,7 @@ fn read_trace(path: &Path) -> Vec<Request> {
             assert_eq!(f.len(), 4, "trace line {l:?}");
             Request {
                 n: f[0].parse().unwrap(),
+                w: f[1].parse().unwrap(),
                 op: f[2].to_string(),
                 path: f[3].to_string(),
             }
@@ -156,44 +164,64 @@ fn assert_sound(repo: &TestRepo, kept: &[(String, PathBuf)], what: &str) {
     }
 }
 
-/// 20 request numbers: the first write of each kind (lock, new packs,
-/// index segment, superseded segments, mark object, old mark objects,
-/// deleted packs, lock release) and the last pack deletion, then the rest
-/// spread evenly over the whole run.
-fn kill_points(reference: &[Request]) -> Vec<u64> {
+/// Where a trial kills the prune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Point {
+    /// At this write (counting puts, creates and deletes), which must be of
+    /// the same kind as the reference run's.
+    Write(u64),
+    /// At this request, whatever it is.
+    Request(u64),
+}
+
+/// 20 points: the first write of each kind (lock, new packs, index
+/// segment, superseded segments, mark object, old mark objects, deleted
+/// packs, lock release) and the last pack deletion, each by its write
+/// number, then the rest by request number, spread evenly over the whole
+/// run and apart from the requests of those writes in the reference run.
+fn kill_points(reference: &[Request]) -> Vec<Point> {
     let total = reference.len() as u64;
     let mut points = BTreeSet::new();
+    let mut taken = BTreeSet::new();
     let mut kinds = BTreeSet::new();
-    for r in reference.iter().filter(|r| r.is_write()) {
-        if kinds.insert(r.kind()) {
-            points.insert(r.n);
+    let writes = || reference.iter().filter(|r| r.is_write());
+    for r in writes() {
+        if kinds.insert(r.kind()) && taken.insert(r.n) {
+            points.insert(Point::Write(r.w));
         }
     }
-    if let Some(last) = reference.iter().rfind(|r| r.kind() == "delete data") {
-        points.insert(last.n);
+    if let Some(last) = writes().rfind(|r| r.kind() == "delete data")
+        && taken.insert(last.n)
+    {
+        points.insert(Point::Write(last.w));
     }
     let rest = KILLS - points.len();
     for i in 0..rest as u64 {
         let mut n = 1 + (2 * i + 1) * total / (2 * rest as u64);
-        while points.contains(&n) {
+        while taken.contains(&n) {
             n = n % total + 1;
         }
-        points.insert(n);
+        taken.insert(n);
+        points.insert(Point::Request(n));
     }
     points.into_iter().collect()
 }
 
-/// Kill the prune at request `at` of a copy of the base repository, check
-/// what it left, rerun it and check again; returns the kind of request it
-/// was killed at.
-fn trial(base: &Base, requests: &[Request], reference_data: u64, at: u64) -> String {
+/// Kill the prune at `at` on a copy of the base repository, check what it
+/// left, rerun it and check again; returns the kind of request it was
+/// killed at.
+fn trial(base: &Base, requests: &[Request], reference_data: u64, at: Point) -> String {
     let repo = base.repo.copy();
     let trace = repo.tmp.path().join("trace");
+    let kill = match at {
+        Point::Write(w) => format!("kill_at={w},kill_on=writes"),
+        Point::Request(n) => format!("kill_at={n}"),
+    };
     let out = repo
         .cmd()
         .env(
             "LIFEBOAT_FAULTS",
-            format!("kill_at={at},trace={}", trace.display()),
+            format!("{kill},trace={}", trace.display()),
         )
         .args(PRUNE)
         .output()
@@ -201,20 +229,27 @@ fn trial(base: &Base, requests: &[Request], reference_data: u64, at: u64) -> Str
     assert_eq!(
         out.status.signal(),
         Some(9),
-        "prune with kill_at={at}: {:?}, stderr:\n{}",
+        "prune with {kill}: {:?}, stderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    let is_it = |r: &Request| match at {
+        Point::Write(w) => r.is_write() && r.w == w,
+        Point::Request(n) => r.n == n,
+    };
     let killed = read_trace(&trace)
         .into_iter()
-        .find(|r| r.n == at)
-        .unwrap_or_else(|| panic!("kill_at={at}: no request {at} in the trace"));
-    // Stopped where the reference run made the same kind of request:
-    // the points hit what they were chosen for.
-    let want = &requests[at as usize - 1];
-    assert_eq!(killed.kind(), want.kind(), "kill_at={at}");
+        .find(is_it)
+        .unwrap_or_else(|| panic!("{kill}: not in the trace"));
+    // A point chosen for a kind of write stopped at a write of that kind:
+    // it hit what it was chosen for.
+    if let Point::Write(_) = at {
+        let want = requests.iter().find(|r| is_it(r)).unwrap();
+        assert_eq!(killed.kind(), want.kind(), "{kill}");
+    }
     let what = format!(
-        "killed at request {at} of {} ({} {})",
+        "killed at request {} of {} ({} {}, {kill})",
+        killed.n,
         requests.len(),
         killed.op,
         killed.path

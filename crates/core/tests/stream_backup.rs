@@ -186,7 +186,10 @@ fn a_stream_cuts_where_the_whole_file_cuts() {
         )
         .unwrap();
     let whole = node_at(&f, &r.snapshot, &src).content;
-    assert!(whole.len() >= 3, "{whole:?}");
+    // Over one maximum chunk (8 MiB), so at least two parts; how many more
+    // depends on the repository's chunker key (with no cut in the first
+    // random MiB nor in the random tail, about 2% of keys, there are two).
+    assert!(whole.len() >= 2, "{whole:?}");
 
     let streamed = f.stdin(&mut Dribble(&data)).unwrap();
     let node = f.file_node(&streamed);

@@ -45,6 +45,11 @@ pub mod garage;
 /// - `kill_on`: which requests `kill_at` counts: `requests` (every one, the
 ///   default) or `writes` (puts, creates and deletes only, which do not
 ///   depend on what a cache or a parallel reader happened to fetch);
+/// - `kill_before`: the process sends itself SIGKILL at the start of its
+///   first put or create of an object whose name starts with this prefix
+///   (after its `trace` line): a crash just before a chosen kind of object
+///   is written, wherever it falls in the run (how many packs come before
+///   an index segment, for one, differs from run to run);
 /// - `dropped`: fraction of requests that fail as a connection reset by
 ///   the peer would ([`Error::Unavailable`] whose cause is an
 ///   `io::Error` of kind `ConnectionReset`); on a write, half of them strike
@@ -60,8 +65,8 @@ pub mod garage;
 /// `permanent`, `transient`, `dropped` (their sum may not exceed 1); the
 /// read damage (`short_reads`, `flip`) is drawn independently of them.
 ///
-/// `kill_at`, `kill_on` and `trace` count every request, whatever `after`
-/// and `prefix` say.
+/// `kill_at`, `kill_on`, `kill_before` and `trace` see every request,
+/// whatever `after` and `prefix` say.
 ///
 /// Whether a request fails depends only on the seed, the operation, the
 /// object name and how many times that name was asked for before, not on
@@ -92,6 +97,9 @@ pub struct FaultConfig {
     pub kill_at: Option<u64>,
     /// Which requests `kill_at` counts.
     pub kill_on: KillOn,
+    /// SIGKILL the process at the start of its first put or create under
+    /// this prefix.
+    pub kill_before: Option<String>,
     /// Fraction of requests failing as a dropped connection.
     pub dropped: f64,
     /// Fraction of successful reads cut short.
@@ -166,6 +174,8 @@ impl FaultConfig {
                     0 => return Err(bad(spec, "kill_at counts from 1")),
                     n => c.kill_at = Some(n),
                 },
+                "kill_before" if !v.is_empty() => c.kill_before = Some(v.to_string()),
+                "kill_before" => return Err(bad(spec, "kill_before needs a prefix")),
                 "kill_on" => {
                     c.kill_on = match v {
                         "requests" => KillOn::Requests,
@@ -443,6 +453,12 @@ impl FaultyBackend {
         };
         if let (Some(at), Some(c)) = (self.cfg.kill_at, counted)
             && c >= at
+        {
+            kill_self();
+        }
+        if let Some(p) = &self.cfg.kill_before
+            && matches!(op, Op::Put | Op::Create)
+            && path.starts_with(p.as_str())
         {
             kill_self();
         }
@@ -1091,7 +1107,15 @@ mod tests {
         let c = FaultConfig::parse("kill_at=1").unwrap();
         assert_eq!((c.kill_at, c.kill_on), (Some(1), KillOn::Requests));
         assert_eq!(FaultConfig::parse("").unwrap().kill_at, None);
-        for bad in ["kill_at=0", "kill_at=x", "kill_on=reads", "kill_on="] {
+        let c = FaultConfig::parse("kill_before=index/").unwrap();
+        assert_eq!(c.kill_before.as_deref(), Some("index/"));
+        for bad in [
+            "kill_at=0",
+            "kill_at=x",
+            "kill_on=reads",
+            "kill_on=",
+            "kill_before=",
+        ] {
             assert!(FaultConfig::parse(bad).is_err(), "{bad}");
         }
     }

@@ -223,10 +223,10 @@ fn generate_golden() {
     // The golden tests expect one data pack and one tree pack per backup.
     // Data blobs go to one of two open packs at random, so a backup may
     // split its files over two: then the repository is made again.
+    let pw2 = root.join("password2");
     for attempt in 1.. {
         let _ = fs::remove_dir_all(&valid);
         lb(&["init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1"]);
-        let pw2 = root.join("password2");
         lb(&[
             "key",
             "add",

@@ -185,15 +185,11 @@ fn kill_points(reference: &[Request]) -> Vec<Point> {
     let mut taken = BTreeSet::new();
     let mut kinds = BTreeSet::new();
     let writes = || reference.iter().filter(|r| r.is_write());
-    for r in writes() {
-        if kinds.insert(r.kind()) && taken.insert(r.n) {
-            points.insert(Point::Write(r.w));
-        }
-    }
-    if let Some(last) = writes().rfind(|r| r.kind() == "delete data")
-        && taken.insert(last.n)
-    {
-        points.insert(Point::Write(last.w));
+    let first_of_each = writes().filter(|r| kinds.insert(r.kind()));
+    let last_delete = writes().rfind(|r| r.kind() == "delete data");
+    for r in first_of_each.chain(last_delete) {
+        taken.insert(r.n);
+        points.insert(Point::Write(r.w));
     }
     let rest = KILLS - points.len();
     for i in 0..rest as u64 {

@@ -7,11 +7,12 @@
 //!
 //! Every regular file under DIR becomes blobs the way a backup with the
 //! default chunker sizes them, roughly: a file up to 1.5 MiB is one blob, a
-//! larger one is cut into 1 MiB pieces. Each SETTING then compresses every
-//! blob in this one thread, three times, and prints the compressed total
-//! (a blob is counted compressed only when that saves 1/32 of it, as a
-//! backup keeps it) and the least thread CPU time of the three passes
-//! (`/proc/thread-self/schedstat`, so other processes' load counts little).
+//! larger one is cut into 1 MiB pieces, all held in memory. Each SETTING
+//! then compresses every blob in this one thread, three times, and prints
+//! the compressed total (a blob is counted compressed only when that saves
+//! more than 1/32 of it, the rule of `lifeboat_format::seal_blob`) and the
+//! least thread CPU time of the three passes (`/proc/thread-self/schedstat`,
+//! so other processes' load counts little).
 //! `auto` is `3,h=15,c=15` (`docs/benchmarks.md`, "Compression modes").
 
 use std::io::Read;
@@ -96,7 +97,7 @@ fn main() -> Result<()> {
                 out.clear();
                 out.reserve(zstd::zstd_safe::compress_bound(b.len()));
                 let n = c.compress_to_buffer(&b[..], &mut out)?;
-                total += if n + b.len() / 32 <= b.len() {
+                total += if n + b.len() / 32 < b.len() {
                     n
                 } else {
                     b.len()

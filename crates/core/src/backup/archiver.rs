@@ -45,9 +45,17 @@ impl Archiver<'_, '_> {
 
     /// Back up one entry. `Ok(None)`: skipped, error recorded. `Err`: the
     /// whole backup must stop.
-    fn entry(&self, path: &Path, name: Vec<u8>, parent: Option<&Node>) -> Result<Option<Node>> {
+    /// `stat`: the entry's `lstat`, where the caller has it (from its
+    /// directory, which costs no lookup of the whole path).
+    fn entry(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        parent: Option<&Node>,
+        stat: Option<std::io::Result<fs::Metadata>>,
+    ) -> Result<Option<Node>> {
         self.content.check_stop()?;
-        let md = match fs::symlink_metadata(path) {
+        let md = match stat.unwrap_or_else(|| fs::symlink_metadata(path)) {
             Ok(m) => m,
             Err(e) => {
                 self.record(path, format!("stat: {e}"));
@@ -80,9 +88,9 @@ impl Archiver<'_, '_> {
                     .fetch_add(node.size, Ordering::Relaxed);
             }
             NodeKind::File => match fs::File::open(path) {
-                Ok(f) => match self.content.file_content(f, md.len()) {
+                Ok(f) => match self.content.file_content(&f, md.len()) {
                     Ok(Ok((parts, len))) => {
-                        if let Some(what) = changed_while_read(path, &md) {
+                        if let Some(what) = changed_while_read(&f, &md) {
                             // Kept as read, and said: the bytes may mix
                             // the file's old and new content.
                             self.record(
@@ -131,22 +139,25 @@ impl Archiver<'_, '_> {
             return self.content.fail(e);
         }
         let parent = parent_tree(self.content.repo, parent);
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        // Each entry keeps the directory open, so that its `lstat` is asked
+        // relative to it (`DirEntry::metadata`) rather than by the whole
+        // path: one lookup of every folder above it less per entry.
+        let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = Vec::new();
         match fs::read_dir(path) {
             Ok(rd) => {
                 for e in rd {
                     match e {
-                        Ok(e) => names.push(e.file_name()),
+                        Ok(e) => entries.push((e.file_name(), e)),
                         Err(e) => self.record(path, format!("read dir: {e}")),
                     }
                 }
             }
             Err(e) => self.record(path, format!("read dir: {e}")),
         }
-        names.sort();
-        let nodes: Vec<Option<Node>> = names
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let nodes: Vec<Option<Node>> = entries
             .par_iter()
-            .map(|n| {
+            .map(|(n, e)| {
                 let child = path.join(n);
                 if self.excludes.matches(&child) {
                     return Ok(None);
@@ -156,6 +167,7 @@ impl Archiver<'_, '_> {
                     &child,
                     name.to_vec(),
                     parent.as_ref().and_then(|t| t.find(name)),
+                    Some(e.metadata()),
                 )
             })
             .collect::<Result<_>>()?;
@@ -182,7 +194,7 @@ impl Archiver<'_, '_> {
         parent: Option<&Node>,
     ) -> Result<Option<Node>> {
         match v {
-            SourceEntry::Real(p) => self.entry(p, name, parent),
+            SourceEntry::Real(p) => self.entry(p, name, parent, None),
             SourceEntry::Virtual(p, children) => {
                 let md = match fs::symlink_metadata(p) {
                     Ok(m) => m,
@@ -213,12 +225,16 @@ impl Archiver<'_, '_> {
     }
 }
 
-/// What changed about the file at `path` since `before` was taken, if
-/// anything: its size, modification or change time. A file removed or
-/// replaced by another since was read whole from the old one: no change.
-fn changed_while_read(path: &Path, before: &fs::Metadata) -> Option<&'static str> {
+/// What changed about the open file `f` since `before` (its path's
+/// `lstat`) was taken, if anything: its size, modification or change time.
+/// Asked of the open file, not its path: the file read is the one that
+/// matters, and a path lookup per file cost about 2% of a cold backup's
+/// CPU. A file removed or replaced by another after it was opened was read
+/// whole from the old one; one replaced between the `lstat` and the open
+/// is not the file `before` describes. Neither counts as a change.
+fn changed_while_read(f: &fs::File, before: &fs::Metadata) -> Option<&'static str> {
     use std::os::unix::fs::MetadataExt;
-    let now = fs::symlink_metadata(path).ok()?;
+    let now = f.metadata().ok()?;
     if (now.dev(), now.ino()) != (before.dev(), before.ino()) {
         None
     } else if now.len() != before.len() {

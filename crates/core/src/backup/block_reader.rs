@@ -509,7 +509,7 @@ impl Archiver<'_, '_> {
                     "changed ranges need fixed chunking (fixed:SIZE), not cdc".into(),
                 ));
             }
-            (BlockChunking::Cdc, None) => match self.content.file_content(f, size)? {
+            (BlockChunking::Cdc, None) => match self.content.file_content(&f, size)? {
                 Ok((parts, n)) if n == size => parts,
                 Ok((_, n)) => {
                     return Err(Error::io(

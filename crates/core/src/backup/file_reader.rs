@@ -27,13 +27,13 @@ impl ContentSaver<'_, '_> {
     /// as holes without being read.
     pub(super) fn file_content(
         &self,
-        mut f: fs::File,
+        mut f: &fs::File,
         len: u64,
     ) -> Result<std::io::Result<(Vec<ContentPart>, u64)>> {
         if len > 2 * self.repo.chunker.max_size() as u64 {
             let mut parts = Vec::new();
             let mut pos = 0u64;
-            for (start, end) in data_extents(&f, len) {
+            for (start, end) in data_extents(f, len) {
                 if start > pos {
                     parts.push(ContentPart::Hole { len: start - pos });
                 }

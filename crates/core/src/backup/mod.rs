@@ -446,7 +446,7 @@ impl Archiver<'_, '_> {
             StdinInput::File(mut file) => {
                 use std::io::Seek;
                 match (file.stream_position(), file.metadata()) {
-                    (Ok(0), Ok(m)) if m.is_file() => self.content.file_content(file, m.len())?,
+                    (Ok(0), Ok(m)) if m.is_file() => self.content.file_content(&file, m.len())?,
                     _ => self.content.content(file)?,
                 }
             }

@@ -84,6 +84,14 @@ pub(crate) fn node_from_metadata(
     md: &fs::Metadata,
     names: &NameCache,
 ) -> Node {
+    let mut n = node_from_stat(name, md, names);
+    n.xattrs = read_xattrs(path);
+    n
+}
+
+/// [`node_from_metadata`] without the extended attributes, for a caller
+/// that reads them itself (of an open file: [`read_xattrs_of`]).
+pub(crate) fn node_from_stat(name: Vec<u8>, md: &fs::Metadata, names: &NameCache) -> Node {
     let mut n = Node::new(name, kind_of(md));
     n.mode = md.mode() & 0o7777;
     n.uid = md.uid();
@@ -102,19 +110,32 @@ pub(crate) fn node_from_metadata(
     n.inode = md.ino();
     n.links = md.nlink();
     n.rdev = md.rdev();
-    n.xattrs = read_xattrs(path);
     n
 }
 
 /// Extended attributes of `path` (not following symlinks), sorted. A
 /// filesystem without xattr support gives none.
 pub(crate) fn read_xattrs(path: &Path) -> Vec<Xattr> {
-    let Ok(names) = xattr::list(path) else {
+    collect_xattrs(xattr::list(path), |name| xattr::get(path, name))
+}
+
+/// [`read_xattrs`] of an open file (`flistxattr`, `fgetxattr`), which
+/// costs no lookup of its path.
+pub(crate) fn read_xattrs_of(f: &fs::File) -> Vec<Xattr> {
+    use xattr::FileExt as _;
+    collect_xattrs(f.list_xattr(), |name| f.get_xattr(name))
+}
+
+fn collect_xattrs(
+    names: std::io::Result<xattr::XAttrs>,
+    get: impl Fn(&std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
+) -> Vec<Xattr> {
+    let Ok(names) = names else {
         return Vec::new();
     };
     let mut out: Vec<Xattr> = names
         .filter_map(|name| {
-            let value = xattr::get(path, &name).ok().flatten()?;
+            let value = get(&name).ok().flatten()?;
             Some(Xattr {
                 name: name.as_bytes().to_vec(),
                 value,

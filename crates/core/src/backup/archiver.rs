@@ -16,7 +16,7 @@ use super::content_saver::ContentSaver;
 use super::parent::{parent_tree, unchanged};
 use super::source_roots::SourceEntry;
 use crate::filter::PathFilter;
-use crate::meta::{NameCache, node_from_metadata};
+use crate::meta::{NameCache, node_from_metadata, node_from_stat, read_xattrs, read_xattrs_of};
 use crate::{EntryError, Error, Result};
 
 /// Turns the source's entries into nodes and trees, and counts them.
@@ -44,25 +44,37 @@ impl Archiver<'_, '_> {
     }
 
     /// Back up one entry. `Ok(None)`: skipped, error recorded. `Err`: the
-    /// whole backup must stop.
-    /// `stat`: the entry's `lstat`, where the caller has it (from its
-    /// directory, which costs no lookup of the whole path).
+    /// whole backup must stop. `at`: where the entry was found, when it
+    /// comes from a directory being read; then it is `lstat`ed and opened
+    /// relative to that directory, not by its whole path.
     fn entry(
         &self,
         path: &Path,
         name: Vec<u8>,
         parent: Option<&Node>,
-        stat: Option<std::io::Result<fs::Metadata>>,
+        at: Option<InDir<'_>>,
     ) -> Result<Option<Node>> {
         self.content.check_stop()?;
-        let md = match stat.unwrap_or_else(|| fs::symlink_metadata(path)) {
+        let stat = match &at {
+            Some(a) => a.entry.metadata(),
+            None => fs::symlink_metadata(path),
+        };
+        let md = match stat {
             Ok(m) => m,
             Err(e) => {
                 self.record(path, format!("stat: {e}"));
                 return Ok(None);
             }
         };
-        let mut node = node_from_metadata(name, path, &md, &self.names);
+        let mut node = node_from_stat(name, &md, &self.names);
+        // A file that is read gets its extended attributes from the open
+        // file below; every other entry by its path.
+        let read = node.kind == NodeKind::File
+            && !parent
+                .is_some_and(|p| unchanged(self.content.repo, &self.content.saver.guard, p, &node));
+        if !read {
+            node.xattrs = read_xattrs(path);
+        }
         match node.kind {
             NodeKind::Dir => {
                 let sub = parent
@@ -70,11 +82,7 @@ impl Archiver<'_, '_> {
                     .and_then(|p| p.subtree);
                 node.subtree = Some(self.dir(path, sub)?);
             }
-            NodeKind::File
-                if parent.is_some_and(|p| {
-                    unchanged(self.content.repo, &self.content.saver.guard, p, &node)
-                }) =>
-            {
+            NodeKind::File if !read => {
                 let p = parent.map(|p| p.content.clone()).unwrap_or_default();
                 node.content = p;
                 self.files.fetch_add(1, Ordering::Relaxed);
@@ -87,7 +95,7 @@ impl Archiver<'_, '_> {
                     .bytes
                     .fetch_add(node.size, Ordering::Relaxed);
             }
-            NodeKind::File => match fs::File::open(path) {
+            NodeKind::File => match open_file(path, at.as_ref()) {
                 Ok(f) => match self.content.file_content(&f, md.len()) {
                     Ok(Ok((parts, len))) => {
                         if let Some(what) = changed_while_read(&f, &md) {
@@ -101,6 +109,7 @@ impl Archiver<'_, '_> {
                                 ),
                             );
                         }
+                        node.xattrs = read_xattrs_of(&f);
                         node.content = parts;
                         node.size = len;
                         self.files.fetch_add(1, Ordering::Relaxed);
@@ -141,7 +150,9 @@ impl Archiver<'_, '_> {
         let parent = parent_tree(self.content.repo, parent);
         // Each entry keeps the directory open, so that its `lstat` is asked
         // relative to it (`DirEntry::metadata`) rather than by the whole
-        // path: one lookup of every folder above it less per entry.
+        // path: one lookup of every folder above it less per entry. Files
+        // are opened relative to `dir` for the same reason.
+        let dir = fs::File::open(path).ok();
         let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = Vec::new();
         match fs::read_dir(path) {
             Ok(rd) => {
@@ -167,7 +178,11 @@ impl Archiver<'_, '_> {
                     &child,
                     name.to_vec(),
                     parent.as_ref().and_then(|t| t.find(name)),
-                    Some(e.metadata()),
+                    Some(InDir {
+                        dir: dir.as_ref(),
+                        name: n,
+                        entry: e,
+                    }),
                 )
             })
             .collect::<Result<_>>()?;
@@ -222,6 +237,27 @@ impl Archiver<'_, '_> {
                 Ok(Some(node))
             }
         }
+    }
+}
+
+/// An entry of a directory being read: the open directory (if it could be
+/// opened), the entry's name in it, and the entry as read from it.
+struct InDir<'a> {
+    dir: Option<&'a fs::File>,
+    name: &'a std::ffi::OsStr,
+    entry: &'a fs::DirEntry,
+}
+
+/// Open the file at `path` for reading: relative to its directory where
+/// `at` has that open (`openat`), else by the whole path.
+fn open_file(path: &Path, at: Option<&InDir<'_>>) -> std::io::Result<fs::File> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::Mode;
+    match at.and_then(|a| Some((a.dir?, a.name))) {
+        Some((dir, name)) => openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map(fs::File::from)
+            .map_err(std::io::Error::from),
+        None => fs::File::open(path),
     }
 }
 

@@ -329,3 +329,51 @@ fn a_repository_the_user_may_not_write_as_root() {
     assert_eq!(repo.snapshots().len(), 1);
     assert!(repo.objects(Folder::Snapshots).len() == 1);
 }
+
+/// A backup looks each entry up relative to its open directory, but holds
+/// only so many directories open (an eighth of the limit on open files):
+/// a tree deeper than that, backed up under a limit of 64 open files, is
+/// read whole, past the cap by path. Without the cap, 300 levels of open
+/// directories ran out of descriptors and left the deep part out.
+#[test]
+fn a_tree_deeper_than_the_open_file_limit_is_backed_up_whole() {
+    let repo = TestRepo::new();
+    let src = repo.scratch("src");
+    let mut dir = src.clone();
+    for level in 0..300 {
+        dir = dir.join("d");
+        fs::create_dir(&dir).unwrap();
+        if level % 50 == 0 {
+            fs::write(dir.join(format!("f{level}")), format!("level {level}\n")).unwrap();
+        }
+    }
+    fs::write(dir.join("leaf"), b"the deepest file").unwrap();
+
+    let lifeboat = repo.cmd();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+        .arg(lifeboat.get_program())
+        .args(["--json", "backup"])
+        .arg(&src)
+        .stdin(std::process::Stdio::null());
+    for (k, v) in lifeboat.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let o = run(&mut c).ok("backup of a 300-level tree with 64 open files allowed");
+    let summary = o.summary();
+    assert_eq!(summary["files_new"].as_u64(), Some(7), "{summary}");
+    assert_eq!(
+        summary["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{summary}"
+    );
+
+    let target = repo.scratch("restore");
+    repo.restore("latest", &target, &[]);
+    let counts = compare_trees(&src, &restored_path(&target, &src));
+    assert_eq!((counts.files, counts.dirs), (7, 301));
+}

@@ -7,7 +7,8 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use lifeboat_format::{BlobType, Id, Node, NodeKind, Tree};
 use rayon::prelude::*;
@@ -31,6 +32,8 @@ pub(super) struct Archiver<'a, 'r> {
     pub(super) dirs: AtomicU64,
     /// Content bytes of every file in the snapshot, read or unchanged.
     pub(super) bytes_total: AtomicU64,
+    /// Directories held open now ([`DirHandles`]).
+    pub(super) open_dirs: AtomicUsize,
 }
 
 impl Archiver<'_, '_> {
@@ -151,14 +154,17 @@ impl Archiver<'_, '_> {
         // Each entry keeps the directory open, so that its `lstat` is asked
         // relative to it (`DirEntry::metadata`) rather than by the whole
         // path: one lookup of every folder above it less per entry. Files
-        // are opened relative to `dir` for the same reason.
-        let dir = fs::File::open(path).ok();
-        let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = Vec::new();
+        // are opened relative to `dir` for the same reason. Past the cap
+        // of directories held open, entries keep nothing open and go by
+        // path, so a deep tree cannot use up the file descriptors.
+        let held = DirHandles::take(&self.open_dirs);
+        let dir = held.as_ref().and_then(|_| fs::File::open(path).ok());
+        let mut entries: Vec<(std::ffi::OsString, Option<fs::DirEntry>)> = Vec::new();
         match fs::read_dir(path) {
             Ok(rd) => {
                 for e in rd {
                     match e {
-                        Ok(e) => entries.push((e.file_name(), e)),
+                        Ok(e) => entries.push((e.file_name(), held.as_ref().map(|_| e))),
                         Err(e) => self.record(path, format!("read dir: {e}")),
                     }
                 }
@@ -178,10 +184,10 @@ impl Archiver<'_, '_> {
                     &child,
                     name.to_vec(),
                     parent.as_ref().and_then(|t| t.find(name)),
-                    Some(InDir {
+                    e.as_ref().map(|entry| InDir {
                         dir: dir.as_ref(),
                         name: n,
-                        entry: e,
+                        entry,
                     }),
                 )
             })
@@ -237,6 +243,41 @@ impl Archiver<'_, '_> {
                 Ok(Some(node))
             }
         }
+    }
+}
+
+/// How many directories a backup holds open at once to look their entries
+/// up relative to them, two descriptors each (the listing and the
+/// directory): an eighth of the soft limit on open files, at most 256.
+/// Deeper ones are read by path.
+fn dir_handles_cap() -> usize {
+    static CAP: OnceLock<usize> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        use nix::sys::resource::{Resource, getrlimit};
+        getrlimit(Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| usize::try_from(soft / 8).unwrap_or(usize::MAX).min(256))
+            .unwrap_or(0)
+    })
+}
+
+/// One of the [`dir_handles_cap`] directories held open; given back when
+/// dropped.
+struct DirHandles<'a>(&'a AtomicUsize);
+
+impl<'a> DirHandles<'a> {
+    /// A slot, if fewer than the cap are held.
+    fn take(held: &'a AtomicUsize) -> Option<Self> {
+        held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < dir_handles_cap()).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| DirHandles(held))
+    }
+}
+
+impl Drop for DirHandles<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -236,6 +236,7 @@ impl Repository {
             files_unchanged: AtomicU64::new(0),
             dirs: AtomicU64::new(0),
             bytes_total: AtomicU64::new(0),
+            open_dirs: std::sync::atomic::AtomicUsize::new(0),
         };
         let mut parent_id = None;
         let mut source_meta = BTreeMap::new();

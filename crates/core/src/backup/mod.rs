@@ -22,7 +22,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use lifeboat_format::{Id, Node, NodeKind, Snapshot, SnapshotSummary, SourceKind, Timestamp};
@@ -236,7 +236,7 @@ impl Repository {
             files_unchanged: AtomicU64::new(0),
             dirs: AtomicU64::new(0),
             bytes_total: AtomicU64::new(0),
-            open_dirs: std::sync::atomic::AtomicUsize::new(0),
+            open_dirs: AtomicUsize::new(0),
         };
         let mut parent_id = None;
         let mut source_meta = BTreeMap::new();

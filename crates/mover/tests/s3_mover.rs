@@ -77,11 +77,18 @@ impl<'c> Site<'c> {
     fn has_config(&self) -> bool {
         self.backend().get("config").is_ok()
     }
+    /// Lock objects in the repository. A Garage listing may still show an
+    /// object for a moment after its delete, while a read already says it
+    /// is gone (docs/storage.md, "Listings may lag deletes"): as every
+    /// reader of the repository does, an object listed but not found counts
+    /// as deleted.
     fn locks(&self) -> usize {
-        self.backend()
-            .list(&lifeboat::layout::Folder::Locks.prefix())
+        let b = self.backend();
+        b.list(&lifeboat::layout::Folder::Locks.prefix())
             .unwrap()
-            .len()
+            .iter()
+            .filter(|o| b.head(&o.path).is_ok())
+            .count()
     }
 }
 

@@ -16,5 +16,5 @@ fi
 FUZZ_BUILD_FLAGS=(--release --debug-assertions)
 # Every target, in the order Cargo.toml lists them.
 FUZZ_TARGETS=(keyslot_json config pack_header index_segment tree_decode snapshot
-    prune_marks prune_lock verify_record blob_open chunker roundtrip_meta roundtrip_pack
-    drill_record)
+    prune_marks prune_lock verify_record blob_open group_open chunker roundtrip_meta
+    roundtrip_pack drill_record)

@@ -1,6 +1,7 @@
 //! Writes the seed corpora, `corpus/<target>/seed-<n>`: a few valid inputs
 //! per target, made with the crate's own encoders and the fixed test key.
-//! Run from `fuzz/`: `cargo run --example gen_corpus`.
+//! Run from `fuzz/`: `cargo run --example gen_corpus [TARGET]` (one
+//! target's seeds only when named, so that the others keep their bytes).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +28,9 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
 }
 
 fn write(target: &str, seeds: &[Vec<u8>]) {
+    if std::env::args().nth(1).is_some_and(|only| only != target) {
+        return;
+    }
     let dir = Path::new("corpus").join(target);
     std::fs::create_dir_all(&dir).expect("create corpus dir");
     for e in std::fs::read_dir(&dir).expect("read corpus dir") {
@@ -293,6 +297,25 @@ fn main() {
             blob(0, 0, b"alpha"),
             blob(0, 1, &frame),
             blob(1, 0, &tree().encode().expect("tree")),
+        ],
+    );
+
+    // flags ‖ pick ‖ body: a compressed group of three members, the same
+    // raw, and one with a member of each kind picked.
+    let members: [&[u8]; 3] = [b"alpha alpha alpha alpha", b"", &noise(300, 9)];
+    let mut table = (members.len() as u32).to_le_bytes().to_vec();
+    for m in members {
+        table.extend_from_slice(&key().blob_id(m).0);
+        table.extend_from_slice(&(m.len() as u32).to_le_bytes());
+    }
+    let plain = [table, members.concat()].concat();
+    let group_frame = zstd::bulk::compress(&plain, 3).expect("zstd");
+    write(
+        "group_open",
+        &[
+            [&[0x03, 0][..], &group_frame].concat(),
+            [&[0x02, 1][..], &plain].concat(),
+            [&[0x03, 2][..], &group_frame].concat(),
         ],
     );
 

@@ -461,9 +461,12 @@ impl Repository {
             let mut j = i + 1;
             while j < wants.len() {
                 let (o, l) = (u64::from(wants[j].offset), u64::from(wants[j].stored_len));
+                let prev = &wants[j - 1];
+                // Another member of the group just before: the same bytes.
+                let same = o == u64::from(prev.offset) && l == u64::from(prev.stored_len);
                 let fits = if streamed {
                     // In order and not overlapping: a stream is read once.
-                    o >= end && o <= end + STREAM_GAP && j - i < STREAM_BLOBS
+                    same || (o >= end && o <= end + STREAM_GAP && j - i < STREAM_BLOBS)
                 } else {
                     o <= end + READ_GAP && o + l - start <= READ_SPAN
                 };
@@ -535,10 +538,20 @@ impl Repository {
         // Pack offset of buf[0].
         let mut at = range.start;
         let mut done = 0;
+        // The last group envelope handled, for its other members, which
+        // follow it in `span` (opening a member leaves the bytes as read).
+        let mut group: Option<(u64, u64, bytes::BytesMut)> = None;
         let res = self.backend.get_range_streamed(path, range, &mut |piece| {
             buf.extend_from_slice(&piece);
             while let Some(w) = span.get(done) {
                 let (o, l) = (u64::from(w.offset), u64::from(w.stored_len));
+                if let Some((go, gl, stored)) = &mut group
+                    && (*go, *gl) == (o, l)
+                {
+                    self.restore_blob(pack, w, stored, slots, ctx);
+                    done += 1;
+                    continue;
+                }
                 // Drop the gap before the blob.
                 let skip = o.saturating_sub(at).min(buf.len() as u64);
                 buf.advance(skip as usize);
@@ -549,6 +562,7 @@ impl Repository {
                 let mut stored = buf.split_to(l as usize);
                 at += l;
                 self.restore_blob(pack, w, &mut stored, slots, ctx);
+                group = w.flags.grouped().then_some((o, l, stored));
                 done += 1;
             }
             done < span.len() && !ctx.progress.cancel.load(Ordering::Relaxed)

@@ -22,7 +22,8 @@ pub struct Stats {
     pub unique_blobs: u64,
     /// Plaintext bytes of those blobs.
     pub unique_raw_size: u64,
-    /// Bytes those blobs take in the repository.
+    /// Bytes those blobs take in the repository. A group of small blobs
+    /// counts once, whole, when any of its members is referenced.
     pub unique_stored_size: u64,
 }
 
@@ -34,6 +35,8 @@ impl Repository {
             ..Default::default()
         };
         let mut seen: HashSet<Id> = HashSet::new();
+        // Groups counted already: (pack, offset).
+        let mut groups: HashSet<(Id, u32)> = HashSet::new();
         let idx = self.index();
         for s in snapshots {
             self.walk(&s.tree, &mut |_, n| {
@@ -48,7 +51,9 @@ impl Repository {
                                     st.unique_blobs += 1;
                                     if let Some(l) = idx.get(id) {
                                         st.unique_raw_size += u64::from(l.raw_len);
-                                        st.unique_stored_size += u64::from(l.stored_len);
+                                        if !l.flags.grouped() || groups.insert((l.pack, l.offset)) {
+                                            st.unique_stored_size += u64::from(l.stored_len);
+                                        }
                                     }
                                 }
                             }

@@ -37,15 +37,25 @@ pub struct BlobFlags(pub u8);
 impl BlobFlags {
     /// The stored plaintext is a zstd frame.
     pub const COMPRESSED: u8 = 1;
+    /// The envelope is a group of small blobs stored together
+    /// ([`seal_group`]); the blob is one member of it. Every member of a
+    /// group carries the group's flags, so [`Self::COMPRESSED`] then says
+    /// whether the group is compressed.
+    pub const GROUPED: u8 = 2;
 
     /// Whether the blob is compressed.
     pub fn compressed(self) -> bool {
         self.0 & Self::COMPRESSED != 0
     }
 
+    /// Whether the blob's envelope is a group shared with other blobs.
+    pub fn grouped(self) -> bool {
+        self.0 & Self::GROUPED != 0
+    }
+
     /// Reject flags this version does not define.
     pub fn validate(self) -> Result<BlobFlags> {
-        if self.0 & !Self::COMPRESSED != 0 {
+        if self.0 & !(Self::COMPRESSED | Self::GROUPED) != 0 {
             return Err(crate::error::malformed(
                 "blob flags",
                 format!("unknown flags {:#x}", self.0),
@@ -68,6 +78,212 @@ pub struct SealedBlob {
     pub raw_len: u32,
     /// The encrypted envelope as stored in the pack.
     pub bytes: Vec<u8>,
+}
+
+/// Small blobs sealed together in one envelope: what [`seal_group`]
+/// returns. Every member gets a pack header entry of its own that points
+/// at the one envelope.
+#[derive(Debug, Clone)]
+pub struct SealedGroup {
+    /// Data or tree (one type per group).
+    pub blob_type: BlobType,
+    /// The flags of every member: [`BlobFlags::GROUPED`], and
+    /// [`BlobFlags::COMPRESSED`] when the group is.
+    pub flags: BlobFlags,
+    /// Each member's id and plaintext length, in the group's order.
+    pub members: Vec<(Id, u32)>,
+    /// The encrypted envelope as stored in the pack.
+    pub bytes: Vec<u8>,
+}
+
+/// Largest plaintext of a group (4 MiB): bounds what a reader decompresses
+/// to reach one member. Writers fill groups to about 1 MiB.
+pub const MAX_GROUP_LEN: u32 = 4 << 20;
+/// Bytes of a group's table per member: id and length.
+const GROUP_ENTRY_LEN: usize = 32 + 4;
+
+fn group_aad(blob_type: BlobType, flags: BlobFlags) -> [u8; 17 + 1 + 1] {
+    let mut aad = [0u8; 19];
+    aad[..17].copy_from_slice(b"lifeboat group v1");
+    aad[17] = blob_type as u8;
+    aad[18] = flags.0;
+    aad
+}
+
+/// Small blobs being collected into a group, in the order added.
+#[derive(Debug)]
+pub struct GroupBuilder {
+    blob_type: BlobType,
+    members: Vec<(Id, u32)>,
+    data: Vec<u8>,
+}
+
+impl GroupBuilder {
+    /// An empty group of blobs of `blob_type`.
+    pub fn new(blob_type: BlobType) -> GroupBuilder {
+        GroupBuilder {
+            blob_type,
+            members: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Add a blob whose id is `id`. Fails if the group would pass
+    /// [`MAX_GROUP_LEN`].
+    pub fn push(&mut self, id: Id, plaintext: &[u8]) -> Result<()> {
+        if self.plaintext_len() + GROUP_ENTRY_LEN + plaintext.len() > MAX_GROUP_LEN as usize {
+            return Err(crate::error::malformed("group", "group larger than 4 MiB"));
+        }
+        self.members.push((id, plaintext.len() as u32));
+        self.data.extend_from_slice(plaintext);
+        Ok(())
+    }
+
+    /// Plaintext length of the group so far, table included.
+    pub fn plaintext_len(&self) -> usize {
+        4 + GROUP_ENTRY_LEN * self.members.len() + self.data.len()
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Compress (in `mode`, kept only when it saves 1/32, as for a blob)
+    /// and encrypt the group. The builder is emptied for reuse.
+    pub fn seal(&mut self, key: &MasterKey, mode: Compression) -> Result<SealedGroup> {
+        let mut plain = Vec::with_capacity(self.plaintext_len());
+        plain.extend_from_slice(&(self.members.len() as u32).to_le_bytes());
+        for (id, len) in &self.members {
+            plain.extend_from_slice(&id.0);
+            plain.extend_from_slice(&len.to_le_bytes());
+        }
+        plain.extend_from_slice(&self.data);
+        let params = mode.zstd();
+        let mut flags = BlobFlags(BlobFlags::GROUPED);
+        let mut scratch = COMPRESSED.take();
+        let compressed = params.level != 0 && {
+            compress_into(params, &plain, &mut scratch)?;
+            scratch.len() + plain.len() / 32 < plain.len()
+        };
+        if compressed {
+            flags.0 |= BlobFlags::COMPRESSED;
+        }
+        let body = if compressed { &scratch[..] } else { &plain[..] };
+        let bytes = key.seal(&group_aad(self.blob_type, flags), body)?;
+        COMPRESSED.set(scratch);
+        self.data.clear();
+        Ok(SealedGroup {
+            blob_type: self.blob_type,
+            flags,
+            members: std::mem::take(&mut self.members),
+            bytes,
+        })
+    }
+}
+
+/// The group a thread opened last: its envelope as stored, its plaintext,
+/// and where each member lies in it. Members of a group are read one after
+/// another, so each group is decrypted and decompressed once, not once per
+/// member; the envelope is compared byte for byte before the plaintext is
+/// reused, so a damaged copy is never answered from the cache.
+struct OpenedGroup {
+    stored: Vec<u8>,
+    blob_type: BlobType,
+    flags: BlobFlags,
+    plain: Vec<u8>,
+    members: std::collections::HashMap<Id, (usize, u32)>,
+}
+
+thread_local! {
+    static LAST_GROUP: RefCell<Option<OpenedGroup>> = const { RefCell::new(None) };
+}
+
+/// Open the group envelope `stored` and parse its table.
+fn open_group(
+    key: &MasterKey,
+    blob_type: BlobType,
+    flags: BlobFlags,
+    stored: &[u8],
+) -> Result<OpenedGroup> {
+    let sealed = key.open(&group_aad(blob_type, flags), stored, "group")?;
+    let plain = if flags.compressed() {
+        decompress(&sealed, MAX_GROUP_LEN as usize)?
+    } else {
+        sealed
+    };
+    let bad = |why: &str| crate::error::malformed("group", why.to_string());
+    if plain.len() > MAX_GROUP_LEN as usize {
+        return Err(bad("larger than 4 MiB"));
+    }
+    let count = plain
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| bad("shorter than its member count"))?;
+    let table_end = count
+        .checked_mul(GROUP_ENTRY_LEN)
+        .and_then(|t| t.checked_add(4))
+        .filter(|t| *t <= plain.len())
+        .ok_or_else(|| bad("shorter than its table"))?;
+    let mut members = std::collections::HashMap::with_capacity(count);
+    let mut at = table_end;
+    for e in plain[4..table_end].chunks_exact(GROUP_ENTRY_LEN) {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&e[..32]);
+        let len = u32::from_le_bytes([e[32], e[33], e[34], e[35]]);
+        // The first of two members with one id is the one read.
+        members.entry(Id(id)).or_insert((at, len));
+        at = at
+            .checked_add(len as usize)
+            .filter(|end| *end <= plain.len())
+            .ok_or_else(|| bad("members run past its end"))?;
+    }
+    if at != plain.len() {
+        return Err(bad("bytes after its last member"));
+    }
+    Ok(OpenedGroup {
+        stored: stored.to_vec(),
+        blob_type,
+        flags,
+        plain,
+        members,
+    })
+}
+
+/// The member `id` of the group envelope `stored`, verified, passed to `f`.
+fn with_group_member<T>(
+    key: &MasterKey,
+    blob_type: BlobType,
+    id: &Id,
+    flags: BlobFlags,
+    raw_len: u32,
+    stored: &[u8],
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T> {
+    LAST_GROUP.with_borrow_mut(|last| {
+        let hit = last
+            .as_ref()
+            .is_some_and(|g| g.blob_type == blob_type && g.flags == flags && g.stored == stored);
+        if !hit {
+            // Forget the old group first: a failure leaves no stale one.
+            *last = None;
+            *last = Some(open_group(key, blob_type, flags, stored)?);
+        }
+        let Some(g) = last.as_ref() else {
+            return Err(Error::Compression("no opened group".into()));
+        };
+        let (at, len) = *g.members.get(id).ok_or_else(|| {
+            crate::error::malformed("group", format!("blob {id} is not in its group"))
+        })?;
+        let data = &g.plain[at..at + len as usize];
+        verify(key, id, raw_len, data)?;
+        Ok(f(data))
+    })
 }
 
 fn blob_aad(
@@ -490,6 +706,9 @@ pub fn open_blob(
     stored: &[u8],
 ) -> Result<Vec<u8>> {
     check_header(flags, raw_len)?;
+    if flags.grouped() {
+        return with_group_member(key, blob_type, id, flags, raw_len, stored, <[u8]>::to_vec);
+    }
     let plain = key.open(&blob_aad(blob_type, flags, raw_len, id), stored, "blob")?;
     let data = if flags.compressed() {
         decompress(&plain, raw_len as usize)?
@@ -503,7 +722,9 @@ pub fn open_blob(
 /// [`open_blob`] without copies, for a reader that holds many blobs in
 /// one buffer: decrypts `stored` where it lies (its bytes are lost) and
 /// decompresses into `scratch`, whose memory is reused from blob to blob.
-/// Returns the verified plaintext, in `stored` or in `scratch`.
+/// Returns the verified plaintext, in `stored` or in `scratch`. A member of
+/// a group ([`BlobFlags::GROUPED`]) is copied into `scratch` and `stored`
+/// is left as it was, since the group's other members are in it too.
 pub fn open_blob_in_place<'a>(
     key: &MasterKey,
     blob_type: BlobType,
@@ -514,6 +735,13 @@ pub fn open_blob_in_place<'a>(
     scratch: &'a mut Vec<u8>,
 ) -> Result<&'a [u8]> {
     check_header(flags, raw_len)?;
+    if flags.grouped() {
+        with_group_member(key, blob_type, id, flags, raw_len, stored, |d| {
+            scratch.clear();
+            scratch.extend_from_slice(d);
+        })?;
+        return Ok(scratch.as_slice());
+    }
     let plain = key.open_in_place(&blob_aad(blob_type, flags, raw_len, id), stored, "blob")?;
     let data = if flags.compressed() {
         decompress_into(plain, raw_len as usize, scratch)?;
@@ -526,7 +754,7 @@ pub fn open_blob_in_place<'a>(
 }
 
 fn check_header(flags: BlobFlags, raw_len: u32) -> Result<()> {
-    if raw_len > MAX_BLOB_LEN {
+    if raw_len > MAX_BLOB_LEN || (flags.grouped() && raw_len > MAX_GROUP_LEN) {
         return Err(crate::error::malformed("blob", "length larger than 1 GiB"));
     }
     // A flag this version does not define could change how the blob must be
@@ -778,5 +1006,152 @@ mod tests {
         assert!(open_blob(&k, BlobType::Tree, &s.id, s.flags, s.raw_len, &s.bytes).is_err());
         assert!(open_blob(&k, BlobType::Data, &s.id, BlobFlags(1), s.raw_len, &s.bytes).is_err());
         assert!(open_blob(&k, BlobType::Data, &s.id, s.flags, 4, &s.bytes).is_err());
+    }
+
+    /// Plaintexts of a group: text, empty, noise, text again.
+    fn members() -> Vec<Vec<u8>> {
+        let mut noise = vec![0u8; 3000];
+        crate::random::fill_random(&mut noise).unwrap();
+        vec![
+            b"fn main() { println!(\"hello\"); }\n".repeat(40),
+            Vec::new(),
+            noise,
+            b"fn main() { println!(\"world\"); }\n".repeat(30),
+        ]
+    }
+
+    fn sealed_group(k: &MasterKey, plains: &[Vec<u8>]) -> SealedGroup {
+        let mut g = GroupBuilder::new(BlobType::Data);
+        for p in plains {
+            g.push(k.blob_id(p), p).unwrap();
+        }
+        let s = g.seal(k, Compression::Auto).unwrap();
+        assert!(g.is_empty(), "sealing empties the builder");
+        s
+    }
+
+    #[test]
+    fn group_members_open_alone_and_in_place() {
+        let k = MasterKey::generate().unwrap();
+        let plains = members();
+        let g = sealed_group(&k, &plains);
+        assert_eq!(
+            g.flags,
+            BlobFlags(BlobFlags::GROUPED | BlobFlags::COMPRESSED)
+        );
+        assert_eq!(g.members.len(), plains.len());
+        // The noise stays as it is; the text members compress together.
+        let text: usize = plains[0].len() + plains[3].len();
+        assert!(
+            g.bytes.len() < plains[2].len() + text / 4,
+            "{}",
+            g.bytes.len()
+        );
+        let mut scratch = Vec::new();
+        // Twice round, so that the second pass is answered by the opened group.
+        for _ in 0..2 {
+            for (p, (id, len)) in plains.iter().zip(&g.members) {
+                assert_eq!(*len as usize, p.len());
+                let opened = open_blob(&k, BlobType::Data, id, g.flags, *len, &g.bytes).unwrap();
+                assert_eq!(&opened, p);
+                let mut stored = g.bytes.clone();
+                let (f, l) = (g.flags, *len);
+                let data =
+                    open_blob_in_place(&k, BlobType::Data, id, f, l, &mut stored, &mut scratch)
+                        .unwrap();
+                assert_eq!(data, &p[..]);
+                assert_eq!(
+                    stored, g.bytes,
+                    "a group's bytes are left for its other members"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_group_fails_every_member_even_after_a_good_copy_was_opened() {
+        let k = MasterKey::generate().unwrap();
+        let plains = members();
+        let g = sealed_group(&k, &plains);
+        let (id, len) = g.members[0];
+        // The good copy is opened first, so its plaintext is at hand.
+        assert!(open_blob(&k, BlobType::Data, &id, g.flags, len, &g.bytes).is_ok());
+        for at in [0, g.bytes.len() / 2, g.bytes.len() - 1] {
+            let mut bad = g.bytes.clone();
+            bad[at] ^= 0x10;
+            for (id, len) in &g.members {
+                assert!(open_blob(&k, BlobType::Data, id, g.flags, *len, &bad).is_err());
+            }
+        }
+        assert!(open_blob(&k, BlobType::Data, &id, g.flags, len, &g.bytes[..50]).is_err());
+        // The flags and the type are bound to the envelope.
+        let raw_flag = BlobFlags(BlobFlags::GROUPED);
+        assert!(open_blob(&k, BlobType::Data, &id, raw_flag, len, &g.bytes).is_err());
+        assert!(open_blob(&k, BlobType::Tree, &id, g.flags, len, &g.bytes).is_err());
+        // A blob that is not a member, and a member at the wrong length.
+        let other = k.blob_id(b"not a member");
+        assert!(open_blob(&k, BlobType::Data, &other, g.flags, 12, &g.bytes).is_err());
+        assert!(open_blob(&k, BlobType::Data, &id, g.flags, len + 1, &g.bytes).is_err());
+        // An unknown flag beside the group flag is refused.
+        assert!(BlobFlags(BlobFlags::GROUPED | 4).validate().is_err());
+        assert!(BlobFlags(BlobFlags::GROUPED | 1).validate().is_ok());
+    }
+
+    #[test]
+    fn an_incompressible_group_is_stored_raw() {
+        let k = MasterKey::generate().unwrap();
+        let mut noise = vec![0u8; 40_000];
+        crate::random::fill_random(&mut noise).unwrap();
+        let plains = vec![noise[..20_000].to_vec(), noise[20_000..].to_vec()];
+        let g = sealed_group(&k, &plains);
+        assert_eq!(g.flags, BlobFlags(BlobFlags::GROUPED));
+        for (p, (id, len)) in plains.iter().zip(&g.members) {
+            assert_eq!(
+                &open_blob(&k, BlobType::Data, id, g.flags, *len, &g.bytes).unwrap(),
+                p
+            );
+        }
+        // Off never compresses.
+        let mut b = GroupBuilder::new(BlobType::Data);
+        b.push(k.blob_id(b"aaaa"), &b"a".repeat(10_000)).unwrap();
+        assert_eq!(
+            b.seal(&k, Compression::Off).unwrap().flags,
+            BlobFlags(BlobFlags::GROUPED)
+        );
+    }
+
+    #[test]
+    fn malformed_group_tables_are_refused() {
+        let k = MasterKey::generate().unwrap();
+        let flags = BlobFlags(BlobFlags::GROUPED);
+        let id = k.blob_id(b"abc");
+        let seal = |plain: &[u8]| k.seal(&group_aad(BlobType::Data, flags), plain).unwrap();
+        let table = |count: u32, entries: &[(Id, u32)], body: &[u8]| {
+            let mut p = count.to_le_bytes().to_vec();
+            for (id, len) in entries {
+                p.extend_from_slice(&id.0);
+                p.extend_from_slice(&len.to_le_bytes());
+            }
+            p.extend_from_slice(body);
+            p
+        };
+        let good = table(1, &[(id, 3)], b"abc");
+        assert_eq!(
+            open_blob(&k, BlobType::Data, &id, flags, 3, &seal(&good)).unwrap(),
+            b"abc"
+        );
+        for bad in [
+            Vec::new(),                          // no count
+            table(2, &[(id, 3)], b"abc"),        // count beyond the table
+            table(1, &[(id, 4)], b"abc"),        // member past the end
+            table(1, &[(id, 3)], b"abcd"),       // bytes after the last member
+            table(u32::MAX, &[(id, 3)], b"abc"), // count that overflows
+        ] {
+            assert!(open_blob(&k, BlobType::Data, &id, flags, 3, &seal(&bad)).is_err());
+        }
+        // A group may not pass 4 MiB.
+        let mut b = GroupBuilder::new(BlobType::Data);
+        let big = vec![0u8; MAX_GROUP_LEN as usize];
+        assert!(b.push(id, &big).is_err());
     }
 }

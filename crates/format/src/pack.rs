@@ -1,5 +1,5 @@
 use crate::object::{ObjectKind, open_object, seal_object};
-use crate::{BlobFlags, BlobType, Error, Id, MasterKey, Result, SealedBlob};
+use crate::{BlobFlags, BlobType, Error, Id, MasterKey, Result, SealedBlob, SealedGroup};
 
 /// Magic bytes in every pack trailer.
 pub const PACK_MAGIC: &[u8; 6] = b"LBPACK";
@@ -64,6 +64,10 @@ pub struct PackBuilder {
     hashed: Option<(blake3::Hasher, usize)>,
     entries: Vec<PackHeaderEntry>,
     blob_type: BlobType,
+    /// The last group envelope appended, and its offset: a grouped blob
+    /// added with the same envelope (a copier adding a group's members one
+    /// by one) gets an entry pointing at it rather than a second copy.
+    last_group: Option<(u32, Vec<u8>)>,
 }
 
 impl PackBuilder {
@@ -74,6 +78,7 @@ impl PackBuilder {
             hashed: None,
             entries: Vec::new(),
             blob_type,
+            last_group: None,
         }
     }
 
@@ -87,6 +92,7 @@ impl PackBuilder {
             hashed: Some((blake3::Hasher::new(), 0)),
             entries: Vec::new(),
             blob_type,
+            last_group: None,
         }
     }
 
@@ -99,40 +105,92 @@ impl PackBuilder {
             hashed: None,
             entries: Vec::new(),
             blob_type,
+            last_group: None,
         }
     }
 
-    /// Append a blob. Fails if the pack would pass 4 GiB.
-    pub fn add(&mut self, blob: &SealedBlob) -> Result<()> {
+    /// Append a blob. Fails if the pack would pass 4 GiB. Returns whether
+    /// its bytes were appended: a member of a group ([`BlobFlags::GROUPED`])
+    /// whose envelope is the one appended last is listed at that envelope
+    /// instead, and a caller that writes the bytes elsewhere (a
+    /// [`PackBuilder::hashed`] pack) must not write them again.
+    pub fn add(&mut self, blob: &SealedBlob) -> Result<bool> {
         if blob.blob_type != self.blob_type {
             return Err(crate::error::malformed(
                 "pack",
                 "blob type differs from pack type",
             ));
         }
+        if blob.flags.grouped()
+            && let Some((offset, bytes)) = &self.last_group
+            && *bytes == blob.bytes
+        {
+            self.entries.push(PackHeaderEntry {
+                blob_type: blob.blob_type,
+                flags: blob.flags,
+                offset: *offset,
+                stored_len: bytes.len() as u32,
+                raw_len: blob.raw_len,
+                id: blob.id,
+            });
+            return Ok(false);
+        }
+        let offset = self.append(&blob.bytes)?;
+        if blob.flags.grouped() {
+            self.last_group = Some((offset, blob.bytes.clone()));
+        }
+        self.entries.push(PackHeaderEntry {
+            blob_type: blob.blob_type,
+            flags: blob.flags,
+            offset,
+            stored_len: blob.bytes.len() as u32,
+            raw_len: blob.raw_len,
+            id: blob.id,
+        });
+        Ok(true)
+    }
+
+    /// Append a group's envelope once, with an entry for each member.
+    pub fn add_group(&mut self, group: &SealedGroup) -> Result<()> {
+        if group.blob_type != self.blob_type {
+            return Err(crate::error::malformed(
+                "pack",
+                "blob type differs from pack type",
+            ));
+        }
+        let offset = self.append(&group.bytes)?;
+        self.last_group = None;
+        for (id, raw_len) in &group.members {
+            self.entries.push(PackHeaderEntry {
+                blob_type: group.blob_type,
+                flags: group.flags,
+                offset,
+                stored_len: group.bytes.len() as u32,
+                raw_len: *raw_len,
+                id: *id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Append an envelope's bytes (or, hashed, account for them); returns
+    /// their offset.
+    fn append(&mut self, bytes: &[u8]) -> Result<u32> {
         let offset = u32::try_from(self.len())
             .map_err(|_| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
-        let stored_len = u32::try_from(blob.bytes.len())
+        let stored_len = u32::try_from(bytes.len())
             .map_err(|_| crate::error::malformed("pack", "blob larger than 4 GiB"))?;
         offset
             .checked_add(stored_len)
             .ok_or_else(|| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
         match &mut self.hashed {
             Some((h, len)) => {
-                h.update(&blob.bytes);
-                *len += blob.bytes.len();
+                h.update(bytes);
+                *len += bytes.len();
             }
-            None => self.buf.extend_from_slice(&blob.bytes),
+            None => self.buf.extend_from_slice(bytes),
         }
-        self.entries.push(PackHeaderEntry {
-            blob_type: blob.blob_type,
-            flags: blob.flags,
-            offset,
-            stored_len,
-            raw_len: blob.raw_len,
-            id: blob.id,
-        });
-        Ok(())
+        Ok(offset)
     }
 
     /// Bytes of blob data so far.
@@ -322,5 +380,60 @@ mod tests {
         assert_eq!(hid, Id::of_object(&written));
         assert_eq!(id, Id::of_object(&bytes));
         assert_eq!(read_header(&k, &written), entries);
+    }
+
+    #[test]
+    fn a_group_is_stored_once_and_copies_of_it_are_shared() {
+        let k = MasterKey::generate().unwrap();
+        let mut g = crate::GroupBuilder::new(BlobType::Data);
+        let plains: Vec<Vec<u8>> = (0..3)
+            .map(|i| format!("member {i} ").repeat(50).into_bytes())
+            .collect();
+        for p in &plains {
+            g.push(k.blob_id(p), p).unwrap();
+        }
+        let group = g.seal(&k, crate::Compression::Auto).unwrap();
+        let alone = seal_blob(&k, BlobType::Data, b"alone", 3).unwrap();
+        let mut p = PackBuilder::new(BlobType::Data, 0);
+        p.add(&alone).unwrap();
+        p.add_group(&group).unwrap();
+        assert_eq!(p.len(), alone.bytes.len() + group.bytes.len());
+        let (bytes, _, entries) = p.finish(&k).unwrap();
+        assert_eq!(read_header(&k, &bytes), entries);
+        assert_eq!(entries.len(), 4);
+        for (e, plain) in entries[1..].iter().zip(&plains) {
+            assert_eq!(
+                (e.offset, e.stored_len),
+                (entries[1].offset, entries[1].stored_len)
+            );
+            let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+            let opened = crate::open_blob(&k, e.blob_type, &e.id, e.flags, e.raw_len, stored);
+            assert_eq!(&opened.unwrap(), plain);
+        }
+        // A copier adds the members one by one (skipping a dead one): the
+        // envelope is appended once, and a hashed pack is told so.
+        let mut copy = PackBuilder::hashed(BlobType::Data);
+        let mut appended = Vec::new();
+        for e in [&entries[0], &entries[1], &entries[3]] {
+            let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+            appended.push(
+                copy.add(&SealedBlob {
+                    id: e.id,
+                    blob_type: e.blob_type,
+                    flags: e.flags,
+                    raw_len: e.raw_len,
+                    bytes: stored.to_vec(),
+                })
+                .unwrap(),
+            );
+        }
+        assert_eq!(appended, [true, true, false]);
+        assert_eq!(copy.len(), alone.bytes.len() + group.bytes.len());
+        let (_, _, copied) = copy.finish(&k).unwrap();
+        assert_eq!(copied[2].offset, copied[1].offset);
+        // Ungrouped blobs with equal bytes are never shared.
+        let mut twice = PackBuilder::new(BlobType::Data, 0);
+        assert!(twice.add(&alone).unwrap());
+        assert!(twice.add(&alone).unwrap());
     }
 }

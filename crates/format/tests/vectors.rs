@@ -433,7 +433,7 @@ fn sealed_blobs_open_with_fixed_key() {
                 &key,
                 blob_type,
                 &id,
-                BlobFlags(flags.0 | 2),
+                BlobFlags(flags.0 | 4),
                 raw_len,
                 &stored
             ),

@@ -35,8 +35,9 @@ use crate::sort::Source;
 
 /// First bytes of the footer.
 pub(crate) const MAGIC: &[u8; 8] = b"LBIDXTBL";
-/// Table layout version.
-pub(crate) const VERSION: u32 = 1;
+/// Table layout version. 2: blob records carry the grouped flag
+/// ([`GROUPED_BIT`]); a version 1 table is rebuilt, not read.
+pub(crate) const VERSION: u32 = 2;
 /// Bytes of a segment id record.
 pub(crate) const SEG_REC: usize = 32;
 /// Bytes of a pack record.
@@ -53,8 +54,12 @@ const PER_PAGE: usize = PAGE / BLOB_REC;
 const MAC_LEN: usize = 32;
 /// Bit of a blob record's pack field that holds the compressed flag.
 const COMPRESSED_BIT: u32 = 1 << 31;
+/// Bit of a blob record's pack field that holds the grouped flag.
+const GROUPED_BIT: u32 = 1 << 30;
+/// The flag bits of a blob record's pack field.
+const FLAG_BITS: u32 = COMPRESSED_BIT | GROUPED_BIT;
 /// Largest number of packs a table can address.
-pub(crate) const MAX_PACKS: u64 = COMPRESSED_BIT as u64;
+pub(crate) const MAX_PACKS: u64 = GROUPED_BIT as u64;
 /// Context string for deriving the MAC key from the master key.
 pub(crate) const MAC_CONTEXT: &str = "lifeboat 2025 local index table v1 MAC key";
 
@@ -169,12 +174,12 @@ pub(crate) fn blob_record(
 ) -> [u8; BLOB_REC] {
     let mut r = [0u8; BLOB_REC];
     r[..32].copy_from_slice(&id[..32]);
-    let p = pack
-        | if flags.compressed() {
+    let p =
+        pack | if flags.compressed() {
             COMPRESSED_BIT
         } else {
             0
-        };
+        } | if flags.grouped() { GROUPED_BIT } else { 0 };
     r[32..36].copy_from_slice(&p.to_le_bytes());
     r[36..40].copy_from_slice(&offset.to_le_bytes());
     r[40..44].copy_from_slice(&stored_len.to_le_bytes());
@@ -184,12 +189,12 @@ pub(crate) fn blob_record(
 
 /// The pack index stored in a blob record.
 pub(crate) fn record_pack(r: &[u8; BLOB_REC]) -> u32 {
-    u32_at(r, 32) & !COMPRESSED_BIT
+    u32_at(r, 32) & !FLAG_BITS
 }
 
 /// The same record pointing at pack `pack` instead.
 pub(crate) fn with_pack(mut r: [u8; BLOB_REC], pack: u32) -> [u8; BLOB_REC] {
-    let p = pack | (u32_at(&r, 32) & COMPRESSED_BIT);
+    let p = pack | (u32_at(&r, 32) & FLAG_BITS);
     r[32..36].copy_from_slice(&p.to_le_bytes());
     r
 }
@@ -632,12 +637,14 @@ impl Table {
     /// The location a blob record gives, its pack resolved.
     fn location(&self, r: &[u8; BLOB_REC], mapped: bool) -> Option<BlobLocation> {
         let p = u32_at(r, 32);
-        let (pack, _, blob_type) = self.pack_from((p & !COMPRESSED_BIT) as usize, mapped)?;
-        let flags = if p & COMPRESSED_BIT != 0 {
-            BlobFlags(BlobFlags::COMPRESSED)
-        } else {
-            BlobFlags(0)
-        };
+        let (pack, _, blob_type) = self.pack_from((p & !FLAG_BITS) as usize, mapped)?;
+        let mut flags = BlobFlags(0);
+        if p & COMPRESSED_BIT != 0 {
+            flags.0 |= BlobFlags::COMPRESSED;
+        }
+        if p & GROUPED_BIT != 0 {
+            flags.0 |= BlobFlags::GROUPED;
+        }
         Some(BlobLocation {
             pack,
             blob_type,

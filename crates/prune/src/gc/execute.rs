@@ -2,7 +2,7 @@
 //! at: new packs, then new index segments (which supersede those naming
 //! the packs that go), then the new mark object, and deletions last.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -10,8 +10,9 @@ use lifeboat_core::Repository;
 use lifeboat_core::internals::RepositoryInternals as _;
 use lifeboat_format::layout::{self, Folder};
 use lifeboat_format::{
-    BlobType, Id, IndexEntry, IndexPack, IndexSegment, MarkedObject, MasterKey, PackBuilder,
-    SealedBlob, decode_pack_header, open_blob, parse_pack_trailer, seal_blob_with_id,
+    BlobType, Compression, GroupBuilder, Id, IndexEntry, IndexPack, IndexSegment, MarkedObject,
+    MasterKey, PackBuilder, SealedBlob, decode_pack_header, open_blob, parse_pack_trailer,
+    seal_blob_with_id,
 };
 use lifeboat_index::{Index, UsedBlobs, write_segment};
 use lifeboat_store::Backend;
@@ -71,11 +72,49 @@ struct Repacker<'a> {
     key: &'a MasterKey,
     pack_size: usize,
     open: [Option<PackBuilder>; 2],
+    /// Used members of partly used groups, grouped anew, one per type.
+    groups: [Option<GroupBuilder>; 2],
+    /// How new groups are compressed: the repository's mode.
+    mode: Compression,
     out: crossbeam_channel::Sender<PackOut>,
     sent: usize,
 }
 
+/// A new group is sealed once its plaintext reaches this size, as a
+/// backup's are (format.md §8.1).
+const GROUP_TARGET: usize = 1 << 20;
+
 impl Repacker<'_> {
+    /// Add `plain`, a used member of a group that is partly dead, to a new
+    /// group, sealing that group into a pack once it is full.
+    fn regroup(&mut self, blob_type: BlobType, id: Id, plain: &[u8]) -> Result<()> {
+        let g = self.groups[blob_type as usize].get_or_insert_with(|| GroupBuilder::new(blob_type));
+        g.push(id, plain)
+            .map_err(fmt_err("regrouped blob".into()))?;
+        if g.plaintext_len() >= GROUP_TARGET {
+            self.seal_group(blob_type)?;
+        }
+        Ok(())
+    }
+
+    /// Seal the new group of type `t`, if any, into the open pack.
+    fn seal_group(&mut self, t: BlobType) -> Result<()> {
+        let Some(mut g) = self.groups[t as usize].take().filter(|g| !g.is_empty()) else {
+            return Ok(());
+        };
+        let sealed = g
+            .seal(self.key, self.mode)
+            .map_err(fmt_err("regrouped blobs".into()))?;
+        let b =
+            self.open[t as usize].get_or_insert_with(|| PackBuilder::new(t, self.pack_size + 4096));
+        b.add_group(&sealed)
+            .map_err(fmt_err("repacked pack".into()))?;
+        if b.len() >= self.pack_size {
+            self.flush(t)?;
+        }
+        Ok(())
+    }
+
     fn add(&mut self, blob: &SealedBlob) -> Result<()> {
         let slot = &mut self.open[blob.blob_type as usize];
         let b = slot.get_or_insert_with(|| PackBuilder::new(blob.blob_type, self.pack_size + 4096));
@@ -164,6 +203,8 @@ fn repack(
             key: repo.master_key(),
             pack_size: repo.config().pack_size as usize,
             open: [None, None],
+            groups: [None, None],
+            mode: repo.config().compression(),
             out: tx,
             sent: 0,
         };
@@ -250,12 +291,27 @@ fn copy_used(
             }
             let (path, bytes, entries) = fetched?;
             lock.ensure()?;
+            // Groups whose every member is used and not copied yet: copied
+            // whole, as stored. The used members of the others are grouped
+            // anew, so the dead ones are dropped (format.md §8.1).
+            let mut whole: HashMap<u32, bool> = HashMap::new();
+            for e in entries.iter().filter(|e| e.flags.grouped()) {
+                let keep = used.contains(&e.id) && !copied.contains(&e.id);
+                *whole.entry(e.offset).or_insert(true) &= keep;
+            }
             for e in entries {
                 if !used.contains(&e.id) || !copied.insert(e.id) {
                     continue;
                 }
                 let start = e.offset as usize;
                 let stored = &bytes[start..start + e.stored_len as usize];
+                if e.flags.grouped() && !whole.get(&e.offset).copied().unwrap_or(true) {
+                    let plain = open_blob(key, e.blob_type, &e.id, e.flags, e.raw_len, stored)
+                        .map_err(fmt_err(format!("blob {} in {path}", e.id)))?;
+                    w.regroup(e.blob_type, e.id, &plain)?;
+                    n += 1;
+                    continue;
+                }
                 let blob = if opts.repack_uncompressed && level != 0 && !e.flags.compressed() {
                     let plain = open_blob(key, e.blob_type, &e.id, e.flags, e.raw_len, stored)
                         .map_err(fmt_err(format!("blob {} in {path}", e.id)))?;
@@ -277,6 +333,8 @@ fn copy_used(
         }
         Ok::<(), Error>(())
     })?;
+    w.seal_group(BlobType::Data)?;
+    w.seal_group(BlobType::Tree)?;
     w.flush(BlobType::Data)?;
     w.flush(BlobType::Tree)?;
     Ok(n)

@@ -273,12 +273,35 @@ pub(crate) fn pack_usage(
                 used_bytes: 0,
                 uncompressed_used: 0,
             };
+            // A group's envelope counts as used in the share of its
+            // members' plaintext that is used: a repack drops its dead
+            // members (format.md §8.1). Offset to (stored, raw, used raw).
+            let mut groups: std::collections::HashMap<u32, (u64, u64, u64)> =
+                std::collections::HashMap::new();
             for b in &p.blobs {
-                if used.contains(&b.id) {
+                let is_used = used.contains(&b.id);
+                if b.flags.grouped() {
+                    let g = groups
+                        .entry(b.offset)
+                        .or_insert((u64::from(b.stored_len), 0, 0));
+                    // An empty member weighs a byte, so that a used one
+                    // counts for something.
+                    let weight = u64::from(b.raw_len).max(1);
+                    g.1 += weight;
+                    if is_used {
+                        g.2 += weight;
+                    }
+                }
+                if is_used {
                     u.used_blobs += 1;
-                    u.used_bytes += u64::from(b.stored_len);
+                    if !b.flags.grouped() {
+                        u.used_bytes += u64::from(b.stored_len);
+                    }
                     u.uncompressed_used += u32::from(!b.flags.compressed());
                 }
+            }
+            for (stored, raw, used_raw) in groups.into_values() {
+                u.used_bytes += stored * used_raw / raw.max(1);
             }
             packs.push(u);
         }

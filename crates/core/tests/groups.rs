@@ -13,7 +13,7 @@ use std::sync::Arc;
 use lifeboat_core::format::layout::{self, Folder};
 use lifeboat_core::format::{BlobType, Compression, Id, KdfParams, Snapshot};
 use lifeboat_core::internals::RepositoryInternals as _;
-use lifeboat_core::store::{Backend, ObjectStoreBackend};
+use lifeboat_core::store::{Backend, ObjectStoreBackend, RemoteOptions};
 use lifeboat_core::{
     BackupOptions, BackupSource, InitOptions, Progress, Repository, RestoreOptions,
 };
@@ -231,4 +231,31 @@ fn compression_off_groups_nothing() {
     let repo = init(&work.path().join("repo"), Compression::Off);
     backup(&repo, &src);
     assert!(groups(&repo).is_empty());
+}
+
+#[test]
+fn groups_restore_from_a_store_that_streams_ranged_reads() {
+    // A remote store reads each run of nearby blobs in one streamed request,
+    // where a group's members share one envelope (restore_plan.rs).
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let files = make_source(&src);
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let backend: Arc<dyn Backend> = Arc::new(
+        ObjectStoreBackend::remote(store, "memory://".into(), &RemoteOptions::default()).unwrap(),
+    );
+    assert!(backend.streams_ranges());
+    let opts = InitOptions {
+        kdf: KDF,
+        ..InitOptions::default()
+    };
+    let repo = Repository::init(backend, b"pw", &opts).unwrap();
+    let snap = backup(&repo, &src);
+    assert!(!groups(&repo).is_empty());
+    let target = work.path().join("restored");
+    assert!(restore(&repo, &snap, &target, &src).is_empty());
+    let root = target.join(src.strip_prefix("/").unwrap());
+    for (p, want) in &files {
+        assert!(fs::read(root.join(p)).unwrap() == *want, "{}", p.display());
+    }
 }

@@ -172,6 +172,9 @@ fn main() {
         compression_level: 3,
         pack_size: 16 << 20,
         created: "2026-12-01T10:00:00Z".into(),
+        chunker_gear: Default::default(),
+        compression: None,
+        append_only: false,
     };
     let json = serde_json::to_vec(&cfg).expect("json");
     write(

@@ -22,8 +22,8 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use crossbeam_channel::{Receiver, Sender};
 use lifeboat_format::layout::{Folder, object_path};
 use lifeboat_format::{
-    BlobType, Compression, GroupBuilder, Id, IndexEntry, IndexPack, IndexSegment, PackBuilder,
-    SealedBlob, SealedGroup, seal_blob_in_mode,
+    BlobType, Compression, GROUP_MEMBER_MAX_LEN, GroupBuilder, Id, IndexEntry, IndexPack,
+    IndexSegment, PackBuilder, SealedBlob, SealedGroup, seal_blob_in_mode,
 };
 use lifeboat_index::write_segment;
 use lifeboat_store::StagedObject;
@@ -53,18 +53,6 @@ const _: () = assert!(256 % DATA_PACKS == 0);
 /// is mapped by the allocator and costs a page fault per 4 KiB as it
 /// fills, a recycled one is already resident.
 const FILLING: usize = DATA_PACKS;
-
-/// Data blobs shorter than this are stored in groups, compressed together
-/// ([`GroupBuilder`]): most are whole small files, which compress far
-/// better beside their neighbours than alone. On a Rust toolchain tree the
-/// 50,889 files under 64 KiB (289.8 MB) took 104.4 MB one blob each at
-/// `auto` and 23.3 MB in groups of 1 MiB, for a quarter of the CPU
-/// (docs/benchmarks.md, "Cold backup with `auto`, session 17 VM").
-pub(crate) const GROUP_MEMBER_MAX: usize = 64 * 1024;
-/// A group is sealed once its plaintext reaches this size. Restoring one
-/// member decrypts and decompresses its whole group, and one damaged group
-/// costs all its members, so groups stay far below a pack.
-const GROUP_TARGET: usize = 1 << 20;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -322,7 +310,7 @@ impl<'r> BlobSaver<'r> {
             .bytes_added
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         if blob_type == BlobType::Data
-            && data.len() < GROUP_MEMBER_MAX
+            && data.len() < GROUP_MEMBER_MAX_LEN
             && self.compression.level() != 0
         {
             let i = self.picker.pick()?;
@@ -331,11 +319,7 @@ impl<'r> BlobSaver<'r> {
                 let b = g.get_or_insert_with(|| GroupBuilder::new(BlobType::Data));
                 b.push(id, data)
                     .map_err(|e| self.lost_blobs(Error::format("grouping a blob", e)))?;
-                if b.plaintext_len() >= GROUP_TARGET {
-                    g.take()
-                } else {
-                    None
-                }
+                if b.is_full() { g.take() } else { None }
             };
             if let Some(mut b) = full {
                 self.store_group(i, &mut b)?;

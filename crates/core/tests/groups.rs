@@ -5,11 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::noise;
 use lifeboat_core::format::layout::{self, Folder};
 use lifeboat_core::format::{BlobType, Compression, Id, KdfParams, Snapshot};
 use lifeboat_core::internals::RepositoryInternals as _;
@@ -24,25 +27,13 @@ const KDF: KdfParams = KdfParams {
     parallelism: 1,
 };
 
-fn xorshift(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect()
-}
-
 /// Source-like text: lines drawn from a small vocabulary.
 fn text(seed: u64, len: usize) -> Vec<u8> {
     const WORDS: [&str; 8] = [
         "let ", "pack ", "group ", "= ", "blob;\n", "fn ", "restore(", ");\n",
     ];
     let mut out = Vec::with_capacity(len + 8);
-    for b in xorshift(seed, len) {
+    for b in noise(seed, len) {
         if out.len() >= len {
             break;
         }
@@ -58,7 +49,7 @@ fn make_source(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     for i in 0..600u64 {
         let data = match i % 10 {
-            0 => xorshift(i + 7, 3000),
+            0 => noise(i + 7, 3000),
             1 if i == 1 => Vec::new(),
             2 => text(2, 5000), // the same content, many times
             _ => text(i, 1 + (i as usize * 331) % 20_000),
@@ -66,7 +57,7 @@ fn make_source(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         files.insert(PathBuf::from(format!("d{}/f{i}.rs", i % 6)), data);
     }
     files.insert(PathBuf::from("big.txt"), text(99, 3 << 20));
-    files.insert(PathBuf::from("noise.bin"), xorshift(98, 1 << 20));
+    files.insert(PathBuf::from("noise.bin"), noise(98, 1 << 20));
     for (p, d) in &files {
         let p = dir.join(p);
         fs::create_dir_all(p.parent().unwrap()).unwrap();

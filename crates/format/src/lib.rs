@@ -27,9 +27,9 @@ mod snapshot;
 mod tree;
 
 pub use blob::{
-    BlobFlags, BlobType, Compression, GroupBuilder, MAX_GROUP_LEN, PROBE_MIN_LEN,
-    ParseCompressionError, SealedBlob, SealedGroup, open_blob, open_blob_in_place, seal_blob,
-    seal_blob_in_mode, seal_blob_with_id, worth_compressing,
+    BlobFlags, BlobType, Compression, GROUP_MEMBER_MAX_LEN, GROUP_TARGET_LEN, GroupBuilder,
+    MAX_GROUP_LEN, PROBE_MIN_LEN, ParseCompressionError, SealedBlob, SealedGroup, open_blob,
+    open_blob_in_place, seal_blob, seal_blob_in_mode, seal_blob_with_id, worth_compressing,
 };
 pub use config::{CONFIG_MAGIC, ChunkerGear, ChunkerParams, Config, FORMAT_VERSION};
 pub use crypto::{MASTER_KEY_LEN, MasterKey};

@@ -115,67 +115,86 @@ impl PackBuilder {
     /// instead, and a caller that writes the bytes elsewhere (a
     /// [`PackBuilder::hashed`] pack) must not write them again.
     pub fn add(&mut self, blob: &SealedBlob) -> Result<bool> {
-        if blob.blob_type != self.blob_type {
-            return Err(crate::error::malformed(
-                "pack",
-                "blob type differs from pack type",
-            ));
-        }
-        if blob.flags.grouped()
-            && let Some((offset, bytes)) = &self.last_group
-            && *bytes == blob.bytes
-        {
-            self.entries.push(PackHeaderEntry {
-                blob_type: blob.blob_type,
-                flags: blob.flags,
-                offset: *offset,
-                stored_len: bytes.len() as u32,
-                raw_len: blob.raw_len,
-                id: blob.id,
-            });
-            return Ok(false);
-        }
-        let offset = self.append(&blob.bytes)?;
-        if blob.flags.grouped() {
-            self.last_group = Some((offset, blob.bytes.clone()));
-        }
-        self.entries.push(PackHeaderEntry {
-            blob_type: blob.blob_type,
-            flags: blob.flags,
+        let shared = match &self.last_group {
+            // Another member of the group appended last (a wrong type goes
+            // on to `append`, which refuses it).
+            Some((offset, bytes))
+                if blob.flags.grouped()
+                    && blob.blob_type == self.blob_type
+                    && *bytes == blob.bytes =>
+            {
+                Some(*offset)
+            }
+            _ => None,
+        };
+        let offset = match shared {
+            Some(offset) => offset,
+            None => {
+                let offset = self.append(blob.blob_type, &blob.bytes)?;
+                if blob.flags.grouped() {
+                    self.last_group = Some((offset, blob.bytes.clone()));
+                }
+                offset
+            }
+        };
+        self.push_entry(
+            blob.blob_type,
+            blob.flags,
             offset,
-            stored_len: blob.bytes.len() as u32,
-            raw_len: blob.raw_len,
-            id: blob.id,
-        });
-        Ok(true)
+            &blob.bytes,
+            blob.raw_len,
+            blob.id,
+        );
+        Ok(shared.is_none())
     }
 
     /// Append a group's envelope once, with an entry for each member.
     pub fn add_group(&mut self, group: &SealedGroup) -> Result<()> {
-        if group.blob_type != self.blob_type {
+        let offset = self.append(group.blob_type, &group.bytes)?;
+        self.last_group = None;
+        for (id, raw_len) in &group.members {
+            self.push_entry(
+                group.blob_type,
+                group.flags,
+                offset,
+                &group.bytes,
+                *raw_len,
+                *id,
+            );
+        }
+        Ok(())
+    }
+
+    fn push_entry(
+        &mut self,
+        blob_type: BlobType,
+        flags: BlobFlags,
+        offset: u32,
+        envelope: &[u8],
+        raw_len: u32,
+        id: Id,
+    ) {
+        self.entries.push(PackHeaderEntry {
+            blob_type,
+            flags,
+            offset,
+            // Checked by `append` when the envelope was added.
+            stored_len: envelope.len() as u32,
+            raw_len,
+            id,
+        });
+    }
+
+    /// Append an envelope of type `blob_type` (or, hashed, account for its
+    /// bytes); returns its offset. Fails on a type other than the pack's,
+    /// or if the pack would pass 4 GiB.
+    fn append(&mut self, blob_type: BlobType, bytes: &[u8]) -> Result<u32> {
+        if blob_type != self.blob_type {
             return Err(crate::error::malformed(
                 "pack",
                 "blob type differs from pack type",
             ));
         }
-        let offset = self.append(&group.bytes)?;
-        self.last_group = None;
-        for (id, raw_len) in &group.members {
-            self.entries.push(PackHeaderEntry {
-                blob_type: group.blob_type,
-                flags: group.flags,
-                offset,
-                stored_len: group.bytes.len() as u32,
-                raw_len: *raw_len,
-                id: *id,
-            });
-        }
-        Ok(())
-    }
-
-    /// Append an envelope's bytes (or, hashed, account for them); returns
-    /// their offset.
-    fn append(&mut self, bytes: &[u8]) -> Result<u32> {
         let offset = u32::try_from(self.len())
             .map_err(|_| crate::error::malformed("pack", "pack larger than 4 GiB"))?;
         let stored_len = u32::try_from(bytes.len())

@@ -80,10 +80,6 @@ struct Repacker<'a> {
     sent: usize,
 }
 
-/// A new group is sealed once its plaintext reaches this size, as a
-/// backup's are (format.md §8.1).
-const GROUP_TARGET: usize = 1 << 20;
-
 impl Repacker<'_> {
     /// Add `plain`, a used member of a group that is partly dead, to a new
     /// group, sealing that group into a pack once it is full.
@@ -91,7 +87,7 @@ impl Repacker<'_> {
         let g = self.groups[blob_type as usize].get_or_insert_with(|| GroupBuilder::new(blob_type));
         g.push(id, plain)
             .map_err(fmt_err("regrouped blob".into()))?;
-        if g.plaintext_len() >= GROUP_TARGET {
+        if g.is_full() {
             self.seal_group(blob_type)?;
         }
         Ok(())
@@ -105,22 +101,25 @@ impl Repacker<'_> {
         let sealed = g
             .seal(self.key, self.mode)
             .map_err(fmt_err("regrouped blobs".into()))?;
-        let b =
-            self.open[t as usize].get_or_insert_with(|| PackBuilder::new(t, self.pack_size + 4096));
-        b.add_group(&sealed)
-            .map_err(fmt_err("repacked pack".into()))?;
-        if b.len() >= self.pack_size {
-            self.flush(t)?;
-        }
-        Ok(())
+        self.append(t, |b| b.add_group(&sealed))
     }
 
     fn add(&mut self, blob: &SealedBlob) -> Result<()> {
-        let slot = &mut self.open[blob.blob_type as usize];
-        let b = slot.get_or_insert_with(|| PackBuilder::new(blob.blob_type, self.pack_size + 4096));
-        b.add(blob).map_err(fmt_err("repacked pack".into()))?;
+        self.append(blob.blob_type, |b| b.add(blob).map(|_| ()))
+    }
+
+    /// Add to the open pack of type `t` (opening one if there is none) with
+    /// `add`, and hand the pack on once it is full.
+    fn append(
+        &mut self,
+        t: BlobType,
+        add: impl FnOnce(&mut PackBuilder) -> lifeboat_format::Result<()>,
+    ) -> Result<()> {
+        let b =
+            self.open[t as usize].get_or_insert_with(|| PackBuilder::new(t, self.pack_size + 4096));
+        add(b).map_err(fmt_err("repacked pack".into()))?;
         if b.len() >= self.pack_size {
-            self.flush(blob.blob_type)?;
+            self.flush(t)?;
         }
         Ok(())
     }

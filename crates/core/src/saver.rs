@@ -166,7 +166,8 @@ pub(crate) struct BlobSaver<'r> {
     /// Signalled when a slot is freed or an upload fails.
     freed: Condvar,
     written: Mutex<Vec<IndexPack>>,
-    /// The first error of an uploader.
+    /// The first error of an uploader, or the first cause of lost blobs
+    /// ([`Self::lost_blobs`]).
     error: Mutex<Option<Error>>,
     failed: AtomicBool,
     #[cfg(feature = "testing")]
@@ -405,10 +406,19 @@ impl<'r> BlobSaver<'r> {
     }
 
     /// Blobs counted as saved (in the in-flight set) were dropped with a
-    /// pack: fail every later save, so no snapshot names them. Returns `e`.
+    /// pack or a group: fail every later save, so no snapshot names them.
+    /// The first such cause is kept as the saver's error, as an upload's
+    /// is, so that the run reports it rather than the [`Error::UploadFailed`]
+    /// another worker's next save meets; the caller gets that placeholder
+    /// back then, and `e` itself for any later cause.
     fn lost_blobs(&self, e: Error) -> Error {
         self.failed.store(true, Ordering::Relaxed);
         self.freed.notify_all();
+        let mut slot = lock(&self.error);
+        if slot.is_none() {
+            *slot = Some(e);
+            return Error::UploadFailed;
+        }
         e
     }
 
@@ -656,7 +666,7 @@ impl<'r> BlobSaver<'r> {
         lock(&self.tx).take();
     }
 
-    /// The first uploader error, if any.
+    /// The first uploader error or cause of lost blobs, if any.
     fn take_error(&self) -> Option<Error> {
         lock(&self.error).take()
     }

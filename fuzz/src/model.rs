@@ -224,7 +224,7 @@ pub struct IndexModel {
     version: Version,
     supersedes: Vec<[u8; 32]>,
     packs: Vec<([u8; 32], bool, u64, Vec<([u8; 32], u8, u32, u32, u32)>)>,
-    /// Whether flags other than "compressed" may appear.
+    /// Whether flags other than "compressed" and "grouped" may appear.
     wild_flags: bool,
 }
 
@@ -250,7 +250,11 @@ impl IndexModel {
                         .iter()
                         .map(|&(id, flags, offset, stored_len, raw_len)| IndexEntry {
                             id: Id(id),
-                            flags: BlobFlags(if self.wild_flags { flags } else { flags & 1 }),
+                            flags: BlobFlags(if self.wild_flags {
+                                flags
+                            } else {
+                                flags & (BlobFlags::COMPRESSED | BlobFlags::GROUPED)
+                            }),
                             offset,
                             stored_len,
                             raw_len,
@@ -264,7 +268,7 @@ impl IndexModel {
                 .packs
                 .iter()
                 .flat_map(|p| &p.blobs)
-                .all(|e| e.flags.0 & !BlobFlags::COMPRESSED == 0);
+                .all(|e| e.flags.0 & !(BlobFlags::COMPRESSED | BlobFlags::GROUPED) == 0);
         (seg, ok)
     }
 }

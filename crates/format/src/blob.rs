@@ -319,20 +319,14 @@ fn blob_aad(
 /// compressed, when a small sample of it does not compress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Compression {
-    /// The level this build measured to keep repositories no larger than
-    /// restic's at the least CPU ([`Compression::AUTO_LEVEL`];
-    /// `docs/benchmarks.md`, "Compression modes"). Stored by name, so a
-    /// later build may choose another level for the same repository.
+    /// The settings this build measured to keep repositories no larger
+    /// than restic's at the least CPU: zstd level
+    /// [`Compression::AUTO_LEVEL`] with match tables of
+    /// 2^[`Compression::AUTO_TABLE_LOG`] entries, for files and streams
+    /// alike (`docs/benchmarks.md`, "Compression modes"). Stored by name,
+    /// so a later build may choose other settings for the same repository.
     #[default]
     Auto,
-    /// What [`Compression::Auto`] means for data read as one stream
-    /// (standard input, etcd snapshots, block devices): zstd level
-    /// [`Compression::AUTO_STREAM_LEVEL`] with the same small tables. On
-    /// etcd-like databases it measured both faster and smaller than level
-    /// 3 (`docs/benchmarks.md`, "Compression modes"). A backup picks it
-    /// for such a source when the mode is `auto`; it is shown, and stored,
-    /// as `auto`, and no string parses to it.
-    AutoStream,
     /// zstd level 1.
     Fastest,
     /// zstd level [`Compression::BETTER_LEVEL`]: smaller, slower.
@@ -354,29 +348,21 @@ pub struct ParseCompressionError(pub String);
 
 impl Compression {
     /// The zstd level of [`Compression::Auto`] in this build, used with
-    /// match tables of 2^[`Compression::AUTO_TABLE_LOG`] entries.
-    pub const AUTO_LEVEL: i32 = 3;
-    /// log2 of the hash and chain table sizes of [`Compression::Auto`]:
-    /// level 3 has 2^17 and 2^16, which cost a third more time on real
-    /// trees for 1% of size; tables of 2^15 fit in a core's L2 cache.
+    /// match tables of 2^[`Compression::AUTO_TABLE_LOG`] entries. Level 3
+    /// until small blobs were grouped (format §8.1); since then level 2
+    /// keeps real trees' repositories a fifth under restic's for a fifth
+    /// less CPU (`docs/benchmarks.md`, "Compression modes").
+    pub const AUTO_LEVEL: i32 = 2;
+    /// log2 of the hash and chain table sizes of [`Compression::Auto`]
+    /// (level 2 alone has 2^16 and 2^15): tables of 2^15 fit in a core's
+    /// L2 cache.
     pub const AUTO_TABLE_LOG: u32 = 15;
-    /// The zstd level of [`Compression::AutoStream`].
-    pub const AUTO_STREAM_LEVEL: i32 = 2;
     /// The level of [`Compression::Better`].
     pub const BETTER_LEVEL: i32 = 6;
     /// The level of [`Compression::Max`].
     pub const MAX_LEVEL: i32 = 19;
     /// Lowest accepted zstd level (the fastest of zstd's negative levels used).
     pub const MIN_LEVEL: i32 = -7;
-
-    /// The mode to write a stream's data with: [`Compression::AutoStream`]
-    /// for [`Compression::Auto`], any other mode unchanged.
-    pub fn for_stream(self) -> Compression {
-        match self {
-            Compression::Auto => Compression::AutoStream,
-            c => c,
-        }
-    }
 
     /// The mode that an old configuration's bare `compression_level` means.
     pub fn from_level(level: i32) -> Compression {
@@ -392,7 +378,7 @@ impl Compression {
         ZstdParams {
             level: self.level(),
             table_log: match self {
-                Compression::Auto | Compression::AutoStream => Some(Self::AUTO_TABLE_LOG),
+                Compression::Auto => Some(Self::AUTO_TABLE_LOG),
                 _ => None,
             },
         }
@@ -404,7 +390,6 @@ impl Compression {
     pub fn level(self) -> i32 {
         match self {
             Compression::Auto => Self::AUTO_LEVEL,
-            Compression::AutoStream => Self::AUTO_STREAM_LEVEL,
             Compression::Fastest => 1,
             Compression::Better => Self::BETTER_LEVEL,
             Compression::Max => Self::MAX_LEVEL,
@@ -424,7 +409,7 @@ struct ZstdParams {
 impl std::fmt::Display for Compression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Compression::Auto | Compression::AutoStream => f.write_str("auto"),
+            Compression::Auto => f.write_str("auto"),
             Compression::Fastest => f.write_str("fastest"),
             Compression::Better => f.write_str("better"),
             Compression::Max => f.write_str("max"),
@@ -955,33 +940,28 @@ mod tests {
         }
         let off = seal_blob(&k, BlobType::Data, &text, Compression::Off.level()).unwrap();
         assert!(!off.flags.compressed());
-        // Auto's smaller tables give frames any decoder reads, no larger
-        // than level 1's.
-        let auto = seal_blob_in_mode(
-            &k,
-            BlobType::Data,
-            k.blob_id(&text),
-            &text,
-            Compression::Auto,
-        );
-        let fastest = seal_blob(&k, BlobType::Data, &text, 1).unwrap();
-        assert!(auto.unwrap().bytes.len() <= fastest.bytes.len());
     }
 
     #[test]
-    fn streams_take_level_2_only_under_auto() {
-        assert_eq!(Compression::Auto.for_stream(), Compression::AutoStream);
-        assert_eq!(Compression::AutoStream.level(), 2);
-        assert_eq!(Compression::AutoStream.to_string(), "auto");
+    fn auto_is_level_2_with_small_tables_for_every_source() {
+        assert_eq!(
+            Compression::Auto.zstd(),
+            ZstdParams {
+                level: 2,
+                table_log: Some(15)
+            }
+        );
+        assert_eq!(Compression::Auto.to_string(), "auto");
+        // Only `auto` narrows the tables; a number is zstd's own level.
         for m in [
             Compression::Fastest,
             Compression::Max,
-            Compression::Off,
-            Compression::Level(7),
+            Compression::Level(2),
         ] {
-            assert_eq!(m.for_stream(), m);
+            assert_eq!(m.zstd().table_log, None, "{m}");
         }
-        // Its frames decode like any other, with the small tables.
+        // Its frames decode like any other, with the small tables, and
+        // they are not larger than level 1's.
         let k = MasterKey::generate().unwrap();
         let text = b"/registry/pods/ns-1/pod-0a{\"phase\":\"Running\"} ".repeat(3000);
         let s = seal_blob_in_mode(
@@ -989,10 +969,12 @@ mod tests {
             BlobType::Data,
             k.blob_id(&text),
             &text,
-            Compression::AutoStream,
+            Compression::Auto,
         )
         .unwrap();
         assert!(s.flags.compressed());
+        let fastest = seal_blob(&k, BlobType::Data, &text, 1).unwrap();
+        assert!(s.bytes.len() <= fastest.bytes.len());
         let back = open_blob(&k, BlobType::Data, &s.id, s.flags, s.raw_len, &s.bytes).unwrap();
         assert_eq!(back, text);
     }

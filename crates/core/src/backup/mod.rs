@@ -211,9 +211,6 @@ impl Repository {
         if let Some(c) = opts.compression {
             saver.compression = c;
         }
-        if !matches!(source, BackupSource::Paths(_)) {
-            saver.compression = saver.compression.for_stream();
-        }
         #[cfg(feature = "testing")]
         let saver = saver.with_fail_points(&opts.fail);
         let archiver = Archiver {

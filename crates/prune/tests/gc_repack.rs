@@ -142,3 +142,70 @@ fn small_packs_are_merged_on_request() {
         assert_eq!(restore(&repo, snap, src, &scratch), read_tree(src));
     }
 }
+
+/// A backup that found a blob in the index before a prune repacked its pack
+/// may name it in a snapshot written after the repack, although the
+/// blob was dead when the prune planned (the prune copied only the used
+/// ones). The old pack keeps those blobs in the index until it is deleted
+/// as unused, so such a snapshot stays whole, and the next prunes keep
+/// what it uses. Before this, the repack dropped the old pack from the
+/// index at once, and such a snapshot named blobs no segment listed
+/// (`gc_concurrent` failed so under load).
+#[test]
+fn a_repacked_pack_keeps_its_uncopied_blobs_findable_until_deleted() {
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("repo");
+    let repo = init(&repo_dir);
+    let src = work.path().join("src");
+    let file = |i: u64| (format!("f{i}"), 700 + i, 140_000);
+    let all: Vec<_> = (0..12).map(file).collect();
+    write_source(&src, &all);
+    let (first, first_snap) = backup(&repo, &src).unwrap();
+    write_source(&src, &(0..12).step_by(2).map(file).collect::<Vec<_>>());
+    let (_, kept) = backup(&repo, &src).unwrap();
+    let dead: Vec<Id> = {
+        let live = envelopes(&repo, &kept.tree);
+        envelopes(&repo, &first_snap.tree)
+            .into_keys()
+            .filter(|id| !live.contains_key(id))
+            .collect()
+    };
+    assert!(!dead.is_empty());
+    repo.delete_snapshot(&first).unwrap();
+
+    let grace = std::time::Duration::from_secs(2);
+    let opts = PruneOptions {
+        grace,
+        max_unused: MaxUnused::Bytes(0),
+        ..PruneOptions::default()
+    };
+    let report = prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    let repacked: Vec<Id> = report.plan.repack.iter().map(|u| u.id).collect();
+    assert!(!repacked.is_empty(), "{:?}", report.plan);
+
+    // The dead blobs are still found, in the old packs, which still exist.
+    let repo = open(local(&repo_dir));
+    for id in &dead {
+        let loc = repo.index().get(id).expect("a dead blob left the index");
+        assert!(repacked.contains(&loc.pack), "blob {id} in {}", loc.pack);
+        local(&repo_dir)
+            .head(&layout::object_path(Folder::Data, &loc.pack))
+            .unwrap();
+    }
+    // The late backup's snapshot lands now.
+    repo.save_snapshot(&first_snap).unwrap();
+    write_source(&src, &all);
+    let scratch = work.path().join("restore");
+    let repo = open(local(&repo_dir));
+    assert_no_damage(&repo, true);
+    assert_eq!(restore(&repo, &first_snap, &src, &scratch), read_tree(&src));
+
+    // Past the grace period, prune keeps what the snapshot uses.
+    prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    std::thread::sleep(grace + std::time::Duration::from_secs(1));
+    prune(&repo, &opts, &PruneProgress::default()).unwrap();
+    let repo = open(local(&repo_dir));
+    assert_no_damage(&repo, true);
+    let scratch = work.path().join("restore2");
+    assert_eq!(restore(&repo, &first_snap, &src, &scratch), read_tree(&src));
+}

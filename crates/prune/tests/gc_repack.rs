@@ -9,11 +9,12 @@
 mod gc_common;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use gc_common::*;
 use lifeboat_core::Repository;
 use lifeboat_core::format::layout::{self, Folder};
-use lifeboat_core::format::{ContentPart, Id};
+use lifeboat_core::format::{ContentPart, Id, Snapshot};
 use lifeboat_core::internals::RepositoryInternals as _;
 use lifeboat_prune::gc::{MaxUnused, PruneOptions, PruneProgress, prune};
 
@@ -41,18 +42,37 @@ fn envelopes(repo: &Repository, tree: &Id) -> BTreeMap<Id, (Id, Vec<u8>)> {
     out
 }
 
+/// Twelve files of 140,000 bytes (contents from `seed`) backed up, then
+/// every other one removed and backed up again: once the first snapshot is
+/// forgotten, each data pack of the first backup is half used. Returns the
+/// repository folder, the repository, the source folder, the twelve files,
+/// the first snapshot and the second.
+type HalfDead = (
+    PathBuf,
+    Repository,
+    PathBuf,
+    Vec<(String, u64, usize)>,
+    (Id, Snapshot),
+    Snapshot,
+);
+
+fn half_dead(work: &Path, seed: u64) -> HalfDead {
+    let repo_dir = work.join("repo");
+    let repo = init(&repo_dir);
+    let src = work.join("src");
+    let file = |i: u64| (format!("f{i}"), seed + i, 140_000);
+    let all: Vec<_> = (0..12).map(file).collect();
+    write_source(&src, &all);
+    let first = backup(&repo, &src).unwrap();
+    write_source(&src, &(0..12).step_by(2).map(file).collect::<Vec<_>>());
+    let (_, kept) = backup(&repo, &src).unwrap();
+    (repo_dir, repo, src, all, first, kept)
+}
+
 #[test]
 fn partly_used_packs_are_repacked_without_reencrypting() {
     let work = tempfile::tempdir().unwrap();
-    let repo_dir = work.path().join("repo");
-    let repo = init(&repo_dir);
-    let src = work.path().join("src");
-    let file = |i: u64| (format!("f{i}"), 500 + i, 140_000);
-    write_source(&src, &(0..12).map(file).collect::<Vec<_>>());
-    let (first, _) = backup(&repo, &src).unwrap();
-    // Keep every other file: each pack of the first backup is half used.
-    write_source(&src, &(0..12).step_by(2).map(file).collect::<Vec<_>>());
-    let (_, kept) = backup(&repo, &src).unwrap();
+    let (repo_dir, repo, src, _, (first, _), kept) = half_dead(work.path(), 500);
     repo.delete_snapshot(&first).unwrap();
     let before = envelopes(&repo, &kept.tree);
     let size_before = data_bytes(&repo_dir);
@@ -154,15 +174,7 @@ fn small_packs_are_merged_on_request() {
 #[test]
 fn a_repacked_pack_keeps_its_uncopied_blobs_findable_until_deleted() {
     let work = tempfile::tempdir().unwrap();
-    let repo_dir = work.path().join("repo");
-    let repo = init(&repo_dir);
-    let src = work.path().join("src");
-    let file = |i: u64| (format!("f{i}"), 700 + i, 140_000);
-    let all: Vec<_> = (0..12).map(file).collect();
-    write_source(&src, &all);
-    let (first, first_snap) = backup(&repo, &src).unwrap();
-    write_source(&src, &(0..12).step_by(2).map(file).collect::<Vec<_>>());
-    let (_, kept) = backup(&repo, &src).unwrap();
+    let (repo_dir, repo, src, all, (first, first_snap), kept) = half_dead(work.path(), 700);
     let dead: Vec<Id> = {
         let live = envelopes(&repo, &kept.tree);
         envelopes(&repo, &first_snap.tree)

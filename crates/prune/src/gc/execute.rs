@@ -363,29 +363,55 @@ impl SegmentWriter<'_> {
     }
 }
 
+/// How a prune changes the packs the index lists.
+struct IndexChange<'a> {
+    /// Packs that leave the index: unused ones deleted now, gone ones, and
+    /// repacked ones deleted now (`instant_delete`).
+    removed: HashSet<Id>,
+    /// Repacked packs left for the grace period: they stay listed with only
+    /// the blobs the repack did not copy (those not in `used`), until they
+    /// are deleted as unused like any other pack. A backup running now may
+    /// have found one of those blobs in the index it loaded and named it in
+    /// its snapshot; the blob must stay findable until the pack is deleted,
+    /// which only happens through the two-phase deletion that such a
+    /// backup's checks guard against (docs/prune.md, "A repacked pack").
+    repacked: HashSet<Id>,
+    used: &'a UsedBlobs<'a>,
+}
+
+impl IndexChange<'_> {
+    /// Whether pack `id` is listed differently after the change.
+    fn touches(&self, id: &Id) -> bool {
+        self.removed.contains(id) || self.repacked.contains(id)
+    }
+
+    /// `p` as the index lists it after the change, or `None` if it leaves.
+    fn apply(&self, mut p: IndexPack) -> Option<IndexPack> {
+        if self.removed.contains(&p.id) {
+            return None;
+        }
+        if self.repacked.contains(&p.id) {
+            p.blobs.retain(|b| !self.used.contains(&b.id));
+            if p.blobs.is_empty() {
+                return None;
+            }
+        }
+        Some(p)
+    }
+}
+
 /// Write segments listing `new_packs` and every pack of the live segments
-/// that name a pack in `removed` or `repacked`, except those in `removed`;
-/// a pack in `repacked` stays listed with only the blobs the repack did not
-/// copy (those not in `used`), until it is deleted as unused like any other
-/// pack. The last segment supersedes those segments (and the still-listed
-/// segments they superseded). Then delete the superseded segments. The
-/// segments are read and the new ones written as they fill, so a prune that
-/// touches every segment of a large index holds one segment at a time, not
-/// all the packs they list.
-///
-/// Why a repacked pack keeps its uncopied blobs: a backup running now may
-/// have found one of them in the index it loaded and named it in its
-/// snapshot; the blob must stay findable until the pack is deleted, which
-/// only happens through the two-phase deletion that such a backup's checks
-/// guard against (docs/prune.md, "A repacked pack").
-#[allow(clippy::too_many_arguments)]
+/// that name a pack `change` touches, as `change` leaves it; the last one
+/// supersedes those segments (and the still-listed segments they
+/// superseded). Then delete the superseded segments. The segments are read
+/// and the new ones written as they fill, so a prune that touches every
+/// segment of a large index holds one segment at a time, not all the packs
+/// they list.
 fn rewrite_index(
     backend: &Arc<dyn Backend>,
     key: &MasterKey,
     index: &Index,
-    removed: &HashSet<Id>,
-    repacked: &HashSet<Id>,
-    used: &UsedBlobs<'_>,
+    change: &IndexChange<'_>,
     new_packs: Vec<IndexPack>,
     lock: &mut HeldLock,
     done: &mut Executed,
@@ -408,14 +434,10 @@ fn rewrite_index(
     for p in new_packs {
         w.push(p, lock, done)?;
     }
-    if !removed.is_empty() || !repacked.is_empty() {
+    if !change.removed.is_empty() || !change.repacked.is_empty() {
         for seg_id in index.segments() {
             let seg = read_segment(backend, key, seg_id)?;
-            if !seg
-                .packs
-                .iter()
-                .any(|p| removed.contains(&p.id) || repacked.contains(&p.id))
-            {
+            if !seg.packs.iter().any(|p| change.touches(&p.id)) {
                 continue;
             }
             affected.push(*seg_id);
@@ -425,17 +447,13 @@ fn rewrite_index(
                     .filter(|s| listed.contains(s))
                     .copied(),
             );
-            for mut p in seg.packs {
-                if removed.contains(&p.id) || !kept_ids.insert(p.id) {
+            for p in seg.packs {
+                if !kept_ids.insert(p.id) {
                     continue;
                 }
-                if repacked.contains(&p.id) {
-                    p.blobs.retain(|b| !used.contains(&b.id));
-                    if p.blobs.is_empty() {
-                        continue;
-                    }
+                if let Some(p) = change.apply(p) {
+                    w.push(p, lock, done)?;
                 }
-                w.push(p, lock, done)?;
             }
         }
     }
@@ -472,22 +490,19 @@ pub(crate) fn execute(
     let mut done = Executed::default();
     let new_packs = repack(repo, opts, plan, used, lock, progress, &mut done)?;
 
-    // Packs that leave the index: unused ones deleted now, gone ones, and
-    // repacked ones deleted now (`instant_delete`). Repacked ones left for
-    // the grace period stay, with only the blobs that were not copied.
-    let mut repacked: HashSet<Id> = plan.repack.iter().map(|u| u.id).collect();
-    let mut removed: HashSet<Id> = plan.unindex.iter().copied().collect();
+    let mut change = IndexChange {
+        removed: plan.unindex.iter().copied().collect(),
+        repacked: plan.repack.iter().map(|u| u.id).collect(),
+        used,
+    };
     if opts.instant_delete {
-        removed.extend(repacked.drain());
+        change.removed.extend(change.repacked.drain());
     }
-    for u in plan.delete.iter().filter(|u| u.indexed) {
-        if let Some(id) = layout::id_of_path(&u.path) {
-            removed.insert(id);
-        }
-    }
-    rewrite_index(
-        backend, key, index, &removed, &repacked, used, new_packs, lock, &mut done,
-    )?;
+    let deleted_now = plan.delete.iter().filter(|u| u.indexed);
+    change
+        .removed
+        .extend(deleted_now.filter_map(|u| layout::id_of_path(&u.path)));
+    rewrite_index(backend, key, index, &change, new_packs, lock, &mut done)?;
 
     // Repacked packs are unused now: marked like any other (or deleted at
     // once with `instant_delete`).
